@@ -1,0 +1,323 @@
+package peerrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Handler serves one method. It gets the raw msgpack request body and returns
+// the raw response body. It must honour ctx, which carries the caller's
+// deadline; it is called concurrently.
+type Handler func(ctx context.Context, body []byte) ([]byte, error)
+
+// Config holds the settings shared by Server and Client.
+type Config struct {
+	// MaxFrameSize bounds every frame read or written, in bytes.
+	MaxFrameSize int
+	// Auth signs and checks frames; nil means the cluster has no key and
+	// frames are neither signed nor checked.
+	Auth *Auth
+	// MaxInFlight bounds the requests one connection may have in service at
+	// once; the server stops reading that connection until one finishes.
+	MaxInFlight int
+	// MaxHandlerTime caps the deadline a caller may ask of a handler.
+	MaxHandlerTime time.Duration
+	// DefaultTimeout is a call's deadline when its context has none.
+	DefaultTimeout time.Duration
+	// Dial opens a connection to a peer (Client only).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Logger gets connection-level problems; nil discards them.
+	Logger *slog.Logger
+	// OnBytes, if set, is told of every frame's size, sent or received. It
+	// must be cheap and safe for concurrent use (a metrics counter).
+	OnBytes func(sent bool, n int)
+}
+
+// DefaultConfig returns settings for a LAN cluster.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameSize:   4 << 20,
+		MaxInFlight:    64,
+		MaxHandlerTime: 30 * time.Second,
+		DefaultTimeout: 2 * time.Second,
+	}
+}
+
+// Validate reports the first unusable setting.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxFrameSize < 1024:
+		return fmt.Errorf("peerrpc: MaxFrameSize %d is below 1024 bytes", c.MaxFrameSize)
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("peerrpc: MaxInFlight %d must be at least 1", c.MaxInFlight)
+	case c.MaxHandlerTime <= 0:
+		return fmt.Errorf("peerrpc: MaxHandlerTime %v must be positive", c.MaxHandlerTime)
+	case c.DefaultTimeout <= 0:
+		return fmt.Errorf("peerrpc: DefaultTimeout %v must be positive", c.DefaultTimeout)
+	}
+	return nil
+}
+
+func (c Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+func (c Config) countBytes(sent bool, n int) {
+	if c.OnBytes != nil {
+		c.OnBytes(sent, n)
+	}
+}
+
+// Server answers peer RPC requests on the listeners given to Serve.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards handlers, listeners, conns and closed.
+	mu        sync.Mutex
+	handlers  map[string]Handler
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	closed    bool
+}
+
+// NewServer returns a server with no methods; add them with Register.
+func NewServer(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, log: cfg.logger(), ctx: ctx, cancel: cancel,
+		handlers:  make(map[string]Handler),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[net.Conn]struct{}),
+	}, nil
+}
+
+// Register adds a method. It may be called while serving.
+func (s *Server) Register(method string, h Handler) error {
+	if method == "" || len(method) > maxMethodLen {
+		return fmt.Errorf("peerrpc: method name %q must be 1-%d bytes", method, maxMethodLen)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.handlers[method]; dup {
+		return fmt.Errorf("peerrpc: method %q registered twice", method)
+	}
+	s.handlers[method] = h
+	return nil
+}
+
+// Handle registers a typed method: requests are decoded into Req (after
+// CheckMsgpack) and the returned Resp is encoded back.
+func Handle[Req, Resp any](s *Server, method string, h func(context.Context, *Req) (*Resp, error)) error {
+	return s.Register(method, func(ctx context.Context, body []byte) ([]byte, error) {
+		req := new(Req)
+		if err := Unmarshal(body, req); err != nil {
+			return nil, WithCode(CodeBadRequest, err)
+		}
+		resp, err := h(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return msgpack.Marshal(resp)
+	})
+}
+
+// Unmarshal decodes a msgpack body after checking it with CheckMsgpack.
+func Unmarshal(body []byte, v any) error {
+	if err := CheckMsgpack(body); err != nil {
+		return err
+	}
+	if err := msgpack.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	return nil
+}
+
+// Serve accepts connections on l in a goroutine the server owns, until
+// Close. The server closes l.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		l.Close()
+		return ErrClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.wg.Add(1)
+	go s.accept(l)
+	return nil
+}
+
+func (s *Server) accept(l net.Listener) {
+	defer s.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("peer rpc accept failed; listener stopped", "err", err)
+			}
+			return
+		}
+		if !s.track(c) {
+			c.Close()
+			return
+		}
+		s.wg.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// serverConn is one accepted connection. Its read loop owns reading; wmu
+// serializes response writes.
+type serverConn struct {
+	s    *Server
+	c    net.Conn
+	wmu  sync.Mutex
+	slot chan struct{}
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	sc := &serverConn{s: s, c: c, slot: make(chan struct{}, s.cfg.MaxInFlight)}
+	var handlers sync.WaitGroup
+	defer func() {
+		c.Close()
+		handlers.Wait()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	for {
+		f, err := ReadFrame(c, s.cfg.MaxFrameSize)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
+				s.log.Debug("peer rpc connection dropped", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		s.cfg.countBytes(false, headerSize+2+len(f.MAC)+len(f.signed))
+		if f.Kind != KindRequest {
+			s.log.Debug("peer rpc: response frame sent to a server; closing", "remote", c.RemoteAddr().String())
+			return
+		}
+		if s.cfg.Auth != nil {
+			if err := s.cfg.Auth.Verify(f, nil); err != nil {
+				s.log.Warn("peer rpc request refused", "remote", c.RemoteAddr().String(), "err", err)
+				sc.reply(f, nil, WithCode(CodeUnauthenticated, err), false)
+				return
+			}
+		}
+		select {
+		case sc.slot <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			defer func() { <-sc.slot }()
+			body, err := sc.call(f)
+			sc.reply(f, body, err, s.cfg.Auth != nil)
+		}()
+	}
+}
+
+func (sc *serverConn) call(f *Frame) ([]byte, error) {
+	sc.s.mu.Lock()
+	h := sc.s.handlers[f.Method]
+	sc.s.mu.Unlock()
+	if h == nil {
+		return nil, WithCode(CodeUnknownMethod, fmt.Errorf("no method %q on this peer (version mismatch?)", f.Method))
+	}
+	timeout := time.Duration(f.Timeout)
+	if timeout <= 0 || timeout > sc.s.cfg.MaxHandlerTime {
+		timeout = sc.s.cfg.MaxHandlerTime
+	}
+	ctx, cancel := context.WithTimeout(sc.s.ctx, timeout)
+	defer cancel()
+	return h(ctx, f.Body)
+}
+
+// reply writes the response to req; sign says whether to seal it.
+func (sc *serverConn) reply(req *Frame, body []byte, err error, sign bool) {
+	resp := &Frame{Kind: KindResponse, ID: req.ID, Body: body}
+	if err != nil {
+		resp.Body = nil
+		resp.Code = codeOf(err)
+		resp.Error = err.Error()
+		if len(resp.Error) > maxErrorLen {
+			resp.Error = resp.Error[:maxErrorLen]
+		}
+	}
+	var auth *Auth
+	if sign {
+		auth = sc.s.cfg.Auth
+	}
+	buf, encErr := AppendFrame(nil, resp, auth, req.Nonce)
+	if encErr == nil && len(buf)-headerSize > sc.s.cfg.MaxFrameSize {
+		encErr = fmt.Errorf("%w: response of %d bytes, limit %d", ErrFrameTooLarge, len(buf)-headerSize, sc.s.cfg.MaxFrameSize)
+	}
+	if encErr != nil {
+		resp = &Frame{Kind: KindResponse, ID: req.ID, Code: CodeInternal, Error: encErr.Error()}
+		if buf, encErr = AppendFrame(nil, resp, auth, req.Nonce); encErr != nil {
+			sc.s.log.Error("peer rpc: cannot encode error response", "err", encErr)
+			return
+		}
+	}
+	sc.wmu.Lock()
+	defer sc.wmu.Unlock()
+	sc.c.SetWriteDeadline(time.Now().Add(sc.s.cfg.DefaultTimeout))
+	if _, err := sc.c.Write(buf); err != nil {
+		sc.c.Close()
+		return
+	}
+	sc.s.cfg.countBytes(true, len(buf))
+}
+
+// Close stops accepting, closes every connection, cancels running handlers
+// and waits for them. Safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.cancel()
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
