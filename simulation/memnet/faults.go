@@ -1,0 +1,194 @@
+package memnet
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+)
+
+// faults is one immutable picture of everything wrong with the network.
+// The fault methods build a new picture and swap it in whole, so each fault
+// is applied atomically: no packet or stream byte ever sees half of one.
+// Anything waiting for a link to open (a blocked reader, a dial) watches
+// changed, which is closed when the picture is replaced.
+type faults struct {
+	// group is the partition group of each listed host; hosts not listed
+	// are in group 0. nil means no partition.
+	group map[netip.Addr]int
+	// isolated hosts can reach no other host and no other host them.
+	isolated map[netip.Addr]bool
+	// cut holds the directed links that carry nothing.
+	cut map[link]bool
+
+	changed chan struct{}
+}
+
+// link is one direction between two hosts.
+type link struct{ from, to netip.Addr }
+
+func newFaults() *faults {
+	return &faults{
+		isolated: make(map[netip.Addr]bool),
+		cut:      make(map[link]bool),
+		changed:  make(chan struct{}),
+	}
+}
+
+// verdict is what the network does, right now, with traffic on one link.
+type verdict struct {
+	// blocked: packets are dropped, stream bytes wait in their buffer
+	// (as TCP retransmits into a partition), dials wait for a handshake.
+	blocked bool
+}
+
+// route is the one place where the network decides the fate of traffic
+// from one host to another: every packet, every stream read and every dial
+// asks it. Faults to come (loss, latency and jitter, a paused host) extend
+// verdict and this function; the callers already ask per packet and per
+// chunk of stream data.
+func (f *faults) route(from, to netip.Addr) verdict {
+	if from == to {
+		return verdict{}
+	}
+	blocked := f.isolated[from] || f.isolated[to] || f.cut[link{from, to}]
+	if f.group != nil && f.group[from] != f.group[to] {
+		blocked = true
+	}
+	return verdict{blocked: blocked}
+}
+
+// change applies edit to a copy of the current picture and swaps the copy
+// in, waking everything that waits on a link; if edit fails nothing
+// changes.
+func (n *Network) change(edit func(next *faults) error) error {
+	n.faultMu.Lock()
+	defer n.faultMu.Unlock()
+	cur := n.faults.Load()
+	next := &faults{
+		group:    maps.Clone(cur.group),
+		isolated: maps.Clone(cur.isolated),
+		cut:      maps.Clone(cur.cut),
+		changed:  make(chan struct{}),
+	}
+	if err := edit(next); err != nil {
+		return err
+	}
+	n.faults.Store(next)
+	close(cur.changed)
+	return nil
+}
+
+// hostIPs parses ips and checks that each names a host.
+func (n *Network) hostIPs(ips ...string) ([]netip.Addr, error) {
+	out := make([]netip.Addr, len(ips))
+	for i, s := range ips {
+		ip, err := parseHostIP(s)
+		if err != nil {
+			return nil, err
+		}
+		if n.host(ip) == nil {
+			return nil, fmt.Errorf("memnet: %s: %w", ip, ErrUnknownHost)
+		}
+		out[i] = ip
+	}
+	return out, nil
+}
+
+// Partition splits the network: hosts (by IP) in different groups cannot
+// reach each other in either direction. Hosts not listed in any group,
+// including hosts added later, form one more group together, so
+// Partition([]string{a, b}) cuts a and b off from the rest of the network.
+// It replaces any earlier partition; cuts and isolations stay until Heal.
+// Partition() with no groups removes the partition.
+//
+// It fails, changing nothing, if an IP names no host (ErrUnknownHost) or
+// appears twice.
+func (n *Network) Partition(groups ...[]string) error {
+	group := make(map[netip.Addr]int)
+	for i, g := range groups {
+		ips, err := n.hostIPs(g...)
+		if err != nil {
+			return err
+		}
+		for _, ip := range ips {
+			if _, dup := group[ip]; dup {
+				return fmt.Errorf("memnet: partition: host %s is listed twice; each host goes in one group", ip)
+			}
+			group[ip] = i + 1
+		}
+	}
+	if len(groups) == 0 {
+		group = nil
+	}
+	return n.change(func(next *faults) error {
+		next.group = group
+		return nil
+	})
+}
+
+// Cut stops all traffic between hosts a and b, both ways. Other faults
+// stay. It fails, changing nothing, if an IP names no host
+// (ErrUnknownHost) or a and b are the same host.
+func (n *Network) Cut(a, b string) error {
+	ips, err := n.linkIPs(a, b)
+	if err != nil {
+		return err
+	}
+	return n.change(func(next *faults) error {
+		next.cut[link{ips[0], ips[1]}] = true
+		next.cut[link{ips[1], ips[0]}] = true
+		return nil
+	})
+}
+
+// CutOneWay stops traffic from one host to another; the other direction
+// still flows. Packets from→to are dropped, stream bytes from→to wait in
+// their buffer, and a dial either way waits, because a TCP handshake needs
+// both directions. Other faults stay. It fails, changing nothing, if an IP
+// names no host (ErrUnknownHost) or from and to are the same host.
+func (n *Network) CutOneWay(from, to string) error {
+	ips, err := n.linkIPs(from, to)
+	if err != nil {
+		return err
+	}
+	return n.change(func(next *faults) error {
+		next.cut[link{ips[0], ips[1]}] = true
+		return nil
+	})
+}
+
+func (n *Network) linkIPs(a, b string) ([]netip.Addr, error) {
+	ips, err := n.hostIPs(a, b)
+	if err != nil {
+		return nil, err
+	}
+	if ips[0] == ips[1] {
+		return nil, fmt.Errorf("memnet: cannot cut host %s from itself; name two hosts", ips[0])
+	}
+	return ips, nil
+}
+
+// Isolate cuts a host off from every other host, both ways, including
+// hosts added later; it can still talk to itself. Other faults stay. It
+// fails, changing nothing, if the IP names no host (ErrUnknownHost).
+func (n *Network) Isolate(ip string) error {
+	ips, err := n.hostIPs(ip)
+	if err != nil {
+		return err
+	}
+	return n.change(func(next *faults) error {
+		next.isolated[ips[0]] = true
+		return nil
+	})
+}
+
+// Heal removes every fault at once: the partition, cuts and isolations.
+// Stream bytes held by a fault flow again, and waiting dials go through.
+func (n *Network) Heal() {
+	_ = n.change(func(next *faults) error {
+		next.group = nil
+		clear(next.isolated)
+		clear(next.cut)
+		return nil
+	})
+}
