@@ -12,8 +12,8 @@
 //
 // Errors are the ones package net gives, as *net.OpError values wrapping
 // syscall.ECONNREFUSED, os.ErrDeadlineExceeded, net.ErrClosed and so on, so
-// code written for real sockets handles them unchanged (see ErrHostExists
-// for the list).
+// code written for real sockets handles them unchanged; the list is with
+// ErrHostExists.
 //
 // # Faults
 //

@@ -174,7 +174,10 @@ func (h *Host) dialOnce(ctx context.Context, addr string, tracker *connSet) (*co
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	}
 	h.mu.Lock()
-	from := netip.AddrPortFrom(h.ip, h.nextEphemeral(func(uint16) bool { return false }))
+	from := netip.AddrPortFrom(h.ip, h.nextEphemeral(func(p uint16) bool {
+		_, listening := h.listeners[p]
+		return listening
+	}))
 	h.mu.Unlock()
 	fail := func(err error) error {
 		return &net.OpError{Op: "dial", Net: "tcp", Source: tcpAddr(from), Addr: tcpAddr(to), Err: err}
