@@ -1,0 +1,198 @@
+package ring
+
+import (
+	"cmp"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Member is one participant of a ring.
+type Member struct {
+	// Name identifies the member: non-empty and unique within a ring. Keys are placed by
+	// name, so a peer that keeps its name across restarts keeps its keys.
+	Name string
+	// Weight is the member's relative capacity, 1 or more. A member of weight 2 has twice
+	// the virtual nodes, so about twice the keys, of a member of weight 1.
+	Weight int
+}
+
+// point is one virtual node: a position on the ring and the member it belongs to.
+type point struct {
+	pos   uint64
+	owner uint32 // index into Ring.members
+}
+
+// Ring is an immutable consistent-hash ring: keys are placed on a circle of 2^64 positions,
+// members sit at Weight × Config.VNodes virtual nodes each, and a key belongs to the member
+// with the virtual node nearest to it (see the package documentation for the exact rule).
+//
+// A Ring never changes after New returns it, so any number of goroutines may use it at once
+// with no lock. To follow membership, build a new Ring and swap it in (for example with
+// atomic.Pointer[Ring]); readers of the old one are not disturbed. A nil *Ring is an empty
+// ring: its lookups return ErrEmptyRing.
+type Ring struct {
+	members []Member // sorted by name; a member's index is its rank by name
+	points  []point  // every virtual node, sorted by (pos, owner)
+	// index[b] is the number of points whose top bits (pos >> shift) are below b, so the
+	// points of bucket b are points[index[b]:index[b+1]]. With at least as many buckets as
+	// points, a lookup reads about one bucket entry and one or two points.
+	index    []uint32
+	shift    uint
+	vnodes   int    // Config.VNodes
+	checksum uint64 // see Checksum
+}
+
+// New builds a ring of members with the settings in cfg. The ring depends only on the set of
+// members and cfg, never on the order of members. New neither changes nor keeps members.
+//
+// With no members New returns an empty ring, whose lookups return ErrEmptyRing: a peer can
+// start with an empty ring and build a fuller one as members join.
+//
+// New returns an error wrapping ErrBadConfig, ErrEmptyName, ErrZeroWeight,
+// ErrDuplicateMember or ErrTooManyVNodes, naming the member at fault.
+func New(members []Member, cfg Config) (*Ring, error) {
+	return build(members, cfg, vnodePosition)
+}
+
+// positionFunc places virtual node i of a member; tests replace vnodePosition with one they
+// can compute by hand.
+type positionFunc func(buf []byte, name string, i int) (uint64, []byte)
+
+func build(members []Member, cfg Config, position positionFunc) (*Ring, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ms := slices.Clone(members)
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	total := 0
+	for i, m := range ms {
+		switch {
+		case m.Name == "":
+			return nil, fmt.Errorf("%w: give every member a name", ErrEmptyName)
+		case m.Weight < 1:
+			return nil, fmt.Errorf("%w: member %q has weight %d, give it 1 or more", ErrZeroWeight, m.Name, m.Weight)
+		case i > 0 && ms[i-1].Name == m.Name:
+			return nil, fmt.Errorf("%w: %q appears more than once, list each member once", ErrDuplicateMember, m.Name)
+		case m.Weight > (MaxPoints-total)/cfg.VNodes:
+			return nil, fmt.Errorf("%w: member %q with weight %d takes the ring past %d virtual nodes at %d per unit of weight; lower the weights or Config.VNodes",
+				ErrTooManyVNodes, m.Name, m.Weight, MaxPoints, cfg.VNodes)
+		}
+		total += m.Weight * cfg.VNodes
+	}
+
+	r := &Ring{members: ms, vnodes: cfg.VNodes, checksum: checksum(ms, cfg.VNodes)}
+	if total == 0 {
+		return r, nil
+	}
+	r.points = make([]point, 0, total)
+	var buf []byte
+	for owner, m := range ms {
+		for i := range m.Weight * cfg.VNodes {
+			var pos uint64
+			pos, buf = position(buf, m.Name, i)
+			r.points = append(r.points, point{pos: pos, owner: uint32(owner)})
+		}
+	}
+	sortPoints(r.points)
+	r.buildIndex()
+	return r, nil
+}
+
+// sortPoints sorts points by position, and points at the same position by owner.
+func sortPoints(pts []point) {
+	slices.SortFunc(pts, func(a, b point) int {
+		if c := cmp.Compare(a.pos, b.pos); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.owner, b.owner)
+	})
+}
+
+// buildIndex fills r.index and r.shift from r.points (at least one point).
+func (r *Ring) buildIndex() {
+	k := bits.Len(uint(len(r.points))) // 2^k buckets > len(points)
+	r.shift = uint(64 - k)
+	r.index = make([]uint32, 1<<k+1)
+	for _, p := range r.points {
+		r.index[p.pos>>r.shift+1]++
+	}
+	for b := 1; b < len(r.index); b++ {
+		r.index[b] += r.index[b-1]
+	}
+}
+
+// Members returns the members, sorted by name. The slice is a copy the caller may keep.
+func (r *Ring) Members() []Member {
+	if r == nil {
+		return nil
+	}
+	return slices.Clone(r.members)
+}
+
+// Len returns the number of members.
+func (r *Ring) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.members)
+}
+
+// Has reports whether a member called name is in the ring.
+func (r *Ring) Has(name string) bool {
+	_, ok := r.memberIndex(name)
+	return ok
+}
+
+// memberIndex returns the index of the member called name.
+func (r *Ring) memberIndex(name string) (int, bool) {
+	if r == nil {
+		return 0, false
+	}
+	return slices.BinarySearchFunc(r.members, name, func(m Member, name string) int {
+		return strings.Compare(m.Name, name)
+	})
+}
+
+// VNodes returns the number of virtual nodes per unit of weight the ring was built with
+// (Config.VNodes), 0 for a nil ring.
+func (r *Ring) VNodes() int {
+	if r == nil {
+		return 0
+	}
+	return r.vnodes
+}
+
+// Points returns the number of virtual nodes on the ring: the sum of Weight × VNodes.
+func (r *Ring) Points() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.points)
+}
+
+// Checksum returns a 64-bit fingerprint of everything that decides where keys go: the
+// placement Version, Config.VNodes and every member's name and weight. Two rings with the
+// same checksum place every key the same way, whatever order their members were given in;
+// peers compare checksums to see that they share a view. A nil ring has the checksum of no
+// members at VNodes 0, which no ring New builds has.
+func (r *Ring) Checksum() uint64 {
+	if r == nil {
+		return checksum(nil, 0)
+	}
+	return r.checksum
+}
+
+// ChecksumHex returns Checksum as 16 lower-case hex digits.
+func (r *Ring) ChecksumHex() string {
+	s := strconv.FormatUint(r.Checksum(), 16)
+	return strings.Repeat("0", 16-len(s)) + s
+}
+
+// String describes the ring for logs, for example
+// "ring{members: 3, vnodes: 128, checksum: 5c0d4ab1c3e2f901}".
+func (r *Ring) String() string {
+	return fmt.Sprintf("ring{members: %d, vnodes: %d, checksum: %s}", r.Len(), r.VNodes(), r.ChecksumHex())
+}
