@@ -1,0 +1,166 @@
+package crdt
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"testing"
+)
+
+// Figures quoted in the package's closing note come from:
+//
+//	go test ./crdt -run '^$' -bench . -benchmem -count 6
+//
+// and for the two-goroutine scaling:
+//
+//	go test ./crdt -run '^$' -bench 'StoreApplyParallel' -cpu 1,2 -count 6
+
+func benchKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "counter/" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+func benchReplicas(n int) []ReplicaID {
+	rs := make([]ReplicaID, n)
+	for i := range rs {
+		rs[i] = ReplicaID{Node: fmt.Sprintf("node-%d", i), Incarnation: 1}
+	}
+	return rs
+}
+
+func mustStore(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := New(DefaultConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// fillStore writes every key once from each replica.
+func fillStore(tb testing.TB, s *Store, keys []string, rs []ReplicaID, amount int64) {
+	tb.Helper()
+	for _, r := range rs {
+		for _, k := range keys {
+			if _, err := s.Apply(k, r, amount); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+}
+
+func BenchmarkStoreApplyHotKey(b *testing.B) {
+	s := mustStore(b)
+	rs := benchReplicas(5)
+	fillStore(b, s, []string{"hot"}, rs, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Apply("hot", rs[0], 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStoreApplyParallel writes to random keys of 10k from b.RunParallel goroutines;
+// compare ns/op at -cpu 1 and -cpu 2.
+func BenchmarkStoreApplyParallel(b *testing.B) {
+	s := mustStore(b)
+	keys := benchKeys(10_000)
+	rs := benchReplicas(5)
+	fillStore(b, s, keys, rs, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		// A local generator: a *rand.Rand per goroutine would be heap-allocated next to the
+		// other goroutine's, and the false sharing would dominate the benchmark.
+		x := rand.Uint64()
+		for pb.Next() {
+			x = x*6364136223846793005 + 1442695040888963407
+			if _, err := s.Apply(keys[(x>>33)%uint64(len(keys))], rs[0], 1); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkStoreMemory reports heap bytes per key, not counting the key's own bytes, for
+// stores of 5 replicas a key.
+func BenchmarkStoreMemory(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run("keys="+strconv.Itoa(n), func(b *testing.B) {
+			keys := benchKeys(n)
+			keyBytes := 0
+			for _, k := range keys {
+				keyBytes += len(k)
+			}
+			rs := benchReplicas(5)
+			var perKey float64
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				s := mustStore(b)
+				fillStore(b, s, keys, rs, 3)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				// The store clones each key on insert: those bytes are the key's own.
+				perKey = (float64(after.HeapAlloc) - float64(before.HeapAlloc) - float64(keyBytes)) / float64(n)
+				runtime.KeepAlive(s)
+			}
+			b.ReportMetric(perKey, "bytes/key")
+		})
+	}
+}
+
+func BenchmarkStoreMerge(b *testing.B) {
+	keys := benchKeys(10_000)
+	rs := benchReplicas(5)
+	src := mustStore(b)
+	fillStore(b, src, keys, rs, 7)
+	st := src.Snapshot()
+	older := mustStore(b)
+	fillStore(b, older, keys, rs, 3)
+	olderState := older.Snapshot()
+	b.Run("into=empty", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			s := mustStore(b)
+			b.StartTimer()
+			if _, err := s.Merge(st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("into=older", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			s := mustStore(b)
+			if err := s.Restore(olderState); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := s.Merge(st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("into=same", func(b *testing.B) {
+		s := mustStore(b)
+		if _, err := s.Merge(st); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Merge(st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

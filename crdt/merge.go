@@ -1,0 +1,137 @@
+package crdt
+
+// Merge joins st into the store: for every key and replica, the store keeps the larger of
+// its own and st's P and N counts. It returns the keys whose state changed, each once, which
+// is what majority writes and re-gossip need. Merge is commutative, associative and
+// idempotent, so states and deltas may arrive duplicated, reordered or late.
+//
+// A merge may leave a key's value outside the int64 range (each side stayed in range on its
+// own); the counts are kept exactly and Value reports ErrValueOverflow. Merge returns
+// ErrTooManyReplicas, having merged nothing, if st would take the store past MaxReplicas.
+func (s *Store) Merge(st State) ([]string, error) {
+	if len(st.keys) == 0 {
+		return nil, nil
+	}
+	idx, err := s.replicas.internAll(st.replicas)
+	if err != nil {
+		return nil, err
+	}
+	khs, order, starts := s.groupByShard(st.keys)
+	var changed []string
+	for si := range s.shards {
+		if starts[si] == starts[si+1] {
+			continue
+		}
+		sh := &s.shards[si]
+		sh.mu.Lock()
+		before := sh.version
+		for _, k := range order[starts[si]:starts[si+1]] {
+			if s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx, before) {
+				changed = append(changed, st.keys[k])
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return changed, nil
+}
+
+// groupByShard hashes keys and orders their indices by shard: the keys of shard i are
+// order[starts[i]:starts[i+1]], so each shard is locked once.
+func (s *Store) groupByShard(keys []string) (khs []uint64, order []int32, starts []int32) {
+	khs = make([]uint64, len(keys))
+	starts = make([]int32, len(s.shards)+1)
+	for k, key := range keys {
+		khs[k] = hashKey(key)
+		starts[(khs[k]&s.mask)+1]++
+	}
+	for i := 1; i < len(starts); i++ {
+		starts[i] += starts[i-1]
+	}
+	next := make([]int32, len(s.shards))
+	copy(next, starts)
+	order = make([]int32, len(keys))
+	for k, kh := range khs {
+		si := kh & s.mask
+		order[next[si]] = int32(k)
+		next[si]++
+	}
+	return khs, order, starts
+}
+
+// mergeKey joins counts (replica indices in the State, mapped to the store's by idx) into
+// key's entry in sh, which is locked. It reports whether the entry changed and had not
+// already changed since shard version before, so a key repeated in one Merge is reported once.
+func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []uint32, before uint64) bool {
+	i, found := sh.find(key, kh)
+	if !found {
+		slots := make([]slot, 0, len(counts))
+		for _, c := range counts {
+			slots = raiseSlot(slots, idx[c.replica], c.p, c.n)
+		}
+		if len(slots) == 0 {
+			return false
+		}
+		i, ok := sh.add(key, kh)
+		if !ok {
+			return false // shard full; the key waits for a store with more shards
+		}
+		sh.at(i).slots = slots[:len(slots):len(slots)]
+		sh.noteChange(i)
+		return true
+	}
+	e := sh.at(i)
+	firstChange := e.version <= before
+	changed, extra := false, 0
+	for _, c := range counts {
+		r := idx[c.replica]
+		j := findSlot(e.slots, r)
+		switch {
+		case j >= 0:
+			if c.p > e.slots[j].p {
+				e.slots[j].p, changed = c.p, true
+			}
+			if c.n > e.slots[j].n {
+				e.slots[j].n, changed = c.n, true
+			}
+		case c.p != 0 || c.n != 0:
+			extra++
+		}
+	}
+	if extra > 0 {
+		slots := make([]slot, len(e.slots), len(e.slots)+extra)
+		copy(slots, e.slots)
+		for _, c := range counts {
+			slots = raiseSlot(slots, idx[c.replica], c.p, c.n)
+		}
+		e.slots = slots[:len(slots):len(slots)]
+		changed = true
+	}
+	if !changed {
+		return false
+	}
+	sh.noteChange(i)
+	return firstChange
+}
+
+func findSlot(slots []slot, r uint32) int {
+	for j := range slots {
+		if slots[j].replica == r {
+			return j
+		}
+	}
+	return -1
+}
+
+// raiseSlot joins (r, p, n) into slots, appending a slot for r if it has none and the counts
+// are not zero.
+func raiseSlot(slots []slot, r uint32, p, n uint64) []slot {
+	if j := findSlot(slots, r); j >= 0 {
+		slots[j].p = max(slots[j].p, p)
+		slots[j].n = max(slots[j].n, n)
+		return slots
+	}
+	if p == 0 && n == 0 {
+		return slots
+	}
+	return append(slots, slot{replica: r, p: p, n: n})
+}
