@@ -1,0 +1,448 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/ringleader/ringleader/agent/peerrpc"
+)
+
+// Errors returned by the lifecycle methods.
+var (
+	// ErrNotStarted is returned by methods that need Start first.
+	ErrNotStarted = errors.New("agent: not started")
+	// ErrShutdown is returned after Shutdown.
+	ErrShutdown = errors.New("agent: shut down")
+	// ErrJoin is returned (wrapped) when no seed could be joined.
+	ErrJoin = errors.New("agent: join failed")
+)
+
+type lifecycle int
+
+const (
+	created lifecycle = iota
+	running
+	leftCluster
+	stopped
+)
+
+// Agent is one Ringleader peer: membership over serf, the ring kept in sync
+// with it, peer RPC and the HTTP API. Create it with New, then Start; stop it
+// with Leave (graceful: others see "left") and Shutdown. All methods are safe
+// for concurrent use.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   Clock
+	metrics *metrics
+	guard   *settingsGuard
+
+	// view is the current ring and RPC addresses, swapped whole on every
+	// membership change; readers never lock.
+	view viewHolder
+
+	// stop is closed by Shutdown; every background goroutine watches it and
+	// is counted in wg.
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	fatal    chan error
+	fatalErr sync.Once
+
+	// mu guards the lifecycle fields below.
+	mu        sync.Mutex
+	state     lifecycle
+	serf      *serf.Serf
+	rpcServer *peerrpc.Server
+	rpcClient *peerrpc.Client
+	rpcAddr   string
+	httpSrv   *http.Server
+	httpAddr  string
+	startedAt time.Time
+}
+
+// New validates cfg and returns an agent that has done no I/O yet.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.StartJoin = append([]string(nil), cfg.StartJoin...)
+	cfg.RetryJoin = append([]string(nil), cfg.RetryJoin...)
+	cfg.EncryptKey = append([]byte(nil), cfg.EncryptKey...)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.RPCTransport == nil {
+		cfg.RPCTransport = TCPTransport{}
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.NodeName),
+		clock:   cfg.Clock,
+		metrics: newMetrics(),
+		guard:   &settingsGuard{self: cfg.NodeName, mine: settingsTags(cfg.VNodes)},
+		stop:    make(chan struct{}),
+		fatal:   make(chan error, 1),
+	}
+	a.metrics.registerMembers(a)
+	a.view.store(emptyView(cfg.VNodes))
+	return a, nil
+}
+
+// Start opens the listeners, starts gossip and joins StartJoin. On error
+// everything it started is stopped again.
+func (a *Agent) Start(ctx context.Context) (err error) {
+	a.mu.Lock()
+	if a.state != created {
+		a.mu.Unlock()
+		return fmt.Errorf("agent: Start called twice")
+	}
+	a.state = running
+	a.startedAt = a.clock.Now()
+	a.mu.Unlock()
+	defer func() {
+		if err != nil {
+			a.Shutdown()
+		}
+	}()
+
+	if a.cfg.DataDir != "" {
+		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("agent: data dir: %w", err)
+		}
+	}
+	if err := a.startRPC(); err != nil {
+		return err
+	}
+	if err := a.startSerf(); err != nil {
+		return err
+	}
+	if err := a.startHTTP(); err != nil {
+		return err
+	}
+	a.log.Info("peer started", "gossip", a.gossipAddr(), "rpc", a.RPCAddr(), "http", a.HTTPAddr(),
+		"encrypted", len(a.cfg.EncryptKey) > 0, "vnodes", a.cfg.VNodes)
+	if len(a.cfg.StartJoin) > 0 {
+		if _, err := a.Join(ctx, a.cfg.StartJoin); err != nil {
+			return err
+		}
+	}
+	if len(a.cfg.RetryJoin) > 0 {
+		a.wg.Add(1)
+		go a.retryJoin()
+	}
+	return nil
+}
+
+func (a *Agent) startSerf() error {
+	inner := a.cfg.GossipTransport
+	_, portStr, err := net.SplitHostPort(a.cfg.BindAddr)
+	if err != nil {
+		return fmt.Errorf("agent: bind address %q: %w", a.cfg.BindAddr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	bindHost, _, _ := net.SplitHostPort(a.cfg.BindAddr)
+	if inner == nil {
+		if bindHost == "" {
+			bindHost = "0.0.0.0"
+		}
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{bindHost},
+			BindPort:  port,
+			Logger:    log.New(&logWriter{log: a.log}, "", 0),
+		})
+		if err != nil {
+			return fmt.Errorf("agent: gossip listen on %s: %w", a.cfg.BindAddr, err)
+		}
+		port = nt.GetAutoBindPort()
+		inner = nt
+	}
+	transport := newCountingTransport(inner, a.metrics.gossipSent, a.metrics.gossipReceived)
+
+	advHost, advPort := bindHost, port
+	if advHost == "0.0.0.0" || advHost == "::" {
+		advHost = ""
+	}
+	if a.cfg.AdvertiseAddr != "" {
+		h, p, _ := net.SplitHostPort(a.cfg.AdvertiseAddr)
+		advHost = h
+		if advPort, err = strconv.Atoi(p); err != nil {
+			transport.Shutdown()
+			return fmt.Errorf("agent: advertise address %q: bad port", a.cfg.AdvertiseAddr)
+		}
+	}
+	advIP, advPort, err := transport.FinalAdvertiseAddr(advHost, advPort)
+	if err != nil {
+		transport.Shutdown()
+		return fmt.Errorf("agent: cannot pick the address to advertise (set --advertise): %w", err)
+	}
+	if a.cfg.RPCAdvertiseAddr == "" {
+		_, rpcPort, _ := net.SplitHostPort(a.rpcAddr)
+		a.rpcAddr = net.JoinHostPort(advIP.String(), rpcPort)
+	}
+
+	logger := log.New(&logWriter{log: a.log}, "", 0)
+	ml := memberlist.DefaultLANConfig()
+	ml.Transport = transport
+	ml.AdvertiseAddr = advIP.String()
+	ml.AdvertisePort = advPort
+	ml.BindPort = port
+	ml.Logger = logger
+	t := a.cfg.Timings
+	ml.ProbeInterval = t.ProbeInterval
+	ml.ProbeTimeout = t.ProbeTimeout
+	ml.GossipInterval = t.GossipInterval
+	ml.PushPullInterval = t.PushPullInterval
+	ml.SuspicionMult = t.SuspicionMult
+	if len(a.cfg.EncryptKey) > 0 {
+		kr, err := memberlist.NewKeyring(nil, a.cfg.EncryptKey)
+		if err != nil {
+			transport.Shutdown()
+			return fmt.Errorf("agent: encrypt key: %w", err)
+		}
+		ml.Keyring = kr
+	}
+
+	events := make(chan serf.Event, 1024)
+	sc := serf.DefaultConfig()
+	sc.NodeName = a.cfg.NodeName
+	sc.MemberlistConfig = ml
+	sc.Logger = logger
+	sc.EventCh = events
+	sc.Merge = a.guard
+	sc.RejoinAfterLeave = a.cfg.RejoinAfterLeave
+	sc.ReconnectInterval = t.ReconnectInterval
+	sc.ReconnectTimeout = t.ReconnectTimeout
+	sc.LeavePropagateDelay = t.LeavePropagateDelay
+	sc.Tags = map[string]string{TagRole: RolePeer, TagRPC: a.rpcAddr}
+	maps.Copy(sc.Tags, settingsTags(a.cfg.VNodes))
+	if a.cfg.DataDir != "" {
+		sc.SnapshotPath = filepath.Join(a.cfg.DataDir, "serf.snapshot")
+	}
+	s, err := serf.Create(sc)
+	if err != nil {
+		transport.Shutdown()
+		return fmt.Errorf("agent: start gossip: %w", err)
+	}
+	a.mu.Lock()
+	a.serf = s
+	a.mu.Unlock()
+	a.rebuildView(s.Members())
+	a.wg.Add(1)
+	go a.watchMembers(events)
+	if a.cfg.DataDir != "" && len(a.cfg.StartJoin) == 0 {
+		known, err := loadKnownPeers(a.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		if len(known) > 0 {
+			a.wg.Add(1)
+			go a.rejoinKnownPeers(known)
+		}
+	}
+	return nil
+}
+
+// Join joins the cluster through any of addrs (host or host:port) and
+// returns how many answered. It fails with ErrSettingsMismatch when the
+// cluster's settings differ, and ErrJoin when nobody answered.
+func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
+	s, err := a.serfOrErr()
+	if err != nil {
+		return 0, err
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := s.Join(addrs, false)
+		done <- result{n, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: %v", ErrJoin, ctx.Err())
+	}
+	if mismatch := a.guard.takeLast(); mismatch != nil && r.n == 0 {
+		return 0, mismatch
+	}
+	if r.n == 0 {
+		return 0, fmt.Errorf("%w: no seed answered (%v): %v", ErrJoin, addrs, r.err)
+	}
+	a.log.Info("joined cluster", "seeds", addrs, "answered", r.n)
+	return r.n, nil
+}
+
+// retryJoin keeps joining RetryJoin with exponential backoff until one seed
+// answers, the settings are refused, or the agent stops.
+func (a *Agent) retryJoin() {
+	defer a.wg.Done()
+	wait := a.cfg.RetryJoinInterval
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := a.Join(ctx, a.cfg.RetryJoin)
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, ErrSettingsMismatch):
+			a.log.Error("retry-join refused", "err", err)
+			a.reportFatal(err)
+			return
+		case errors.Is(err, ErrShutdown):
+			return
+		}
+		a.log.Warn("retry-join failed; will retry", "attempt", attempt, "in", wait, "err", err)
+		t := a.clock.NewTimer(wait)
+		select {
+		case <-t.C():
+		case <-a.stop:
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, a.cfg.RetryJoinMaxInterval)
+	}
+}
+
+// Fatal delivers at most one error that makes the agent unusable (its
+// retry-join was refused for a settings mismatch). A program embedding the
+// agent should watch it and shut down.
+func (a *Agent) Fatal() <-chan error { return a.fatal }
+
+func (a *Agent) reportFatal(err error) {
+	a.fatalErr.Do(func() { a.fatal <- err })
+}
+
+// Leave leaves the cluster gracefully: the others see this peer as "left",
+// not "failed". Call Shutdown afterwards. Safe to call more than once.
+func (a *Agent) Leave(ctx context.Context) error {
+	a.mu.Lock()
+	if a.state != running {
+		a.mu.Unlock()
+		return nil
+	}
+	a.state = leftCluster
+	s := a.serf
+	a.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Leave() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("agent: leave: %w", err)
+		}
+		if a.cfg.DataDir != "" && !a.cfg.RejoinAfterLeave {
+			if err := os.Remove(filepath.Join(a.cfg.DataDir, knownPeersFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				a.log.Warn("cannot remove the known peers file", "err", err)
+			}
+		}
+		a.log.Info("left the cluster")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("agent: leave: %w", ctx.Err())
+	}
+}
+
+// Shutdown stops everything without leaving: the others will see this peer
+// fail. Safe to call more than once; it waits for every goroutine it owns.
+func (a *Agent) Shutdown() error {
+	a.mu.Lock()
+	if a.state == stopped {
+		a.mu.Unlock()
+		return nil
+	}
+	a.state = stopped
+	close(a.stop)
+	s, rs, rc, hs := a.serf, a.rpcServer, a.rpcClient, a.httpSrv
+	a.mu.Unlock()
+
+	var errs []error
+	if hs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := hs.Shutdown(ctx); err != nil {
+			hs.Close()
+		}
+		cancel()
+	}
+	if s != nil {
+		if err := s.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rs != nil {
+		rs.Close()
+	}
+	if rc != nil {
+		rc.Close()
+	}
+	a.wg.Wait()
+	if s != nil {
+		// serf.Shutdown shuts memberlist down, which closes the transport.
+		<-s.ShutdownCh()
+	}
+	a.log.Info("peer stopped")
+	return errors.Join(errs...)
+}
+
+// ShutdownCh is closed when Shutdown begins.
+func (a *Agent) ShutdownCh() <-chan struct{} { return a.stop }
+
+func (a *Agent) serfOrErr() (*serf.Serf, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.state == stopped:
+		return nil, ErrShutdown
+	case a.serf == nil:
+		return nil, ErrNotStarted
+	}
+	return a.serf, nil
+}
+
+// NodeName is this peer's name.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
+// RPCAddr is the peer RPC address this peer advertises.
+func (a *Agent) RPCAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rpcAddr
+}
+
+// HTTPAddr is the address the HTTP API listens on, once started.
+func (a *Agent) HTTPAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.httpAddr
+}
+
+func (a *Agent) gossipAddr() string {
+	s, err := a.serfOrErr()
+	if err != nil {
+		return ""
+	}
+	m := s.LocalMember()
+	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+}

@@ -1,0 +1,490 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+	"go.uber.org/goleak"
+
+	"github.com/ringleader/ringleader/agent"
+	"github.com/ringleader/ringleader/simulation/memnet"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// fastTimings are LAN timings at a tenth, so a test cluster settles in well
+// under a second.
+var fastTimings = agent.DefaultTimings().Scaled(0.1)
+
+// testCluster is n agents on one in-memory network, host i at 10.0.0.i.
+type testCluster struct {
+	t      *testing.T
+	net    *memnet.Network
+	agents []*agent.Agent
+}
+
+func ip(i int) string { return fmt.Sprintf("10.0.0.%d", i+1) }
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("AGENT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// newAgentConfig returns the config of agent i on net.
+func newAgentConfig(t *testing.T, net *memnet.Network, i int) agent.Config {
+	t.Helper()
+	host, err := net.AddHost(ip(i))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hostConfig(t, host, i)
+}
+
+// hostConfig returns the config of agent i on an existing host.
+func hostConfig(t *testing.T, host *memnet.Host, i int) agent.Config {
+	t.Helper()
+	gossip, err := host.GossipTransport(7946)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := agent.DefaultConfig()
+	cfg.NodeName = fmt.Sprintf("n%d", i+1)
+	cfg.BindAddr = ip(i) + ":7946"
+	cfg.RPCAddr = ip(i) + ":7947"
+	cfg.HTTPAddr = ""
+	cfg.DataDir = ""
+	cfg.Timings = fastTimings
+	cfg.GossipTransport = gossip
+	cfg.RPCTransport = host
+	cfg.RPCTimeout = 500 * time.Millisecond
+	cfg.Logger = testLogger(t).With("test", t.Name())
+	return cfg
+}
+
+func newNetwork(t *testing.T) *memnet.Network {
+	t.Helper()
+	n, err := memnet.New(memnet.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// startAgent starts an agent with cfg and shuts it down when the test ends.
+func startAgent(t *testing.T, cfg agent.Config) *agent.Agent {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown() })
+	return a
+}
+
+// newCluster starts n agents, all joined through the first.
+func newCluster(t *testing.T, n int, mutate func(i int, cfg *agent.Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, net: newNetwork(t)}
+	for i := range n {
+		cfg := newAgentConfig(t, c.net, i)
+		if i > 0 {
+			cfg.StartJoin = []string{ip(0) + ":7946"}
+		}
+		if mutate != nil {
+			mutate(i, &cfg)
+		}
+		c.agents = append(c.agents, startAgent(t, cfg))
+	}
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, still waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// statuses returns name -> status as a sees the cluster.
+func statuses(a *agent.Agent) map[string]string {
+	ms, err := a.Members()
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, m := range ms {
+		out[m.Name] = m.Status
+	}
+	return out
+}
+
+// agreed checks that every agent in as sees exactly want (name -> status)
+// and that all report one ring checksum with the alive peers in it.
+func agreed(as []*agent.Agent, want map[string]string) error {
+	var sum string
+	for _, a := range as {
+		got := statuses(a)
+		for name, st := range want {
+			if got[name] != st {
+				return fmt.Errorf("%s sees %s as %q, want %q", a.NodeName(), name, got[name], st)
+			}
+		}
+		v := a.View()
+		alive := 0
+		for _, st := range want {
+			if st == "alive" {
+				alive++
+			}
+		}
+		if v.Ring.Len() != alive {
+			return fmt.Errorf("%s's ring has %d members, want %d", a.NodeName(), v.Ring.Len(), alive)
+		}
+		if sum == "" {
+			sum = v.Ring.ChecksumHex()
+		} else if v.Ring.ChecksumHex() != sum {
+			return fmt.Errorf("%s's ring checksum %s differs from %s", a.NodeName(), v.Ring.ChecksumHex(), sum)
+		}
+	}
+	return nil
+}
+
+func allAlive(n int) map[string]string {
+	want := map[string]string{}
+	for i := range n {
+		want[fmt.Sprintf("n%d", i+1)] = "alive"
+	}
+	return want
+}
+
+func TestClusterFormsAndAgreesOnTheRing(t *testing.T) {
+	c := newCluster(t, 5, nil)
+	waitFor(t, 10*time.Second, "5 alive members and one ring everywhere", func() error {
+		return agreed(c.agents, allAlive(5))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	name, err := c.agents[0].Ping(ctx, "n5")
+	if err != nil || name != "n5" {
+		t.Fatalf("peer rpc ping n1 -> n5: got %q, %v", name, err)
+	}
+}
+
+func TestFailedPeerLeavesTheRing(t *testing.T) {
+	c := newCluster(t, 5, nil)
+	waitFor(t, 10*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(5)) })
+
+	c.agents[4].Shutdown() // a crash: no leave
+	want := allAlive(4)
+	want["n5"] = "failed"
+	waitFor(t, 15*time.Second, "n5 marked failed and out of the ring", func() error {
+		return agreed(c.agents[:4], want)
+	})
+	if err := c.agents[0].ForceLeave("n5", false); err != nil {
+		t.Fatalf("force-leave of a failed member: %v", err)
+	}
+	want["n5"] = "left"
+	waitFor(t, 10*time.Second, "n5 left after force-leave", func() error {
+		return agreed(c.agents[:4], want)
+	})
+}
+
+func TestGracefulLeaveShowsLeft(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	waitFor(t, 10*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(3)) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.agents[2].Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.agents[2].Leave(ctx); err != nil {
+		t.Fatalf("second Leave: %v", err)
+	}
+	c.agents[2].Shutdown()
+	c.agents[2].Shutdown()
+	want := allAlive(2)
+	want["n3"] = "left"
+	waitFor(t, 10*time.Second, "n3 left, never failed", func() error {
+		for _, a := range c.agents[:2] {
+			if st := statuses(a)["n3"]; st == "failed" {
+				t.Fatalf("%s saw n3 as failed after a graceful leave", a.NodeName())
+			}
+		}
+		return agreed(c.agents[:2], want)
+	})
+}
+
+func TestForceLeaveRefusesAliveAndUnknown(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	waitFor(t, 10*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(2)) })
+	for _, tc := range []struct {
+		name string
+		want error
+	}{
+		{"n2", agent.ErrMemberAlive},
+		{"nobody", agent.ErrUnknownMember},
+	} {
+		if err := c.agents[0].ForceLeave(tc.name, false); !errors.Is(err, tc.want) {
+			t.Errorf("ForceLeave(%s) = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestPartitionHeals(t *testing.T) {
+	c := newCluster(t, 5, nil)
+	waitFor(t, 10*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(5)) })
+	if err := c.net.Partition([]string{ip(0), ip(1)}, []string{ip(2), ip(3), ip(4)}); err != nil {
+		t.Fatal(err)
+	}
+	majority := allAlive(5)
+	majority["n1"], majority["n2"] = "failed", "failed"
+	waitFor(t, 20*time.Second, "the majority side marks the minority failed", func() error {
+		return agreed(c.agents[2:], majority)
+	})
+	c.net.Heal()
+	waitFor(t, 20*time.Second, "all alive again after heal", func() error {
+		return agreed(c.agents, allAlive(5))
+	})
+}
+
+func TestSettingsMismatchRefusesToJoin(t *testing.T) {
+	net := newNetwork(t)
+	startAgent(t, newAgentConfig(t, net, 0))
+	cfg := newAgentConfig(t, net, 1)
+	cfg.VNodes = 64
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown()
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Join(context.Background(), []string{ip(0) + ":7946"})
+	if !errors.Is(err, agent.ErrSettingsMismatch) || !strings.Contains(err.Error(), "--vnodes") {
+		t.Fatalf("join with other vnodes: got %v, want ErrSettingsMismatch naming --vnodes", err)
+	}
+}
+
+func TestEncryption(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	other := []byte("fedcba9876543210fedcba9876543210")
+	net := newNetwork(t)
+	var as []*agent.Agent
+	for i := range 2 {
+		cfg := newAgentConfig(t, net, i)
+		cfg.EncryptKey = key
+		if i > 0 {
+			cfg.StartJoin = []string{ip(0)}
+		}
+		as = append(as, startAgent(t, cfg))
+	}
+	waitFor(t, 10*time.Second, "encrypted cluster", func() error { return agreed(as, allAlive(2)) })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := as[0].Ping(ctx, "n2"); err != nil {
+		t.Fatalf("authenticated ping: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		key  []byte
+		host int
+	}{{"wrong key", other, 2}, {"no key", nil, 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := newAgentConfig(t, net, tc.host)
+			cfg.NodeName = "intruder"
+			cfg.EncryptKey = tc.key
+			a, err := agent.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Shutdown()
+			if err := a.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Join(context.Background(), []string{ip(0)}); !errors.Is(err, agent.ErrJoin) {
+				t.Fatalf("join: got %v, want ErrJoin", err)
+			}
+			if st := statuses(as[0])["intruder"]; st != "" {
+				t.Fatalf("n1 lists the intruder as %q", st)
+			}
+		})
+	}
+}
+
+// A member without role=peer (a stock serf agent) is listed but kept out
+// of the ring.
+func TestNonPeerMemberStaysOutOfTheRing(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	host, err := c.net.AddHost("10.0.0.50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := host.GossipTransport(7946)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := serf.DefaultConfig()
+	sc.NodeName = "plain-serf"
+	sc.LogOutput = io.Discard
+	sc.MemberlistConfig.Transport = tr
+	sc.MemberlistConfig.LogOutput = io.Discard
+	sc.MemberlistConfig.AdvertiseAddr = "10.0.0.50"
+	sc.MemberlistConfig.AdvertisePort = 7946
+	sc.Tags = map[string]string{"role": "web"}
+	s, err := serf.Create(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		s.Shutdown()
+		<-s.ShutdownCh()
+	}()
+	if _, err := s.Join([]string{ip(0) + ":7946"}, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "plain-serf listed, ring unchanged", func() error {
+		for _, a := range c.agents {
+			ms, err := a.Members()
+			if err != nil {
+				return err
+			}
+			var found bool
+			for _, m := range ms {
+				if m.Name == "plain-serf" {
+					found = true
+					if m.Status != "alive" || m.InRing || m.Peer {
+						return fmt.Errorf("%s lists plain-serf as %+v", a.NodeName(), m)
+					}
+				}
+			}
+			if !found {
+				return fmt.Errorf("%s does not list plain-serf yet", a.NodeName())
+			}
+		}
+		return agreed(c.agents, allAlive(2))
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	base := agent.DefaultConfig()
+	base.NodeName = "n1"
+	for _, tc := range []struct {
+		name   string
+		mutate func(c *agent.Config)
+		want   string
+	}{
+		{"default is valid", func(c *agent.Config) {}, ""},
+		{"empty name", func(c *agent.Config) { c.NodeName = "" }, "node name is empty"},
+		{"bad name", func(c *agent.Config) { c.NodeName = "a b" }, "node name"},
+		{"bad bind", func(c *agent.Config) { c.BindAddr = "nope" }, "--bind"},
+		{"bad port", func(c *agent.Config) { c.RPCAddr = "1.2.3.4:99999" }, "port"},
+		{"short key", func(c *agent.Config) { c.EncryptKey = []byte("short") }, "encrypt key is 5 bytes"},
+		{"zero vnodes", func(c *agent.Config) { c.VNodes = 0 }, "vnodes"},
+		{"empty join", func(c *agent.Config) { c.StartJoin = []string{""} }, "empty join address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			tc.mutate(&c)
+			err := c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("got %v, want valid", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLifecycleIsIdempotent(t *testing.T) {
+	net := newNetwork(t)
+	a, err := agent.New(newAgentConfig(t, net, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Join(context.Background(), []string{"x"}); !errors.Is(err, agent.ErrNotStarted) {
+		t.Fatalf("join before start: %v", err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	a.Shutdown()
+	a.Shutdown()
+	if err := a.Leave(context.Background()); err != nil {
+		t.Fatalf("leave after shutdown: %v", err)
+	}
+	if _, err := a.Members(); !errors.Is(err, agent.ErrShutdown) {
+		t.Fatalf("members after shutdown: %v", err)
+	}
+}
+
+// A crashed peer restarted with its data dir rejoins by itself, with no
+// seed given.
+func TestRestartRejoinsFromDataDir(t *testing.T) {
+	net := newNetwork(t)
+	var as []*agent.Agent
+	var hosts []*memnet.Host
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	for i := range 3 {
+		h, err := net.AddHost(ip(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+		cfg := hostConfig(t, h, i)
+		cfg.DataDir = dirs[i]
+		// The others never reconnect to n3, so only n3 itself can rejoin.
+		cfg.Timings.ReconnectInterval = time.Hour
+		if i > 0 {
+			cfg.StartJoin = []string{ip(0)}
+		}
+		as = append(as, startAgent(t, cfg))
+	}
+	waitFor(t, 10*time.Second, "cluster", func() error { return agreed(as, allAlive(3)) })
+	as[2].Shutdown() // crash
+	want := allAlive(2)
+	want["n3"] = "failed"
+	waitFor(t, 15*time.Second, "n3 failed", func() error { return agreed(as[:2], want) })
+
+	// Serf's own snapshot may miss the last members joined before a kill -9
+	// (it flushes lazily); without it the known-peers file must do.
+	if err := os.Remove(filepath.Join(dirs[2], "serf.snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hostConfig(t, hosts[2], 2)
+	cfg.DataDir = dirs[2]
+	as[2] = startAgent(t, cfg)
+	waitFor(t, 15*time.Second, "n3 back without a seed", func() error { return agreed(as, allAlive(3)) })
+}

@@ -1,0 +1,252 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/ringleader/ringleader/ring"
+)
+
+// ProtocolVersion is the peer protocol this build speaks. It travels in serf
+// tags; peers with a different one refuse to merge.
+const ProtocolVersion = 1
+
+// Version is the build's version, shown by /v1/status and `peer version`.
+var Version = "0.1.0-dev"
+
+// Config configures one agent. Build it from DefaultConfig; New copies it and
+// never writes to the caller's value.
+type Config struct {
+	// NodeName names this peer in the cluster: 1-128 bytes of letters,
+	// digits, '-', '.' and '_'. Default: the host name.
+	NodeName string
+	// BindAddr is the gossip address (UDP and TCP), host:port.
+	BindAddr string
+	// AdvertiseAddr is the gossip address other peers use, host:port; empty
+	// means the bind address, or a private IP of this host when binding to
+	// all interfaces.
+	AdvertiseAddr string
+	// RPCAddr is the peer RPC listen address, host:port.
+	RPCAddr string
+	// RPCAdvertiseAddr is the peer RPC address other peers dial; empty means
+	// the gossip advertise IP with RPCAddr's port.
+	RPCAdvertiseAddr string
+	// HTTPAddr is the HTTP API address; empty disables the HTTP API.
+	HTTPAddr string
+	// DataDir holds this peer's durable state (serf's snapshot so far).
+	// Empty keeps everything in memory: a restarted peer then cannot rejoin
+	// by itself (for tests and embedding).
+	DataDir string
+	// StartJoin are seeds joined during Start; Start fails if none answers.
+	StartJoin []string
+	// RetryJoin are seeds joined in the background, with backoff from
+	// RetryJoinInterval up to RetryJoinMaxInterval, until one answers.
+	RetryJoin            []string
+	RetryJoinInterval    time.Duration
+	RetryJoinMaxInterval time.Duration
+	// RejoinAfterLeave lets a peer that left gracefully rejoin from its
+	// snapshot when restarted (a restart for a deploy is a leave then a
+	// start). Serf's default is false; ours is true.
+	RejoinAfterLeave bool
+	// EncryptKey is the cluster key: 32 bytes (AES-256-GCM for gossip, and
+	// the HMAC key of peer RPC). Empty means no encryption or authentication.
+	EncryptKey []byte
+	// VNodes is the ring's virtual nodes per member. Cluster-wide: a peer with
+	// a different value refuses to join.
+	VNodes int
+	// Timings are the gossip timings.
+	Timings Timings
+	// RPCTimeout is the deadline of a peer RPC call without its own.
+	RPCTimeout time.Duration
+	// Logger gets the agent's logs (serf's and memberlist's too); nil
+	// discards them.
+	Logger *slog.Logger
+	// Clock drives the agent's timers and leases; nil means SystemClock.
+	Clock Clock
+	// GossipTransport replaces the UDP/TCP gossip transport (simulation);
+	// BindAddr is then only used for its port.
+	GossipTransport memberlist.NodeAwareTransport
+	// RPCTransport replaces TCP for peer RPC; nil means TCPTransport.
+	RPCTransport RPCTransport
+}
+
+// Timings are the gossip timings. DefaultTimings matches memberlist's LAN
+// profile, with serf's reconnect tuned (see ReconnectInterval).
+type Timings struct {
+	ProbeInterval    time.Duration
+	ProbeTimeout     time.Duration
+	GossipInterval   time.Duration
+	PushPullInterval time.Duration
+	SuspicionMult    int
+	// ReconnectInterval is how often serf tries to reach a failed member.
+	// Serf's default is 30 s, so a healed partition took 1-20 s to be seen
+	// (measured); we try every second: a healed partition is seen in a
+	// second or two, at the cost of one connection attempt per second while
+	// a member is failed.
+	ReconnectInterval time.Duration
+	// ReconnectTimeout is how long a failed member is kept (and retried)
+	// before it is reaped.
+	ReconnectTimeout time.Duration
+	// LeavePropagateDelay is how long Leave waits for its intent to spread.
+	LeavePropagateDelay time.Duration
+}
+
+// DefaultTimings returns the LAN timings.
+func DefaultTimings() Timings {
+	return Timings{
+		ProbeInterval:       time.Second,
+		ProbeTimeout:        500 * time.Millisecond,
+		GossipInterval:      200 * time.Millisecond,
+		PushPullInterval:    30 * time.Second,
+		SuspicionMult:       4,
+		ReconnectInterval:   time.Second,
+		ReconnectTimeout:    24 * time.Hour,
+		LeavePropagateDelay: time.Second,
+	}
+}
+
+// Scaled returns t with every duration multiplied by f (for tests and the
+// simulation, which run in fast time).
+func (t Timings) Scaled(f float64) Timings {
+	s := func(d time.Duration) time.Duration { return time.Duration(float64(d) * f) }
+	return Timings{
+		ProbeInterval:       s(t.ProbeInterval),
+		ProbeTimeout:        s(t.ProbeTimeout),
+		GossipInterval:      s(t.GossipInterval),
+		PushPullInterval:    s(t.PushPullInterval),
+		SuspicionMult:       t.SuspicionMult,
+		ReconnectInterval:   s(t.ReconnectInterval),
+		ReconnectTimeout:    s(t.ReconnectTimeout),
+		LeavePropagateDelay: s(t.LeavePropagateDelay),
+	}
+}
+
+// DefaultConfig returns the configuration `peer agent` starts with.
+func DefaultConfig() Config {
+	name, err := os.Hostname()
+	if err != nil {
+		name = ""
+	}
+	return Config{
+		NodeName:             name,
+		BindAddr:             "0.0.0.0:7946",
+		RPCAddr:              "0.0.0.0:7947",
+		HTTPAddr:             "127.0.0.1:7948",
+		DataDir:              "ringleader-data",
+		RetryJoinInterval:    time.Second,
+		RetryJoinMaxInterval: 30 * time.Second,
+		RejoinAfterLeave:     true,
+		VNodes:               ring.DefaultConfig().VNodes,
+		Timings:              DefaultTimings(),
+		RPCTimeout:           2 * time.Second,
+	}
+}
+
+// KeySize is the length of a cluster key in bytes.
+const KeySize = 32
+
+// Validate reports the first unusable setting. It does not change c.
+func (c Config) Validate() error {
+	if err := ValidateNodeName(c.NodeName); err != nil {
+		return err
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"bind", c.BindAddr}, {"rpc", c.RPCAddr},
+	} {
+		if err := validateHostPort(a.flag, a.addr, false); err != nil {
+			return err
+		}
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"advertise", c.AdvertiseAddr}, {"rpc-advertise", c.RPCAdvertiseAddr}, {"http", c.HTTPAddr},
+	} {
+		if err := validateHostPort(a.flag, a.addr, true); err != nil {
+			return err
+		}
+	}
+	for _, s := range slices.Concat(c.StartJoin, c.RetryJoin) {
+		if s == "" {
+			return errors.New("agent: empty join address; give host or host:port")
+		}
+	}
+	if len(c.EncryptKey) != 0 && len(c.EncryptKey) != KeySize {
+		return fmt.Errorf("agent: encrypt key is %d bytes, want %d (make one with `peer keygen`)", len(c.EncryptKey), KeySize)
+	}
+	if err := (ring.Config{VNodes: c.VNodes}).Validate(); err != nil {
+		return fmt.Errorf("agent: vnodes: %w", err)
+	}
+	if len(c.RetryJoin) > 0 && (c.RetryJoinInterval <= 0 || c.RetryJoinMaxInterval < c.RetryJoinInterval) {
+		return fmt.Errorf("agent: retry-join interval %v must be positive and at most the max interval %v", c.RetryJoinInterval, c.RetryJoinMaxInterval)
+	}
+	if c.RPCTimeout <= 0 {
+		return fmt.Errorf("agent: rpc timeout %v must be positive", c.RPCTimeout)
+	}
+	return c.Timings.validate()
+}
+
+func (t Timings) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"probe interval", t.ProbeInterval}, {"probe timeout", t.ProbeTimeout},
+		{"gossip interval", t.GossipInterval}, {"push-pull interval", t.PushPullInterval},
+		{"reconnect interval", t.ReconnectInterval}, {"reconnect timeout", t.ReconnectTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("agent: %s %v must be positive", d.name, d.v)
+		}
+	}
+	if t.SuspicionMult < 1 {
+		return fmt.Errorf("agent: suspicion multiplier %d must be at least 1", t.SuspicionMult)
+	}
+	if t.LeavePropagateDelay < 0 {
+		return fmt.Errorf("agent: leave propagate delay %v must not be negative", t.LeavePropagateDelay)
+	}
+	return nil
+}
+
+// ValidateNodeName checks a node name: 1-128 bytes of letters, digits, '-',
+// '.' and '_'.
+func ValidateNodeName(name string) error {
+	if name == "" {
+		return errors.New("agent: node name is empty; set --name")
+	}
+	if len(name) > 128 {
+		return fmt.Errorf("agent: node name is %d bytes, limit 128", len(name))
+	}
+	for _, r := range name {
+		ok := r == '-' || r == '.' || r == '_' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z')
+		if !ok {
+			return fmt.Errorf("agent: node name %q has %q; use letters, digits, '-', '.' and '_'", name, r)
+		}
+	}
+	return nil
+}
+
+func validateHostPort(flag, addr string, emptyOK bool) error {
+	if addr == "" {
+		if emptyOK {
+			return nil
+		}
+		return fmt.Errorf("agent: --%s address is empty; give host:port", flag)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("agent: --%s %q: %v; give host:port", flag, addr, err)
+	}
+	_ = host // names are resolved by Start
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("agent: --%s %q: port must be 0-65535", flag, addr)
+	}
+	return nil
+}

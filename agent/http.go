@@ -1,0 +1,258 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// MaxRequestBody bounds every HTTP request body, in bytes.
+const MaxRequestBody = 1 << 20
+
+func (a *Agent) startHTTP() error {
+	if a.cfg.HTTPAddr == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("agent: http listen on %s: %w", a.cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	a.mu.Lock()
+	a.httpSrv, a.httpAddr = srv, l.Addr().String()
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Handler returns the HTTP API (what HTTPAddr serves), for embedding in
+// another server.
+func (a *Agent) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/health", a.handleHealth)
+	mux.HandleFunc("GET /v1/status", a.handleStatus)
+	mux.HandleFunc("GET /v1/members", a.handleMembers)
+	mux.HandleFunc("POST /v1/members/{name}/force-leave", a.handleForceLeave)
+	mux.HandleFunc("GET /v1/ring", a.handleRing)
+	mux.HandleFunc("GET /v1/ring/owner/{key...}", a.handleOwner)
+	mux.Handle("GET /metrics", a.metrics.handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s; see the README for the API", r.Method, r.URL.Path))
+	})
+	return a.instrument(mux)
+}
+
+// instrument limits bodies, turns the mux's plain-text 405 into JSON, and
+// records durations by route and code.
+func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		switch {
+		case r.ContentLength > MaxRequestBody:
+			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxRequestBody))
+		case !routed(mux, r, r.Method) && (routed(mux, r, "GET") || routed(mux, r, "POST")):
+			writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
+		default:
+			r.Body = http.MaxBytesReader(rec, r.Body, MaxRequestBody)
+			mux.ServeHTTP(rec, r)
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "other"
+		}
+		a.metrics.httpDuration.WithLabelValues(route, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+// routed reports whether a route other than the catch-all serves r's path
+// with method.
+func routed(mux *http.ServeMux, r *http.Request, method string) bool {
+	probe := r.Clone(r.Context())
+	probe.Method = method
+	_, pattern := mux.Handler(probe)
+	return pattern != "" && pattern != "/"
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// writeJSON writes v as the JSON answer.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// writeError writes {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// errorStatus maps the agent's errors to HTTP status codes.
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrBadKey):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrUnknownMember):
+		return http.StatusNotFound
+	case errors.Is(err, ErrMemberAlive):
+		return http.StatusConflict
+	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrShutdown):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (a *Agent) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if _, err := a.serfOrErr(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": a.cfg.NodeName})
+}
+
+// Status is what GET /v1/status answers.
+type Status struct {
+	Node          string         `json:"node"`
+	Version       string         `json:"version"`
+	Protocol      int            `json:"protocol"`
+	GossipAddr    string         `json:"gossip_addr"`
+	RPCAddr       string         `json:"rpc_addr"`
+	RingChecksum  string         `json:"ring_checksum"`
+	RingMembers   int            `json:"ring_members"`
+	VNodes        int            `json:"vnodes"`
+	Members       map[string]int `json:"members"`
+	UptimeSeconds float64        `json:"uptime_seconds"`
+	Encrypted     bool           `json:"encrypted"`
+}
+
+// Status reports this peer's state.
+func (a *Agent) Status() Status {
+	v := a.view.load()
+	a.mu.Lock()
+	started := a.startedAt
+	a.mu.Unlock()
+	return Status{
+		Node:          a.cfg.NodeName,
+		Version:       Version,
+		Protocol:      ProtocolVersion,
+		GossipAddr:    a.gossipAddr(),
+		RPCAddr:       a.RPCAddr(),
+		RingChecksum:  v.Ring.ChecksumHex(),
+		RingMembers:   v.Ring.Len(),
+		VNodes:        a.cfg.VNodes,
+		Members:       a.memberCounts(),
+		UptimeSeconds: a.clock.Now().Sub(started).Seconds(),
+		Encrypted:     len(a.cfg.EncryptKey) > 0,
+	}
+}
+
+func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.Status())
+}
+
+func (a *Agent) handleMembers(w http.ResponseWriter, r *http.Request) {
+	ms, err := a.Members()
+	if err != nil {
+		writeError(w, errorStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"members": ms})
+}
+
+func (a *Agent) handleForceLeave(w http.ResponseWriter, r *http.Request) {
+	prune, err := queryBool(r, "prune")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	name := r.PathValue("name")
+	if err := a.ForceLeave(name, prune); err != nil {
+		writeError(w, errorStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"member": name, "pruned": prune})
+}
+
+// RingInfo is what GET /v1/ring answers.
+type RingInfo struct {
+	Checksum string   `json:"checksum"`
+	VNodes   int      `json:"vnodes"`
+	Members  []string `json:"members"`
+}
+
+func (a *Agent) handleRing(w http.ResponseWriter, r *http.Request) {
+	v := a.view.load()
+	names := []string{}
+	for _, m := range v.Ring.Members() {
+		names = append(names, m.Name)
+	}
+	writeJSON(w, http.StatusOK, RingInfo{Checksum: v.Ring.ChecksumHex(), VNodes: v.Ring.VNodes(), Members: names})
+}
+
+// OwnerInfo is what GET /v1/ring/owner/{key} answers.
+type OwnerInfo struct {
+	Key        string   `json:"key"`
+	Owner      string   `json:"owner"`
+	Preference []string `json:"preference"`
+	Checksum   string   `json:"checksum"`
+}
+
+func (a *Agent) handleOwner(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if err := ValidateKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n := 3
+	if s := r.URL.Query().Get("n"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 || n > 64 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("n=%q: give a preference list length from 1 to 64", s))
+			return
+		}
+	}
+	v := a.view.load()
+	pref, err := v.Ring.Preference(key, n)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("no owner for %q: %v (has this peer joined a cluster?)", key, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, OwnerInfo{Key: key, Owner: pref[0], Preference: pref, Checksum: v.Ring.ChecksumHex()})
+}
+
+func queryBool(r *http.Request, name string) (bool, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: give true or false", name, s)
+	}
+	return b, nil
+}

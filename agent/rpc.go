@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ringleader/ringleader/agent/peerrpc"
+)
+
+// Peer RPC methods.
+const methodPing = "ping"
+
+type pingRequest struct {
+	From string `msgpack:"from"`
+}
+
+type pingResponse struct {
+	Name string `msgpack:"name"`
+}
+
+func (a *Agent) startRPC() error {
+	cfg := peerrpc.DefaultConfig()
+	cfg.DefaultTimeout = a.cfg.RPCTimeout
+	cfg.Logger = a.log
+	cfg.Dial = a.cfg.RPCTransport.DialContext
+	cfg.OnBytes = a.metrics.rpcBytes
+	if len(a.cfg.EncryptKey) > 0 {
+		auth, err := peerrpc.NewAuth(a.cfg.EncryptKey, peerrpc.DefaultAuthWindow, a.clock.Now)
+		if err != nil {
+			return err
+		}
+		cfg.Auth = auth
+	}
+	server, err := peerrpc.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	client, err := peerrpc.NewClient(cfg)
+	if err != nil {
+		return err
+	}
+	if err := peerrpc.Handle(server, methodPing, a.handlePing); err != nil {
+		return err
+	}
+	l, err := a.cfg.RPCTransport.Listen(a.cfg.RPCAddr)
+	if err != nil {
+		return fmt.Errorf("agent: peer rpc listen on %s: %w", a.cfg.RPCAddr, err)
+	}
+	addr := a.cfg.RPCAdvertiseAddr
+	if addr == "" {
+		addr = l.Addr().String()
+	}
+	a.mu.Lock()
+	a.rpcServer, a.rpcClient, a.rpcAddr = server, client, addr
+	a.mu.Unlock()
+	return server.Serve(l)
+}
+
+func (a *Agent) handlePing(ctx context.Context, req *pingRequest) (*pingResponse, error) {
+	return &pingResponse{Name: a.cfg.NodeName}, nil
+}
+
+// Ping calls a ring member over peer RPC and returns the name it answers
+// with.
+func (a *Agent) Ping(ctx context.Context, member string) (string, error) {
+	addr, ok := a.view.load().RPC[member]
+	if !ok {
+		return "", fmt.Errorf("%w: %q is not an alive peer", ErrUnknownMember, member)
+	}
+	return a.pingAddr(ctx, addr)
+}
+
+func (a *Agent) pingAddr(ctx context.Context, addr string) (string, error) {
+	a.mu.Lock()
+	c := a.rpcClient
+	a.mu.Unlock()
+	if c == nil {
+		return "", ErrNotStarted
+	}
+	var resp pingResponse
+	if err := c.Call(ctx, addr, methodPing, &pingRequest{From: a.cfg.NodeName}, &resp); err != nil {
+		return "", err
+	}
+	return resp.Name, nil
+}

@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/hashicorp/serf/serf"
+)
+
+// Serf tags every peer sets. Members without role=peer (a stock serf agent
+// joined to look around) are listed but never enter the ring.
+const (
+	TagRole     = "role"
+	RolePeer    = "peer"
+	TagRPC      = "rpc"
+	TagProtocol = "rl-proto"
+	TagVNodes   = "rl-vnodes"
+)
+
+// ErrSettingsMismatch is returned (wrapped, naming the setting) by Start and
+// Join when the cluster's cluster-wide settings differ from this peer's.
+var ErrSettingsMismatch = errors.New("agent: cluster settings differ")
+
+// clusterSetting is one setting every peer must share.
+type clusterSetting struct {
+	tag  string
+	flag string // how a user changes it
+}
+
+var clusterSettings = []clusterSetting{
+	{tag: TagProtocol, flag: "protocol version (upgrade the older peer)"},
+	{tag: TagVNodes, flag: "--vnodes"},
+}
+
+// settingsTags are this peer's cluster-wide settings as serf tags.
+func settingsTags(vnodes int) map[string]string {
+	return map[string]string{
+		TagProtocol: strconv.Itoa(ProtocolVersion),
+		TagVNodes:   strconv.Itoa(vnodes),
+	}
+}
+
+// settingsGuard is serf's merge delegate: it refuses to merge with peers whose
+// cluster-wide settings differ, and remembers why so Join can say so.
+type settingsGuard struct {
+	self string
+	mine map[string]string
+
+	// mu guards last.
+	mu   sync.Mutex
+	last error
+}
+
+var _ serf.MergeDelegate = (*settingsGuard)(nil)
+
+// NotifyMerge is called by serf (from memberlist's goroutines) before it
+// merges remote members into this peer's view.
+func (g *settingsGuard) NotifyMerge(members []*serf.Member) error {
+	for _, m := range members {
+		if err := g.check(m); err != nil {
+			g.mu.Lock()
+			g.last = err
+			g.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *settingsGuard) check(m *serf.Member) error {
+	if m.Name == g.self || m.Tags[TagRole] != RolePeer {
+		return nil
+	}
+	for _, s := range clusterSettings {
+		if theirs, mine := m.Tags[s.tag], g.mine[s.tag]; theirs != mine {
+			return fmt.Errorf("%w: %s is %q on peer %s but %q here; every peer must use the same %s",
+				ErrSettingsMismatch, s.tag, theirs, m.Name, mine, s.flag)
+		}
+	}
+	return nil
+}
+
+// takeLast returns and clears the last refusal.
+func (g *settingsGuard) takeLast() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err := g.last
+	g.last = nil
+	return err
+}

@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"slices"
+	"sync/atomic"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/ringleader/ringleader/ring"
+)
+
+// View is an immutable snapshot of the ring and of where each ring member
+// answers peer RPC. A new View is built on every membership change and
+// swapped in whole, so readers never lock and never see half an update.
+type View struct {
+	// Ring holds the alive role=peer members.
+	Ring *ring.Ring
+	// RPC maps each ring member to its peer RPC address.
+	RPC map[string]string
+}
+
+type viewHolder struct{ p atomic.Pointer[View] }
+
+func (h *viewHolder) load() *View   { return h.p.Load() }
+func (h *viewHolder) store(v *View) { h.p.Store(v) }
+
+func emptyView(vnodes int) *View {
+	r, err := ring.New(nil, ring.Config{VNodes: vnodes})
+	if err != nil {
+		// vnodes was validated by New; an empty ring cannot fail otherwise.
+		r = nil
+	}
+	return &View{Ring: r, RPC: map[string]string{}}
+}
+
+// View returns the current ring snapshot.
+func (a *Agent) View() *View { return a.view.load() }
+
+// buildView computes the view from serf's members: alive members tagged
+// role=peer, whatever order serf lists them in.
+func buildView(members []serf.Member, vnodes int) (*View, error) {
+	v := &View{RPC: make(map[string]string)}
+	var rm []ring.Member
+	for _, m := range members {
+		if m.Status != serf.StatusAlive || m.Tags[TagRole] != RolePeer {
+			continue
+		}
+		rm = append(rm, ring.Member{Name: m.Name, Weight: 1})
+		v.RPC[m.Name] = m.Tags[TagRPC]
+	}
+	slices.SortFunc(rm, func(x, y ring.Member) int {
+		switch {
+		case x.Name < y.Name:
+			return -1
+		case x.Name > y.Name:
+			return 1
+		}
+		return 0
+	})
+	r, err := ring.New(rm, ring.Config{VNodes: vnodes})
+	if err != nil {
+		return nil, err
+	}
+	v.Ring = r
+	return v, nil
+}
+
+// rebuildView rebuilds the ring from serf's members and swaps it in.
+func (a *Agent) rebuildView(members []serf.Member) {
+	v, err := buildView(members, a.cfg.VNodes)
+	if err != nil {
+		a.log.Error("ring rebuild failed; keeping the previous ring", "err", err)
+		return
+	}
+	old := a.view.load()
+	a.view.store(v)
+	if old != nil && old.Ring != nil && old.Ring.Checksum() == v.Ring.Checksum() && mapsEqual(old.RPC, v.RPC) {
+		return
+	}
+	a.metrics.ringRebuilds.Inc()
+	a.log.Info("ring rebuilt", "members", v.Ring.Len(), "checksum", v.Ring.ChecksumHex())
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// watchMembers rebuilds the view on every member event, draining bursts so a
+// storm of events costs one rebuild, and keeps the known-peers file current.
+func (a *Agent) watchMembers(events <-chan serf.Event) {
+	defer a.wg.Done()
+	var known []string
+	for {
+		select {
+		case e := <-events:
+			rebuild := isMemberEvent(e)
+		drain:
+			for {
+				select {
+				case e := <-events:
+					rebuild = rebuild || isMemberEvent(e)
+				default:
+					break drain
+				}
+			}
+			s, err := a.serfOrErr()
+			if rebuild && err == nil {
+				members := s.Members()
+				a.rebuildView(members)
+				known = a.recordKnownPeers(members, known)
+			}
+		case <-a.stop:
+			return
+		}
+	}
+}
+
+func isMemberEvent(e serf.Event) bool {
+	_, ok := e.(serf.MemberEvent)
+	return ok
+}

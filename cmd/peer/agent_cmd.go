@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ringleader/ringleader/agent"
+)
+
+// leaveTimeout bounds the graceful leave on SIGINT/SIGTERM, so the process
+// exits within 10 s.
+const leaveTimeout = 8 * time.Second
+
+func agentCommand(fs *pflag.FlagSet) func([]string) error {
+	def := agent.DefaultConfig()
+	name := fs.String("name", def.NodeName, "node name, unique in the cluster (letters, digits, '-', '.', '_')")
+	bind := fs.String("bind", def.BindAddr, "gossip address to bind, host:port (UDP and TCP)")
+	advertise := fs.String("advertise", "", "gossip address other peers use, host:port (default: the bind address, or a private IP when binding 0.0.0.0)")
+	rpc := fs.String("rpc", def.RPCAddr, "peer RPC address to bind, host:port")
+	rpcAdvertise := fs.String("rpc-advertise", "", "peer RPC address other peers dial, host:port (default: the gossip advertise IP with --rpc's port)")
+	httpAddr := fs.String("http", def.HTTPAddr, "HTTP API address, host:port (keep it on loopback unless a proxy guards it); empty disables it")
+	dataDir := fs.String("data-dir", def.DataDir, "directory for this peer's durable state; a restarted peer rejoins from its snapshot here")
+	join := fs.StringSlice("join", nil, "seed address to join at start, host[:port] (repeatable or comma-separated); start fails if none answers")
+	retryJoin := fs.StringSlice("retry-join", nil, "seed address to keep joining in the background with backoff until one answers (repeatable)")
+	encrypt := fs.String("encrypt", "", "cluster key, base64 of 32 bytes (make one with 'peer keygen'); encrypts gossip and authenticates peer RPC. Prefer PEER_ENCRYPT: flags show in ps")
+	vnodes := fs.Int("vnodes", def.VNodes, "virtual nodes per peer on the ring; must be the same on every peer")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	return func(args []string) error {
+		if len(args) > 0 {
+			return usagef("unexpected argument %q", args[0])
+		}
+		level, err := parseLevel(*logLevel)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		cfg := def
+		cfg.NodeName = *name
+		cfg.BindAddr = withDefaultPort(*bind, "7946")
+		cfg.AdvertiseAddr = *advertise
+		cfg.RPCAddr = withDefaultPort(*rpc, "7947")
+		cfg.RPCAdvertiseAddr = *rpcAdvertise
+		cfg.HTTPAddr = *httpAddr
+		cfg.DataDir = *dataDir
+		cfg.StartJoin = *join
+		cfg.RetryJoin = *retryJoin
+		cfg.VNodes = *vnodes
+		if *encrypt != "" {
+			key, err := base64.StdEncoding.DecodeString(*encrypt)
+			if err != nil {
+				return usagef("--encrypt: not base64: %v (make a key with 'peer keygen')", err)
+			}
+			cfg.EncryptKey = key
+		}
+		var handler slog.Handler
+		opts := &slog.HandlerOptions{Level: level}
+		if *logJSON {
+			handler = slog.NewJSONHandler(os.Stderr, opts)
+		} else {
+			handler = slog.NewTextHandler(os.Stderr, opts)
+		}
+		cfg.Logger = slog.New(handler)
+		if err := cfg.Validate(); err != nil {
+			return usagef("%v", err)
+		}
+		return runAgent(cfg)
+	}
+}
+
+// runAgent runs a peer until a signal: SIGINT or SIGTERM leaves the cluster
+// gracefully (others see "left") and exits 0; a second signal stops at once.
+func runAgent(cfg agent.Config) error {
+	a, err := agent.New(cfg)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	startCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = a.Start(startCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	select {
+	case sig := <-sigs:
+		cfg.Logger.Info("signal received; leaving the cluster", "signal", sig.String())
+	case err := <-a.Fatal():
+		a.Shutdown()
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		defer cancel()
+		done <- a.Leave(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			cfg.Logger.Warn("graceful leave incomplete", "err", err)
+		}
+	case <-sigs:
+		cfg.Logger.Warn("second signal; stopping without finishing the leave")
+	}
+	return a.Shutdown()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+}
+
+// withDefaultPort turns "host" into "host:port"; anything with a port is
+// left alone.
+func withDefaultPort(addr, port string) string {
+	if addr == "" || strings.Contains(addr, ":") && (strings.HasPrefix(addr, "[") || strings.Count(addr, ":") == 1) {
+		return addr
+	}
+	return addr + ":" + port
+}

@@ -1,0 +1,170 @@
+// Command peer runs a Ringleader peer and talks to one.
+//
+//	peer agent --name n1 --join 10.0.0.1     run a peer
+//	peer members                             list the cluster
+//	peer ring [owner KEY]                    show the ring, or a key's owner
+//	peer force-leave NAME                    remove a failed member
+//	peer keygen                              make a cluster key
+//	peer version                             print the version
+//
+// Every flag can also come from an environment variable PEER_<FLAG> (upper
+// case, '-' as '_'); a flag on the command line wins.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // argument synopsis for usage
+	summary string
+	flags   func(fs *pflag.FlagSet) func(args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{name: "agent", summary: "run a peer (until SIGINT/SIGTERM, which leaves the cluster gracefully)", flags: agentCommand},
+		{name: "members", summary: "list the cluster's members as the local peer sees them", flags: membersCommand},
+		{name: "ring", args: "[owner KEY]", summary: "show the ring, or the owner and preference list of KEY", flags: ringCommand},
+		{name: "force-leave", args: "NAME", summary: "remove a failed member for good (it is marked left)", flags: forceLeaveCommand},
+		{name: "keygen", summary: "print a new random cluster key for --encrypt", flags: keygenCommand},
+		{name: "version", summary: "print the version", flags: versionCommand},
+	}
+}
+
+// usageError is a mistake in how peer was called: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		mainUsage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "-h", "--help", "help":
+		if len(args) > 1 && name == "help" {
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
+		mainUsage(stdout)
+		return exitOK
+	case "-v", "--version":
+		name = "version"
+	}
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		fs := pflag.NewFlagSet("peer "+c.name, pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		action := c.flags(fs)
+		fs.Usage = func() {}
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, pflag.ErrHelp) {
+				commandUsage(stdout, c, fs)
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "peer %s: %v\n\n", c.name, err)
+			commandUsage(stderr, c, fs)
+			return exitUsage
+		}
+		if err := applyEnv(fs); err != nil {
+			fmt.Fprintf(stderr, "peer %s: %v\n", c.name, err)
+			return exitUsage
+		}
+		out = stdout
+		if err := action(fs.Args()); err != nil {
+			var ue *usageError
+			if errors.As(err, &ue) {
+				fmt.Fprintf(stderr, "peer %s: %v\n\n", c.name, err)
+				commandUsage(stderr, c, fs)
+				return exitUsage
+			}
+			fmt.Fprintf(stderr, "peer %s: %v\n", c.name, err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "peer: unknown command %q\n\n", name)
+	mainUsage(stderr)
+	return exitUsage
+}
+
+// out is where commands print their results (stdout, or a test's buffer).
+var out io.Writer = os.Stdout
+
+// envName is the environment variable for a flag: PEER_<FLAG>.
+func envName(flag string) string {
+	return "PEER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment variable, if set.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" {
+			return
+		}
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = fmt.Errorf("environment %s=%q: %v", envName(f.Name), v, e)
+		}
+	})
+	return err
+}
+
+func mainUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: peer COMMAND [flags]\n\n")
+	fmt.Fprintf(w, "Ringleader peer: cluster membership, counters and locks without a central store.\n\n")
+	fmt.Fprintf(w, "Commands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'peer COMMAND --help' for a command's flags. Every flag can also be set\n")
+	fmt.Fprintf(w, "with an environment variable PEER_<FLAG> (for example PEER_HTTP_ADDR); a flag\n")
+	fmt.Fprintf(w, "on the command line wins. Exit status: 0 ok, 1 failure, 2 usage error.\n")
+}
+
+func commandUsage(w io.Writer, c command, fs *pflag.FlagSet) {
+	fmt.Fprintf(w, "Usage: peer %s [flags] %s\n\n%s.\n\nFlags (each also from env PEER_<FLAG>):\n", c.name, c.args, upperFirst(c.summary))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
