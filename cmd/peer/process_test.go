@@ -264,6 +264,12 @@ func agree(ps []*peerProc, want map[string]string) error {
 			alive++
 		}
 	}
+	return agreeRing(ps, want, alive)
+}
+
+// agreeRing is agree with the ring size given: the alive members that are
+// peers.
+func agreeRing(ps []*peerProc, want map[string]string, alive int) error {
 	var sum string
 	for _, p := range ps {
 		v, err := p.view()
