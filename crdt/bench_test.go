@@ -32,11 +32,11 @@ func benchReplicas(n int) []ReplicaID {
 	return rs
 }
 
-func mustStore(tb testing.TB) *Store {
-	tb.Helper()
+func mustStore(t tb) *Store {
+	t.Helper()
 	s, err := New(DefaultConfig())
 	if err != nil {
-		tb.Fatal(err)
+		t.Fatal(err)
 	}
 	return s
 }

@@ -38,7 +38,7 @@ func compareStores(a, b *Store) (bytes int, diff []string) {
 
 // repair ships the states of diff both ways, as step 4 of the protocol, and returns the
 // bytes shipped.
-func repair(t testing.TB, a, b *Store, diff []string) int {
+func repair(t tb, a, b *Store, diff []string) int {
 	t.Helper()
 	n := 0
 	for _, pair := range [][2]*Store{{a, b}, {b, a}} {

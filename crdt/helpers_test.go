@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"testing"
 )
 
 // contents returns every key of st with its counter, joining repeated keys.
@@ -40,14 +39,14 @@ func sameContents(got, want map[string]PNCounter) string {
 	return strings.Join(diffs, ", ")
 }
 
-func assertSameStore(t testing.TB, got, want *Store) {
+func assertSameStore(t tb, got, want *Store) {
 	t.Helper()
 	if d := sameContents(contents(got.Snapshot()), contents(want.Snapshot())); d != "" {
 		t.Fatalf("stores differ: %s", d)
 	}
 }
 
-func mustApply(t testing.TB, s *Store, key string, r ReplicaID, amount int64) int64 {
+func mustApply(t tb, s *Store, key string, r ReplicaID, amount int64) int64 {
 	t.Helper()
 	v, err := s.Apply(key, r, amount)
 	if err != nil {
@@ -56,7 +55,14 @@ func mustApply(t testing.TB, s *Store, key string, r ReplicaID, amount int64) in
 	return v
 }
 
-func mustMerge(t testing.TB, s *Store, st State) []string {
+// tb is what the helpers need of a *testing.T, *testing.B or *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+func mustMerge(t tb, s *Store, st State) []string {
 	t.Helper()
 	changed, err := s.Merge(st)
 	if err != nil {

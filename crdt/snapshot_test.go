@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func fillMixed(t testing.TB, s *Store, keys int) {
+func fillMixed(t tb, s *Store, keys int) {
 	t.Helper()
 	for i := range keys {
 		k := "key/" + strconv.Itoa(i)
