@@ -164,3 +164,117 @@ func BenchmarkStoreMerge(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDeltasSince takes the deltas of a store where changed keys of total keys were
+// written since the cursor, in pages of 1000 keys.
+func BenchmarkDeltasSince(b *testing.B) {
+	for _, tc := range []struct{ total, changed int }{{10_000, 100}, {10_000, 10_000}, {100_000, 1000}} {
+		b.Run(fmt.Sprintf("keys=%d/changed=%d", tc.total, tc.changed), func(b *testing.B) {
+			s := mustStore(b)
+			keys := benchKeys(tc.total)
+			rs := benchReplicas(5)
+			fillStore(b, s, keys, rs, 1)
+			c := s.Cursor()
+			for i := range tc.changed {
+				mustApply(b, s, keys[i*(tc.total/tc.changed)], rs[0], 1)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				cur, n := c, 0
+				for {
+					st, next, more := s.DeltasSince(cur, 1000)
+					n += st.Len()
+					cur = next
+					if !more {
+						break
+					}
+				}
+				if n != tc.changed {
+					b.Fatalf("got %d deltas, want %d", n, tc.changed)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDigestCompare runs the whole digest comparison (encoded messages, both sides)
+// between two stores that differ in 100 keys.
+func BenchmarkDigestCompare(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run("keys="+strconv.Itoa(n), func(b *testing.B) {
+			keys := benchKeys(n)
+			rs := benchReplicas(5)
+			a := mustStore(b)
+			fillStore(b, a, keys, rs, 1)
+			other := mustStore(b)
+			mustMerge(b, other, a.Snapshot())
+			for i := range 100 {
+				mustApply(b, other, keys[i*(n/100)], rs[1], 1)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, diff := compareStores(a, other); len(diff) != 100 {
+					b.Fatalf("found %d differing keys, want 100", len(diff))
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkDigest(b *testing.B) {
+	s := mustStore(b)
+	fillStore(b, s, benchKeys(100_000), benchReplicas(5), 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Digest()
+	}
+}
+
+func BenchmarkStateCodec(b *testing.B) {
+	s := mustStore(b)
+	fillStore(b, s, benchKeys(10_000), benchReplicas(5), 1<<20)
+	st := s.Snapshot()
+	buf, err := st.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode/keys=10000", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(buf)))
+		out := make([]byte, 0, len(buf))
+		for b.Loop() {
+			if _, err := st.AppendBinary(out[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode/keys=10000", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(buf)))
+		for b.Loop() {
+			var got State
+			if err := got.UnmarshalBinary(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	rec, _ := s.AppendKeyRecord(nil, "counter/1")
+	b.Run("record/encode", func(b *testing.B) {
+		b.ReportAllocs()
+		out := make([]byte, 0, 256)
+		for b.Loop() {
+			if _, err := s.AppendKeyRecord(out[:0], "counter/1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("record/decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var got State
+			if err := got.AppendEncoded(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

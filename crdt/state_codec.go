@@ -3,6 +3,7 @@ package crdt
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Encoding of a State:
@@ -110,6 +111,8 @@ func (st *State) decodeInto(dec *decoder, remap []uint32) error {
 	if err != nil {
 		return err
 	}
+	st.keys = slices.Grow(st.keys, nkeys) // bounded by the input size, checked above
+	st.ends = slices.Grow(st.ends, nkeys)
 	for range nkeys {
 		if n, err := dec.arrayLen(1); err != nil {
 			return err
