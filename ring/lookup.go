@@ -112,6 +112,30 @@ func (r *Ring) checkPreference(key string, n int) error {
 // smallPreference is the largest n whose members appendPreference tracks on the stack.
 const smallPreference = 16
 
+// picked tracks the members a preference list has taken.
+type picked struct {
+	small [smallPreference]uint32 // the members taken, when the list is short
+	taken []uint64                // a bitset of the members taken, when it is long
+	n     int                     // members taken
+}
+
+// take records member o and reports whether it is new to the list.
+func (p *picked) take(o uint32) bool {
+	if p.taken != nil {
+		if p.taken[o/64]&(1<<(o%64)) != 0 {
+			return false
+		}
+		p.taken[o/64] |= 1 << (o % 64)
+	} else {
+		if slices.Contains(p.small[:p.n], o) {
+			return false
+		}
+		p.small[p.n] = o
+	}
+	p.n++
+	return true
+}
+
 // appendPreference appends the first n (at most the member count) members in order of their
 // nearest point's distance from x, and of two at the same distance the one first by name.
 //
@@ -129,16 +153,34 @@ func (r *Ring) appendPreference(dst []string, x uint64, n int) []string {
 	if ccw < 0 {
 		ccw = len(pts) - 1
 	}
-
-	var small [smallPreference]uint32 // members taken so far, when n <= smallPreference
-	var taken []uint64                // a bitset of members taken, when n > smallPreference
+	var p picked
 	if n > smallPreference {
-		taken = make([]uint64, (len(r.members)+63)/64)
+		p.taken = make([]uint64, (len(r.members)+63)/64)
 	}
-	var batchSpace [4]uint32
-	found := 0
-	for visited := 0; found < n && visited < len(pts); {
-		d := min(pts[cw].pos-x, x-pts[ccw].pos)
+	for visited := 0; p.n < n && visited < len(pts); {
+		dc, da := pts[cw].pos-x, x-pts[ccw].pos
+		if dc != da && !r.shared { // the usual case: one point is nearest
+			var o uint32
+			if dc < da {
+				o = pts[cw].owner
+				if cw++; cw == len(pts) {
+					cw = 0
+				}
+			} else {
+				o = pts[ccw].owner
+				if ccw--; ccw < 0 {
+					ccw = len(pts) - 1
+				}
+			}
+			visited++
+			if p.take(o) {
+				dst = append(dst, r.members[o].Name)
+			}
+			continue
+		}
+
+		d := min(dc, da)
+		var batchSpace [4]uint32
 		batch := batchSpace[:0]
 		for visited < len(pts) && pts[cw].pos-x == d {
 			batch = append(batch, pts[cw].owner)
@@ -154,26 +196,11 @@ func (r *Ring) appendPreference(dst []string, x uint64, n int) []string {
 				ccw = len(pts) - 1
 			}
 		}
-		if len(batch) > 1 {
-			slices.Sort(batch)
-		}
+		slices.Sort(batch)
 		for _, o := range batch {
-			if found == n {
-				break
+			if p.n < n && p.take(o) {
+				dst = append(dst, r.members[o].Name)
 			}
-			if taken != nil {
-				if taken[o/64]&(1<<(o%64)) != 0 {
-					continue
-				}
-				taken[o/64] |= 1 << (o % 64)
-			} else {
-				if slices.Contains(small[:found], o) {
-					continue
-				}
-				small[found] = o
-			}
-			dst = append(dst, r.members[o].Name)
-			found++
 		}
 	}
 	return dst

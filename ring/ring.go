@@ -41,6 +41,7 @@ type Ring struct {
 	// points, a lookup reads about one bucket entry and one or two points.
 	index    []uint32
 	shift    uint
+	shared   bool   // whether two points share a position (rare: a 64-bit hash collision)
 	vnodes   int    // Config.VNodes
 	checksum uint64 // see Checksum
 }
@@ -87,41 +88,61 @@ func build(members []Member, cfg Config, position positionFunc) (*Ring, error) {
 	if total == 0 {
 		return r, nil
 	}
-	r.points = make([]point, 0, total)
+	placed := make([]point, 0, total) // in member order
 	var buf []byte
 	for owner, m := range ms {
 		for i := range m.Weight * cfg.VNodes {
 			var pos uint64
 			pos, buf = position(buf, m.Name, i)
-			r.points = append(r.points, point{pos: pos, owner: uint32(owner)})
+			placed = append(placed, point{pos: pos, owner: uint32(owner)})
 		}
 	}
-	sortPoints(r.points)
-	r.buildIndex()
+	r.points, r.index, r.shift = sortAndIndex(placed)
+	for i := 1; i < len(r.points); i++ {
+		if r.points[i].pos == r.points[i-1].pos {
+			r.shared = true
+			break
+		}
+	}
 	return r, nil
 }
 
-// sortPoints sorts points by position, and points at the same position by owner.
-func sortPoints(pts []point) {
-	slices.SortFunc(pts, func(a, b point) int {
-		if c := cmp.Compare(a.pos, b.pos); c != 0 {
-			return c
+// sortAndIndex returns placed (at least one point, in member order) sorted by position and
+// at the same position by member, with the bucket index of the sorted points and its shift.
+//
+// It sorts by counting: a pass counts the points of each bucket (the top bits of their
+// position), a pass moves each point to its bucket, keeping their order, and each bucket,
+// holding about one point, is sorted on its own. That is linear in the points, several
+// times faster than a comparison sort of the ring.
+func sortAndIndex(placed []point) (pts []point, index []uint32, shift uint) {
+	k := bits.Len(uint(len(placed))) // 2^k buckets > len(placed)
+	shift = uint(64 - k)
+	index = make([]uint32, 1<<k+1)
+	for _, p := range placed {
+		index[p.pos>>shift]++
+	}
+	for b := 1; b < len(index); b++ { // index[b]: the end of bucket b
+		index[b] += index[b-1]
+	}
+	pts = make([]point, len(placed))
+	for i := len(placed) - 1; i >= 0; i-- { // backwards, so index[b] ends at the start of b
+		b := placed[i].pos >> shift
+		index[b]--
+		pts[index[b]] = placed[i]
+	}
+	for b := range len(index) - 1 {
+		bucket := pts[index[b]:index[b+1]]
+		if len(bucket) > 16 {
+			slices.SortStableFunc(bucket, func(p, q point) int { return cmp.Compare(p.pos, q.pos) })
+			continue
 		}
-		return cmp.Compare(a.owner, b.owner)
-	})
-}
-
-// buildIndex fills r.index and r.shift from r.points (at least one point).
-func (r *Ring) buildIndex() {
-	k := bits.Len(uint(len(r.points))) // 2^k buckets > len(points)
-	r.shift = uint(64 - k)
-	r.index = make([]uint32, 1<<k+1)
-	for _, p := range r.points {
-		r.index[p.pos>>r.shift+1]++
+		for i := 1; i < len(bucket); i++ { // insertion sort, stable: members stay in order
+			for j := i; j > 0 && bucket[j].pos < bucket[j-1].pos; j-- {
+				bucket[j], bucket[j-1] = bucket[j-1], bucket[j]
+			}
+		}
 	}
-	for b := 1; b < len(r.index); b++ {
-		r.index[b] += r.index[b-1]
-	}
+	return pts, index, shift
 }
 
 // Members returns the members, sorted by name. The slice is a copy the caller may keep.
