@@ -5,27 +5,14 @@ import (
 	"slices"
 )
 
-// Anti-entropy by digest (Merkle-style, three levels).
+// Anti-entropy by digest (Merkle-style, three levels; the protocol is on type Digest).
 //
 // Every key state has a 64-bit hash (stateHash of the key and its counts, independent of how
 // a store numbers its replicas). Keys fall into digestLeaves leaves by the top bits of their
 // key hash, and leaves into digestTops top buckets. A leaf's hash is the sum of its keys'
 // hashes, brought up to date from the shards' pending changes before each digest (flush, in
-// changes.go); a top bucket's hash is the sum of its leaves. Sums make the hashes independent of key order and shard count.
-//
-// Two stores A and B compare like this, each step one message:
-//
-//  1. A sends a.Digest(): the 64 top bucket hashes (level 0).
-//  2. B calls b.CompareDigest(it) and sends the reply: for each top bucket that differs, its
-//     64 leaf hashes (level 1).
-//  3. A calls a.CompareDigest(that) and sends the reply: for each leaf that differs, its keys
-//     and their hashes (level 2).
-//  4. B calls b.CompareDigest(that), which returns no reply but the exact keys whose states
-//     differ (on either side, or held by one side only). B sends b.States(keys) and the keys;
-//     A merges them and answers with a.States(keys), which B merges.
-//
-// A zero reply (IsZero) at any step means no differences were found. The comparison is
-// stateless: each step needs only the message in hand, so either side may start it.
+// changes.go); a top bucket's hash is the sum of its leaves. Sums make the hashes independent
+// of key order and of shard count, so stores with different configs compare fine.
 
 const (
 	digestTopBits  = 6
@@ -38,8 +25,24 @@ const (
 // leafOf returns the digest leaf of a key hash: its top bits.
 func leafOf(kh uint64) uint32 { return uint32(kh >> (64 - digestLeafBits)) }
 
-// Digest is one message of an anti-entropy comparison; see Store.CompareDigest. It is
-// immutable once made. The zero Digest means there is nothing more to compare.
+// Digest is one message of an anti-entropy comparison. It is immutable once made. The zero
+// Digest means there is nothing more to compare.
+//
+// Two stores A and B compare like this, each step one message:
+//
+//  1. A sends a.Digest(): the hashes of 64 top buckets of keys (level 0, about 520 bytes).
+//  2. B calls b.CompareDigest(it) and sends the reply: for each top bucket that differs, the
+//     hashes of its 64 leaves (level 1).
+//  3. A calls a.CompareDigest(that) and sends the reply: for each leaf that differs, its keys
+//     and their hashes (level 2).
+//  4. B calls b.CompareDigest(that), which returns no reply but the exact keys whose states
+//     differ (on either side, or held by one side only). B sends b.States(keys) and the keys;
+//     A merges them and answers with a.States(keys), which B merges.
+//
+// A zero reply (IsZero) at any step means no differences were found. The comparison is
+// stateless: each step needs only the message in hand, so either side may start it, and a
+// lost message only ends that round. For two 100k-key stores that differ in 100 keys the four
+// steps exchange about 2% of the encoded full state (TestDigestLargeStoresFewDifferences).
 type Digest struct {
 	level  uint8    // 0: top buckets; 1: leaves under nodes; 2: keys in leaves nodes
 	nodes  []uint16 // level 1: top buckets; level 2: leaves
@@ -139,7 +142,7 @@ func (s *Store) leafDigest(nodes []uint16) Digest {
 }
 
 // keyDigest returns the level-2 digest of the given leaves: every key in them with its hash.
-// It scans the shards' indexes, whose tags hold each key's leaf. The shards are flushed.
+// It scans the shards' indexes, whose tags hold each key's leaf.
 func (s *Store) keyDigest(leaves []uint16) Digest {
 	var want [digestLeaves / 64]uint64
 	for _, l := range leaves {
@@ -149,6 +152,7 @@ func (s *Store) keyDigest(leaves []uint16) Digest {
 	for si := range s.shards {
 		sh := &s.shards[si]
 		sh.mu.Lock()
+		s.flush(sh) // so every entry's hash is current
 		for _, slot := range sh.index {
 			if slot.ref == 0 {
 				continue

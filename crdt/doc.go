@@ -32,10 +32,29 @@
 //     its current state) and the next cursor; peers Merge it, which returns the keys that
 //     changed (what a majority write waits for);
 //   - anti-entropy: Digest, then CompareDigest on each message received, then States of the
-//     keys found; see the protocol in digest.go. It finds exactly the keys that differ and
+//     keys found; the protocol is on type Digest. It finds exactly the keys that differ and
 //     ships a small fraction of the full state;
 //   - identity at startup: ReplicaCounts and MaxIncarnation, below;
 //   - reads: Value, Counter (per-replica counts), Keys (by prefix, paginated), Len.
+//
+// Records written by AppendKeyRecord are states, and a state only ever grows: if an older
+// record of a key overwrites a newer one on disk, the writes in between are lost at the next
+// restart. Write a key's records in the order they were taken (or merge the stored record
+// with the new one before writing).
+//
+// Keys are never deleted: a counter's state only grows. A key exists once some replica has a
+// non-zero count for it.
+//
+// # Layout and concurrency
+//
+// A Store is split by key hash into Config.Shards shards, each with its own mutex, an
+// open-addressing index and paged entries; each key keeps its replicas' counts in one exactly
+// sized slice of {replica index, P, N}, with replica IDs interned store-wide. That is about 220
+// bytes a key with five replicas (BenchmarkStoreMemory). A write locks one shard and touches
+// only that shard's header, the key's entry and its counts, and allocates nothing unless the
+// key or the replica is new in it; the change list that serves DeltasSince and the digest
+// hashes are brought up to date lazily (the reasons are in changes.go). Every method is safe
+// for concurrent use.
 //
 // Every value that crosses a process boundary (State, Cursor, Digest, ReplicaCounts, GCounter,
 // PNCounter) has AppendBinary/MarshalBinary and UnmarshalBinary: msgpack after a leading

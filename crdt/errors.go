@@ -31,6 +31,10 @@ var (
 	// ErrNotFound is returned by Store reads of a key the store holds no counts for.
 	ErrNotFound = errors.New("crdt: key not found")
 
+	// ErrStoreFull is returned when a shard of a Store already holds the most keys it can
+	// (about four billion); a store that large needs more shards.
+	ErrStoreFull = errors.New("crdt: store full")
+
 	// ErrTooManyReplicas is returned when a store would have to track more than MaxReplicas
 	// distinct replica IDs.
 	ErrTooManyReplicas = errors.New("crdt: too many replicas")

@@ -84,14 +84,14 @@ func (s *Store) ReplicaCounts(r ReplicaID) ReplicaCounts {
 // write, merge or restore), and false if it has seen none. A peer taking a new incarnation
 // picks one above what it and its peers report.
 func (s *Store) MaxIncarnation(node string) (uint64, bool) {
-	var max uint64
+	var highest uint64
 	found := false
 	for _, r := range s.replicas.load().ids {
-		if r.Node == node && (!found || r.Incarnation > max) {
-			max, found = r.Incarnation, true
+		if r.Node == node && (!found || r.Incarnation > highest) {
+			highest, found = r.Incarnation, true
 		}
 	}
-	return max, found
+	return highest, found
 }
 
 // Encoding of ReplicaCounts: formatVersion, [kind, [node, incarnation], [[key, p, n], ...]].

@@ -1,5 +1,7 @@
 package crdt
 
+import "fmt"
+
 // Merge joins st into the store: for every key and replica, the store keeps the larger of
 // its own and st's P and N counts. It returns the keys whose state changed, each once, which
 // is what majority writes and re-gossip need. Merge is commutative, associative and
@@ -7,7 +9,8 @@ package crdt
 //
 // A merge may leave a key's value outside the int64 range (each side stayed in range on its
 // own); the counts are kept exactly and Value reports ErrValueOverflow. Merge returns
-// ErrTooManyReplicas, having merged nothing, if st would take the store past MaxReplicas.
+// ErrTooManyReplicas, having merged nothing, if st would take the store past MaxReplicas, and
+// ErrStoreFull, with the keys merged so far, if a new key finds its shard full.
 func (s *Store) Merge(st State) ([]string, error) {
 	if len(st.keys) == 0 {
 		return nil, nil
@@ -26,7 +29,12 @@ func (s *Store) Merge(st State) ([]string, error) {
 		sh.mu.Lock()
 		before := sh.version
 		for _, k := range order[starts[si]:starts[si+1]] {
-			if s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx, before) {
+			reported, err := s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx, before)
+			if err != nil {
+				sh.mu.Unlock()
+				return changed, err
+			}
+			if reported {
 				changed = append(changed, st.keys[k])
 			}
 		}
@@ -61,7 +69,7 @@ func (s *Store) groupByShard(keys []string) (khs []uint64, order []int32, starts
 // mergeKey joins counts (replica indices in the State, mapped to the store's by idx) into
 // key's entry in sh, which is locked. It reports whether the entry changed and had not
 // already changed since shard version before, so a key repeated in one Merge is reported once.
-func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []uint32, before uint64) bool {
+func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []uint32, before uint64) (bool, error) {
 	i, found := sh.find(key, kh)
 	if !found {
 		slots := make([]slot, 0, len(counts))
@@ -69,15 +77,15 @@ func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []
 			slots = raiseSlot(slots, idx[c.replica], c.p, c.n)
 		}
 		if len(slots) == 0 {
-			return false
+			return false, nil
 		}
 		i, ok := sh.add(key, kh)
 		if !ok {
-			return false // shard full; the key waits for a store with more shards
+			return false, fmt.Errorf("%w: a shard holds %d keys; use more shards", ErrStoreFull, maxShardEntries)
 		}
 		sh.at(i).slots = slots[:len(slots):len(slots)]
 		sh.noteChange(i)
-		return true
+		return true, nil
 	}
 	e := sh.at(i)
 	firstChange := e.version <= before
@@ -107,10 +115,10 @@ func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []
 		changed = true
 	}
 	if !changed {
-		return false
+		return false, nil
 	}
 	sh.noteChange(i)
-	return firstChange
+	return firstChange, nil
 }
 
 func findSlot(slots []slot, r uint32) int {

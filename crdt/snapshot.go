@@ -57,7 +57,8 @@ func (s *Store) AppendKeyRecord(dst []byte, key string) ([]byte, error) {
 // is shared, but is safe to call at any time: it holds every shard's lock while it works.
 // Cursors issued before stay valid: every restored key counts as changed after them. The
 // replica table keeps what it had and gains st's replicas. Restore returns
-// ErrTooManyReplicas, having changed nothing, if st would take the store past MaxReplicas.
+// ErrTooManyReplicas, having changed nothing, if st would take the store past MaxReplicas,
+// and ErrStoreFull, having restored part of st, if a shard cannot hold its keys.
 func (s *Store) Restore(st State) error {
 	idx, err := s.replicas.internAll(st.replicas)
 	if err != nil {
@@ -80,7 +81,9 @@ func (s *Store) Restore(st State) error {
 		sh.reset(int(starts[si+1] - starts[si]))
 		before := sh.version
 		for _, k := range order[starts[si]:starts[si+1]] {
-			s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx, before)
+			if _, err := s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx, before); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

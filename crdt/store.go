@@ -14,7 +14,7 @@ const MaxKeyLen = 512
 // Config configures a Store. Get one from DefaultConfig and change what you need.
 type Config struct {
 	// Shards is how many independently locked parts the store is split into, by key hash.
-	// More shards let more goroutines write at once; each costs about 200 bytes, and 8 bytes
+	// More shards let more goroutines write at once; each costs about 250 bytes, and 8 bytes
 	// in every Cursor. A power of two from 1 to 4096. Default 32.
 	Shards int
 
@@ -81,7 +81,8 @@ func checkKey(key string) error {
 //
 // It returns ErrBadKey for a key that is empty or longer than MaxKeyLen, ErrBadAmount for
 // amount 0, ErrBadReplica for an invalid r, and ErrOverflow if r's own count would pass the
-// uint64 range or the value would leave the int64 range; in every error case nothing changed.
+// uint64 range or the value would leave the int64 range, and ErrStoreFull for a new key in a
+// full shard; in every error case nothing changed.
 // An Apply that lands an out-of-range value (see ErrValueOverflow) back in range is accepted.
 func (s *Store) Apply(key string, r ReplicaID, amount int64) (int64, error) {
 	if err := checkKey(key); err != nil {
@@ -137,7 +138,7 @@ func (s *Store) applyLocked(sh *shard, key string, kh uint64, ri uint32, amount 
 	if !found {
 		var ok bool
 		if i, ok = sh.add(strings.Clone(key), kh); !ok {
-			return 0, fmt.Errorf("crdt: shard full at %d keys; use more shards", maxShardEntries)
+			return 0, fmt.Errorf("%w: a shard holds %d keys; use more shards", ErrStoreFull, maxShardEntries)
 		}
 	}
 	e := sh.at(i)
