@@ -488,3 +488,40 @@ func TestRestartRejoinsFromDataDir(t *testing.T) {
 	as[2] = startAgent(t, cfg)
 	waitFor(t, 15*time.Second, "n3 back without a seed", func() error { return agreed(as, allAlive(3)) })
 }
+
+func TestRetryJoinWaitsForTheSeed(t *testing.T) {
+	net := newNetwork(t)
+	cfg := newAgentConfig(t, net, 1)
+	cfg.RetryJoin = []string{ip(0)}
+	cfg.RetryJoinInterval = 20 * time.Millisecond
+	cfg.RetryJoinMaxInterval = 100 * time.Millisecond
+	late := startAgent(t, cfg) // the seed's host does not exist yet
+	waitFor(t, 5*time.Second, "a few failed attempts", func() error {
+		if n := net.Stats()[ip(1)].DialsFailed; n < 3 {
+			return fmt.Errorf("%d failed dials", n)
+		}
+		return nil
+	})
+	seed := startAgent(t, newAgentConfig(t, net, 0))
+	waitFor(t, 10*time.Second, "retry-join succeeds once the seed is up", func() error {
+		return agreed([]*agent.Agent{seed, late}, allAlive(2))
+	})
+}
+
+func TestRetryJoinSettingsMismatchIsFatal(t *testing.T) {
+	net := newNetwork(t)
+	startAgent(t, newAgentConfig(t, net, 0))
+	cfg := newAgentConfig(t, net, 1)
+	cfg.VNodes = 32
+	cfg.RetryJoin = []string{ip(0)}
+	cfg.RetryJoinInterval = 20 * time.Millisecond
+	a := startAgent(t, cfg)
+	select {
+	case err := <-a.Fatal():
+		if !errors.Is(err, agent.ErrSettingsMismatch) || !strings.Contains(err.Error(), "rl-vnodes") {
+			t.Fatalf("fatal error %v, want a settings mismatch naming rl-vnodes", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("retry-join kept going after the cluster refused its settings")
+	}
+}
