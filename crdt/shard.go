@@ -20,17 +20,20 @@ import (
 //     the digest are brought up to date later, from the pending list (changes.go).
 type shard struct {
 	mu sync.Mutex
-	// mu guards every field below and every entry in pages.
-	index   []indexSlot
+	// mu guards every field below and every entry in pages. The fields a write changes (mu,
+	// version, sometimes pending) or reads (pages, index) come first; the struct is 256 bytes,
+	// so in the shards array each shard's hot fields start a cache line and no two shards
+	// share one.
+	version uint64 // bumped on every change; an entry records the version of its last change
+	flushed uint64 // version when pending was last flushed
+	count   uint32 // entries in use: pages hold entries 0..count-1
+	head    uint32 // least recently changed entry on the recency list, or noEntry
+	tail    uint32 // most recently changed entry on the recency list, or noEntry
 	pages   [][]entry
-	count   uint32   // entries in use: pages hold entries 0..count-1
-	head    uint32   // least recently changed entry on the recency list, or noEntry
-	tail    uint32   // most recently changed entry on the recency list, or noEntry
-	version uint64   // bumped on every change; an entry records the version of its last change
-	flushed uint64   // version when pending was last flushed
+	index   []indexSlot
 	pending []uint32 // entries changed since flushed, each once, in order of first change
 
-	_ [128]byte // keep the next shard's mutex off this shard's cache lines
+	_ [256 - 8*3 - 4*3 - 4 - 24*3]byte
 }
 
 // entry is one key's counter state.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -239,5 +240,16 @@ func TestStoreConcurrentApply(t *testing.T) {
 	}
 	if total != writers*perWriter {
 		t.Fatalf("sum of values = %d, want %d", total, writers*perWriter)
+	}
+}
+
+func TestShardSize(t *testing.T) {
+	// 256 bytes: a size class of its own, so the shards array is cache-line aligned and each
+	// shard's hot fields start a line (see shard).
+	if got := unsafe.Sizeof(shard{}); got != 256 {
+		t.Fatalf("shard is %d bytes, want 256", got)
+	}
+	if off := unsafe.Offsetof(shard{}.pages); off+24 > 64 {
+		t.Fatalf("shard.pages ends at byte %d, want within the first cache line", off+24)
 	}
 }
