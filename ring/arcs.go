@@ -3,7 +3,6 @@ package ring
 import (
 	"math"
 	"math/bits"
-	"slices"
 )
 
 // Arc is a range of ring positions (see KeyHash) from First to Last, both included. Arcs
@@ -97,52 +96,69 @@ func (r *Ring) segments() []segment {
 	if len(pts) == 0 {
 		return nil
 	}
-	// groups: one per distinct position, owned by its first point.
-	groups := make([]segment, 0, len(pts))
-	for i, p := range pts {
-		if i == 0 || p.pos != pts[i-1].pos {
-			groups = append(groups, segment{start: p.pos, owner: p.owner})
-		}
+	// Each distinct position is a group, owned by its first point.
+	first, last := segment{pts[0].pos, pts[0].owner}, r.groupAt(len(pts)-1)
+	if first.start == last.start {
+		return []segment{{start: 0, owner: first.owner}}
 	}
-	if len(groups) == 1 {
-		return []segment{{start: 0, owner: groups[0].owner}}
-	}
-	bounds := make([]segment, 0, 2*len(groups)+1)
-	wrap := -1 // index in bounds of the lowest start, where the cyclic order descends
+	out := make([]segment, 0, len(pts)+2)
 	add := func(s segment) {
-		if len(bounds) > 0 && s.start < bounds[len(bounds)-1].start {
-			wrap = len(bounds)
-		}
-		bounds = append(bounds, s)
-	}
-	for k, a := range groups {
-		b := groups[(k+1)%len(groups)]
-		add(a)
-		if a.owner == b.owner {
-			continue
-		}
-		gap := b.start - a.start // positions from a up to b, b excluded; cyclic
-		half := gap / 2          // positions a takes: t < gap-t, and the midpoint if a is first
-		if gap%2 == 1 || a.owner < b.owner {
-			half++
-		}
-		if half < gap {
-			add(segment{start: a.start + half, owner: b.owner})
-		}
-	}
-	if wrap > 0 {
-		bounds = slices.Concat(bounds[wrap:], bounds[:wrap])
-	}
-	if bounds[0].start != 0 {
-		bounds = append([]segment{{start: 0, owner: bounds[len(bounds)-1].owner}}, bounds...)
-	}
-	out := bounds[:1]
-	for _, s := range bounds[1:] {
-		if s.owner != out[len(out)-1].owner {
+		if len(out) == 0 || s.owner != out[len(out)-1].owner {
 			out = append(out, s)
 		}
 	}
+	// The positions from the last group round the top to the first group are split
+	// between their owners at s. Position 0 lies among them unless the first group is at 0.
+	s, hasSplit := split(last, first)
+	topSplit := hasSplit && s > last.start // s lies below the top of the ring
+	owner0 := first.owner
+	if first.start > 0 && !topSplit && (!hasSplit || s > 0) {
+		owner0 = last.owner
+	}
+	add(segment{0, owner0})
+	if hasSplit && !topSplit && s > 0 {
+		add(segment{s, first.owner})
+	}
+	for i := 0; i < len(pts); {
+		g := segment{pts[i].pos, pts[i].owner}
+		for i++; i < len(pts) && pts[i].pos == g.start; i++ {
+		}
+		add(g)
+		if i < len(pts) {
+			if at, ok := split(g, segment{pts[i].pos, pts[i].owner}); ok {
+				add(segment{at, pts[i].owner})
+			}
+		} else if topSplit {
+			add(segment{s, first.owner})
+		}
+	}
 	return out
+}
+
+// groupAt returns the group (position and first owner) of point i.
+func (r *Ring) groupAt(i int) segment {
+	for i > 0 && r.points[i-1].pos == r.points[i].pos {
+		i--
+	}
+	return segment{r.points[i].pos, r.points[i].owner}
+}
+
+// split returns where the positions from group a up to the next group b stop belonging to
+// a's owner and start belonging to b's, and false if both have the same owner or b takes
+// none of them.
+func split(a, b segment) (uint64, bool) {
+	if a.owner == b.owner {
+		return 0, false
+	}
+	gap := b.start - a.start // cyclic
+	half := gap / 2          // positions a keeps: t < gap-t, and the midpoint if a is first
+	if gap%2 == 1 || a.owner < b.owner {
+		half++
+	}
+	if half >= gap {
+		return 0, false
+	}
+	return a.start + half, true
 }
 
 // uint128 sums arc lengths, which can reach 2^64.

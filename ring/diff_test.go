@@ -30,6 +30,54 @@ func TestArcs(t *testing.T) {
 	}
 }
 
+// TestArcsAtTheEdges checks Arcs against OwnerAt and the brute-force reference on rings
+// with points at and around 0 and the top of the ring, where arcs wrap.
+func TestArcsAtTheEdges(t *testing.T) {
+	const top = math.MaxUint64
+	tests := []struct {
+		name      string
+		positions map[string][]uint64
+	}{
+		{"top and one", map[string][]uint64{"a": {top}, "b": {1}}},
+		{"one and top", map[string][]uint64{"a": {1}, "b": {top}}},
+		{"zero and top", map[string][]uint64{"a": {0}, "b": {top}}},
+		{"top and zero", map[string][]uint64{"a": {top}, "b": {0}}},
+		{"zero and one", map[string][]uint64{"a": {0}, "b": {1}}},
+		{"both near the top", map[string][]uint64{"a": {top - 1}, "b": {top}}},
+		{"opposite, a at zero", map[string][]uint64{"a": {0}, "b": {half}}},
+		{"opposite, b at zero", map[string][]uint64{"a": {half}, "b": {0}}},
+		{"opposite, off zero", map[string][]uint64{"a": {5}, "b": {half + 5}}},
+		{"shared at zero", map[string][]uint64{"a": {0}, "b": {0}, "c": {top}}},
+		{"shared at the top", map[string][]uint64{"a": {3}, "b": {top}, "c": {top}}},
+		{"three around zero", map[string][]uint64{"a": {top - 2}, "b": {2}, "c": {half}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms := membersOf(tt.positions)
+			place := at(tt.positions)
+			r := mustBuild(t, ms, Config{VNodes: 1}, place)
+			arcs := r.Arcs()
+			if arcs[0].First != 0 || arcs[len(arcs)-1].Last != top {
+				t.Fatalf("Arcs() = %v do not cover the ring", arcs)
+			}
+			for i, a := range arcs {
+				if i > 0 && (a.First != arcs[i-1].Last+1 || a.Owner == arcs[i-1].Owner) {
+					t.Fatalf("Arcs() = %v: arc %d does not follow on", arcs, i)
+				}
+				for _, pos := range []uint64{a.First, a.Last, a.First + 1, a.Last - 1} {
+					if !a.Contains(pos) {
+						continue
+					}
+					want := refRanking(ms, Config{VNodes: 1}, place, pos)[0]
+					if got, _ := r.OwnerAt(pos); got != want || a.Owner != want {
+						t.Errorf("at %#x: OwnerAt %q, arc %v says %q, reference %q", pos, got, a.Arc, a.Owner, want)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestArcsOneMember(t *testing.T) {
 	r := mustNew(t, []Member{{"solo", 3}}, DefaultConfig())
 	want := []OwnedArc{{Arc{0, math.MaxUint64}, "solo"}}
