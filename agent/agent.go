@@ -210,6 +210,7 @@ func (a *Agent) startSerf() error {
 	ml.GossipInterval = t.GossipInterval
 	ml.PushPullInterval = t.PushPullInterval
 	ml.SuspicionMult = t.SuspicionMult
+	ml.TCPTimeout = t.TCPTimeout
 	if len(a.cfg.EncryptKey) > 0 {
 		kr, err := memberlist.NewKeyring(nil, a.cfg.EncryptKey)
 		if err != nil {
@@ -263,16 +264,27 @@ func (a *Agent) startSerf() error {
 // returns how many answered. It fails with ErrSettingsMismatch when the
 // cluster's settings differ, and ErrJoin when nobody answered.
 func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
-	s, err := a.serfOrErr()
-	if err != nil {
-		return 0, err
+	a.mu.Lock()
+	switch {
+	case a.state == stopped:
+		a.mu.Unlock()
+		return 0, ErrShutdown
+	case a.serf == nil:
+		a.mu.Unlock()
+		return 0, ErrNotStarted
 	}
+	s := a.serf
+	// serf.Join takes no context; the goroutine ends when memberlist's own
+	// TCP timeout does, and Shutdown waits for it.
+	a.wg.Add(1)
+	a.mu.Unlock()
 	type result struct {
 		n   int
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
+		defer a.wg.Done()
 		n, err := s.Join(addrs, false)
 		done <- result{n, err}
 	}()

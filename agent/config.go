@@ -97,6 +97,11 @@ type Timings struct {
 	ReconnectTimeout time.Duration
 	// LeavePropagateDelay is how long Leave waits for its intent to spread.
 	LeavePropagateDelay time.Duration
+	// TCPTimeout bounds memberlist's stream operations: a join's dial and
+	// state exchange, push-pull syncs. memberlist's LAN default is 10 s; 5 s
+	// keeps a join toward a silent seed from holding up a shutdown past the
+	// 10 s a SIGTERM promises.
+	TCPTimeout time.Duration
 }
 
 // DefaultTimings returns the LAN timings.
@@ -110,6 +115,7 @@ func DefaultTimings() Timings {
 		ReconnectInterval:   time.Second,
 		ReconnectTimeout:    24 * time.Hour,
 		LeavePropagateDelay: time.Second,
+		TCPTimeout:          5 * time.Second,
 	}
 }
 
@@ -126,6 +132,7 @@ func (t Timings) Scaled(f float64) Timings {
 		ReconnectInterval:   s(t.ReconnectInterval),
 		ReconnectTimeout:    s(t.ReconnectTimeout),
 		LeavePropagateDelay: s(t.LeavePropagateDelay),
+		TCPTimeout:          s(t.TCPTimeout),
 	}
 }
 
@@ -200,6 +207,7 @@ func (t Timings) validate() error {
 		{"probe interval", t.ProbeInterval}, {"probe timeout", t.ProbeTimeout},
 		{"gossip interval", t.GossipInterval}, {"push-pull interval", t.PushPullInterval},
 		{"reconnect interval", t.ReconnectInterval}, {"reconnect timeout", t.ReconnectTimeout},
+		{"tcp timeout", t.TCPTimeout},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("agent: %s %v must be positive", d.name, d.v)
