@@ -14,7 +14,7 @@ import (
 //
 // and for the two-goroutine scaling:
 //
-//	go test ./crdt -run '^$' -bench 'StoreApplyParallel' -cpu 1,2 -count 6
+//	go test ./crdt -run '^$' -bench 'StoreApplyParallel/keys=10000$' -cpu 1,2 -count 6
 
 func benchKeys(n int) []string {
 	keys := make([]string, n)
@@ -65,27 +65,31 @@ func BenchmarkStoreApplyHotKey(b *testing.B) {
 	}
 }
 
-// BenchmarkStoreApplyParallel writes to random keys of 10k from b.RunParallel goroutines;
-// compare ns/op at -cpu 1 and -cpu 2.
+// BenchmarkStoreApplyParallel writes to random keys from b.RunParallel goroutines; compare
+// ns/op at -cpu 1 and -cpu 2 for the two-goroutine speed-up.
 func BenchmarkStoreApplyParallel(b *testing.B) {
-	s := mustStore(b)
-	keys := benchKeys(10_000)
-	rs := benchReplicas(5)
-	fillStore(b, s, keys, rs, 1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		// A local generator: a *rand.Rand per goroutine would be heap-allocated next to the
-		// other goroutine's, and the false sharing would dominate the benchmark.
-		x := rand.Uint64()
-		for pb.Next() {
-			x = x*6364136223846793005 + 1442695040888963407
-			if _, err := s.Apply(keys[(x>>33)%uint64(len(keys))], rs[0], 1); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		b.Run("keys="+strconv.Itoa(n), func(b *testing.B) {
+			s := mustStore(b)
+			keys := benchKeys(n)
+			rs := benchReplicas(5)
+			fillStore(b, s, keys, rs, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				// A local generator: a *rand.Rand per goroutine would be heap-allocated next
+				// to the other goroutine's, and that false sharing would dominate.
+				x := rand.Uint64()
+				for pb.Next() {
+					x = x*6364136223846793005 + 1442695040888963407
+					if _, err := s.Apply(keys[(x>>33)%uint64(len(keys))], rs[0], 1); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkStoreMemory reports heap bytes per key, not counting the key's own bytes, for

@@ -67,7 +67,7 @@ func (st *State) AppendEncoded(b []byte) error {
 		return err
 	}
 	remap := make([]uint32, nrep) // index in b -> index in st
-	if st.byID == nil {
+	if len(st.byID) != len(st.replicas) { // not built yet, or st is a copy that fell behind
 		st.byID = make(map[ReplicaID]uint32, len(st.replicas))
 		for i, r := range st.replicas {
 			st.byID[r] = uint32(i)
