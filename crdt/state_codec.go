@@ -67,7 +67,9 @@ func (st *State) AppendEncoded(b []byte) error {
 		return err
 	}
 	remap := make([]uint32, nrep) // index in b -> index in st
-	if len(st.byID) != len(st.replicas) { // not built yet, or st is a copy that fell behind
+	// Build the replica index if st has none yet, or if st is a copy whose index another copy
+	// extended.
+	if st.byID == nil || len(st.byID) != len(st.replicas) {
 		st.byID = make(map[ReplicaID]uint32, len(st.replicas))
 		for i, r := range st.replicas {
 			st.byID[r] = uint32(i)
