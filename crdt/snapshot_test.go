@@ -114,3 +114,32 @@ func TestStatesSkipsUnknownAndInvalidKeys(t *testing.T) {
 		t.Fatalf("States carries %d replicas, want only the 2 used", len(st.replicas))
 	}
 }
+
+func TestStateAppendEncodedAfterCopy(t *testing.T) {
+	rec := func(key string, r ReplicaID) []byte {
+		s := mustStore(t)
+		mustApply(t, s, key, r, 1)
+		b, err := s.AppendKeyRecord(nil, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var st State
+	if err := st.AppendEncoded(rec("a", ra)); err != nil {
+		t.Fatal(err)
+	}
+	cp := st // a copy, appended to elsewhere: st must stay right
+	if err := cp.AppendEncoded(rec("b", rb)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendEncoded(rec("c", rc)); err != nil {
+		t.Fatal(err)
+	}
+	got := contents(st)
+	pa, _ := got["a"].Counts(ra)
+	pc, _ := got["c"].Counts(rc)
+	if len(got) != 2 || pa != 1 || pc != 1 {
+		t.Fatalf("after appending to a copy, the original holds %v", got)
+	}
+}
