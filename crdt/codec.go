@@ -150,18 +150,37 @@ func (dec *decoder) arrayLen(minBytes int) (int, error) {
 	return n, nil
 }
 
-// uint reads a non-negative integer encoded as a positive fixint or uint8..uint64.
+// uint reads a non-negative integer encoded as a positive fixint or uint8..uint64. It reads
+// the bytes itself rather than through msgpack.Decoder, which reads from the same
+// bytes.Reader without buffering: integers are most of a State, and this halves decoding.
 func (dec *decoder) uint() (uint64, error) {
-	c, err := dec.d.PeekCode()
+	c, err := dec.r.ReadByte()
 	if err != nil {
-		return 0, dec.fail("reading an integer", err)
+		return 0, fmt.Errorf("%w: reading an integer: %v", ErrBadEncoding, err)
 	}
-	if c > msgpcode.PosFixedNumHigh && (c < msgpcode.Uint8 || c > msgpcode.Uint64) {
+	if c <= msgpcode.PosFixedNumHigh {
+		return uint64(c), nil
+	}
+	var n int
+	switch c {
+	case msgpcode.Uint8:
+		n = 1
+	case msgpcode.Uint16:
+		n = 2
+	case msgpcode.Uint32:
+		n = 4
+	case msgpcode.Uint64:
+		n = 8
+	default:
 		return 0, fmt.Errorf("%w: code %#x where an unsigned integer belongs", ErrBadEncoding, c)
 	}
-	x, err := dec.d.DecodeUint64()
-	if err != nil {
-		return 0, dec.fail("reading an integer", err)
+	var x uint64
+	for range n {
+		b, err := dec.r.ReadByte()
+		if err != nil {
+			return 0, fmt.Errorf("%w: reading an integer: %v", ErrBadEncoding, err)
+		}
+		x = x<<8 | uint64(b)
 	}
 	return x, nil
 }

@@ -115,7 +115,7 @@ func (st *State) decodeInto(dec *decoder, remap []uint32) error {
 	}
 	st.keys = slices.Grow(st.keys, nkeys) // bounded by the input size, checked above
 	st.ends = slices.Grow(st.ends, nkeys)
-	for range nkeys {
+	for k := range nkeys {
 		if n, err := dec.arrayLen(1); err != nil {
 			return err
 		} else if n != 2 {
@@ -131,6 +131,11 @@ func (st *State) decodeInto(dec *decoder, remap []uint32) error {
 		}
 		if n%3 != 0 {
 			return fmt.Errorf("%w: key %q has %d count fields, not a multiple of 3", ErrBadEncoding, key, n)
+		}
+		if k == 0 {
+			// Guess that every key has as many counts as the first, within what the input
+			// can hold (3 bytes a count), to spare the copies of growing by appends.
+			st.counts = slices.Grow(st.counts, min(nkeys*(n/3), dec.r.Len()/3))
 		}
 		start := len(st.counts)
 		for range n / 3 {
