@@ -38,8 +38,9 @@ type Share struct {
 }
 
 // Arcs returns the ring's ownership: the arcs each member owns, in position order, covering
-// the whole ring from 0 to math.MaxUint64, with no two neighbours of the same owner. An empty
-// ring has none. The slice is new; the caller may keep it.
+// the whole ring from 0 to math.MaxUint64, with no two neighbours of the same owner (but the
+// first and the last may share one: an arc through 0 is cut there). An empty ring has none.
+// The slice is new; the caller may keep it.
 func (r *Ring) Arcs() []OwnedArc {
 	if r == nil {
 		return nil
