@@ -40,7 +40,7 @@ func (r *Ring) ownerAt(x uint64) uint32 {
 	if j < 0 {
 		j = len(pts) - 1
 	}
-	for j > 0 && pts[j-1].pos == pts[j].pos { // points sharing a position: take the first
+	for r.shared && j > 0 && pts[j-1].pos == pts[j].pos { // points sharing a position: the first
 		j--
 	}
 	prev := pts[j]
