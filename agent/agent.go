@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,10 +69,12 @@ type Agent struct {
 	serf      *serf.Serf
 	rpcServer *peerrpc.Server
 	rpcClient *peerrpc.Client
-	rpcAddr   string
-	httpSrv   *http.Server
-	httpAddr  string
-	startedAt time.Time
+	// rpcListener waits here between listenRPC and serveRPC.
+	rpcListener net.Listener
+	rpcAddr     string
+	httpSrv     *http.Server
+	httpAddr    string
+	startedAt   time.Time
 }
 
 // New validates cfg and returns an agent that has done no I/O yet.
@@ -127,10 +130,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("agent: data dir: %w", err)
 		}
 	}
-	if err := a.startRPC(); err != nil {
+	if err := a.listenRPC(); err != nil {
 		return err
 	}
 	if err := a.startSerf(); err != nil {
+		return err
+	}
+	if err := a.serveRPC(); err != nil {
 		return err
 	}
 	if err := a.startHTTP(); err != nil {
@@ -158,6 +164,9 @@ func (a *Agent) startSerf() error {
 	}
 	port, _ := strconv.Atoi(portStr)
 	bindHost, _, _ := net.SplitHostPort(a.cfg.BindAddr)
+	if bindHost, err = resolveHost(bindHost); err != nil {
+		return fmt.Errorf("agent: --bind %s: %w", a.cfg.BindAddr, err)
+	}
 	if inner == nil {
 		if bindHost == "" {
 			bindHost = "0.0.0.0"
@@ -181,7 +190,10 @@ func (a *Agent) startSerf() error {
 	}
 	if a.cfg.AdvertiseAddr != "" {
 		h, p, _ := net.SplitHostPort(a.cfg.AdvertiseAddr)
-		advHost = h
+		if advHost, err = resolveHost(h); err != nil {
+			transport.Shutdown()
+			return fmt.Errorf("agent: --advertise %s: %w", a.cfg.AdvertiseAddr, err)
+		}
 		if advPort, err = strconv.Atoi(p); err != nil {
 			transport.Shutdown()
 			return fmt.Errorf("agent: advertise address %q: bad port", a.cfg.AdvertiseAddr)
@@ -260,9 +272,29 @@ func (a *Agent) startSerf() error {
 	return nil
 }
 
+// resolveHost turns a host name into an IP address (IPv4 preferred); IPs and
+// the empty host pass unchanged.
+func resolveHost(host string) (string, error) {
+	if host == "" || net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return "", fmt.Errorf("cannot resolve %q: %v", host, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
+}
+
 // Join joins the cluster through any of addrs (host or host:port) and
 // returns how many answered. It fails with ErrSettingsMismatch when the
-// cluster's settings differ, and ErrJoin when nobody answered.
+// cluster's settings differ, and ErrJoin when no seed could be joined. Seeds
+// are tried at once, so a join takes at most one gossip TCP timeout however
+// many seeds are silent.
 func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
 	a.mu.Lock()
 	switch {
@@ -274,34 +306,60 @@ func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
 		return 0, ErrNotStarted
 	}
 	s := a.serf
-	// serf.Join takes no context; the goroutine ends when memberlist's own
-	// TCP timeout does, and Shutdown waits for it.
-	a.wg.Add(1)
+	// serf.Join takes no context; each goroutine ends with memberlist's own
+	// TCP timeout at the latest, and Shutdown waits for it.
+	a.wg.Add(len(addrs))
 	a.mu.Unlock()
 	type result struct {
 		n   int
 		err error
 	}
-	done := make(chan result, 1)
-	go func() {
-		defer a.wg.Done()
-		n, err := s.Join(addrs, false)
-		done <- result{n, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: %v", ErrJoin, ctx.Err())
+	results := make(chan result, len(addrs))
+	for _, addr := range addrs {
+		go func() {
+			defer a.wg.Done()
+			n, err := s.Join([]string{addr}, false)
+			results <- result{n, err}
+		}()
 	}
-	if mismatch := a.guard.takeLast(); mismatch != nil && r.n == 0 {
+	var joined int
+	var errs []error
+	for range addrs {
+		select {
+		case r := <-results:
+			joined += r.n
+			if r.err != nil {
+				errs = append(errs, r.err)
+			}
+		case <-ctx.Done():
+			return joined, fmt.Errorf("%w: %v", ErrJoin, ctx.Err())
+		}
+	}
+	if joined > 0 {
+		a.log.Info("joined cluster", "seeds", addrs, "answered", joined)
+		return joined, nil
+	}
+	err := errors.Join(errs...)
+	if mismatch := mismatchIn(err); mismatch != nil {
 		return 0, mismatch
 	}
-	if r.n == 0 {
-		return 0, fmt.Errorf("%w: no seed answered (%v): %v", ErrJoin, addrs, r.err)
+	return 0, fmt.Errorf("%w: could not join any of %v: %s", ErrJoin, addrs, joinHint(err))
+}
+
+// joinHint flattens serf's multi-line join error and says what to do about
+// the common causes.
+func joinHint(err error) string {
+	if err == nil {
+		return "no seed answered"
 	}
-	a.log.Info("joined cluster", "seeds", addrs, "answered", r.n)
-	return r.n, nil
+	text := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "* ", "")), " ")
+	switch {
+	case strings.Contains(text, "decrypt"), strings.Contains(text, "encryption"), strings.Contains(text, "No installed keys"):
+		return text + " (the seed answered but its gossip could not be decrypted or it could not decrypt ours: every peer needs the same --encrypt key)"
+	case strings.Contains(text, "connection refused"):
+		return text + " (nothing listens there: is the seed's peer running, and is its gossip port right?)"
+	}
+	return text
 }
 
 // retryJoin keeps joining RetryJoin with exponential backoff until one seed
@@ -387,8 +445,11 @@ func (a *Agent) Shutdown() error {
 	}
 	a.state = stopped
 	close(a.stop)
-	s, rs, rc, hs := a.serf, a.rpcServer, a.rpcClient, a.httpSrv
+	s, rs, rc, hs, rl := a.serf, a.rpcServer, a.rpcClient, a.httpSrv, a.rpcListener
 	a.mu.Unlock()
+	if rl != nil {
+		rl.Close()
+	}
 
 	var errs []error
 	if hs != nil {

@@ -525,3 +525,75 @@ func TestRetryJoinSettingsMismatchIsFatal(t *testing.T) {
 		t.Fatal("retry-join kept going after the cluster refused its settings")
 	}
 }
+
+// A refusal of some other peer's settings must not count as this peer's
+// own: a healthy peer in retry-join keeps going.
+func TestRefusingAnotherPeerIsNotFatal(t *testing.T) {
+	net := newNetwork(t)
+	cfg := newAgentConfig(t, net, 0)
+	cfg.RetryJoin = []string{"10.0.0.99"} // never answers
+	cfg.RetryJoinInterval = 10 * time.Millisecond
+	cfg.RetryJoinMaxInterval = 20 * time.Millisecond
+	healthy := startAgent(t, cfg)
+
+	bad := newAgentConfig(t, net, 1)
+	bad.VNodes = 64
+	b, err := agent.New(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Join(context.Background(), []string{ip(0)}); !errors.Is(err, agent.ErrSettingsMismatch) {
+		t.Fatalf("bad peer's join: %v", err)
+	}
+	failed := net.Stats()[ip(0)].DialsFailed
+	waitFor(t, 10*time.Second, "more retry-join attempts after the refusal", func() error {
+		select {
+		case err := <-healthy.Fatal():
+			t.Fatalf("healthy peer got a fatal error: %v", err)
+		default:
+		}
+		if n := net.Stats()[ip(0)].DialsFailed; n < failed+5 {
+			return fmt.Errorf("%d failed dials since", n-failed)
+		}
+		return nil
+	})
+}
+
+// A peer restarted from its data dir with other settings is refused by the
+// cluster it rejoins, and says so.
+func TestRejoinWithOtherSettingsIsFatal(t *testing.T) {
+	net := newNetwork(t)
+	h0, err := net.AddHost(ip(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, err := net.AddHost(ip(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	first := startAgent(t, hostConfig(t, h0, 0))
+	cfg := hostConfig(t, h1, 1)
+	cfg.DataDir = dir
+	cfg.StartJoin = []string{ip(0)}
+	second := startAgent(t, cfg)
+	waitFor(t, 10*time.Second, "pair", func() error { return agreed([]*agent.Agent{first, second}, allAlive(2)) })
+	second.Shutdown()
+
+	cfg = hostConfig(t, h1, 1)
+	cfg.DataDir = dir
+	cfg.VNodes = 64
+	restarted := startAgent(t, cfg)
+	select {
+	case err := <-restarted.Fatal():
+		if !errors.Is(err, agent.ErrSettingsMismatch) {
+			t.Fatalf("fatal error %v, want a settings mismatch", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the restarted peer with other settings kept running")
+	}
+}

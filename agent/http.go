@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -48,7 +50,6 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/members", a.handleMembers)
 	mux.HandleFunc("POST /v1/members/{name}/force-leave", a.handleForceLeave)
 	mux.HandleFunc("GET /v1/ring", a.handleRing)
-	mux.HandleFunc("GET /v1/ring/owner/{key...}", a.handleOwner)
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s; see the README for the API", r.Method, r.URL.Path))
@@ -56,17 +57,55 @@ func (a *Agent) Handler() http.Handler {
 	return a.instrument(mux)
 }
 
-// instrument limits bodies, turns the mux's plain-text 405 into JSON, and
-// records durations by route and code.
+// keyRoute serves the paths under prefix, whose rest is a user key. These
+// routes bypass ServeMux, which cleans paths and would redirect a key such
+// as "a/../b" or "x//y" to another key.
+type keyRoute struct {
+	method string
+	prefix string
+	serve  func(w http.ResponseWriter, r *http.Request, key string)
+}
+
+func (a *Agent) keyRoutes() []keyRoute {
+	return []keyRoute{
+		{method: "GET", prefix: "/v1/ring/owner/", serve: a.handleOwner},
+	}
+}
+
+// instrument limits bodies, answers wrong methods with a JSON 405, serves
+// the key routes, and records durations by route and code.
 func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
+	keyed := a.keyRoutes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		var kr *keyRoute
+		var allowed []string
+		for i := range keyed {
+			if strings.HasPrefix(r.URL.Path, keyed[i].prefix) {
+				allowed = append(allowed, keyed[i].method)
+				if keyed[i].method == r.Method {
+					kr = &keyed[i]
+				}
+			}
+		}
+		if len(allowed) == 0 {
+			for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+				if routed(mux, r, m) {
+					allowed = append(allowed, m)
+				}
+			}
+		}
 		switch {
 		case r.ContentLength > MaxRequestBody:
 			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxRequestBody))
-		case !routed(mux, r, r.Method) && (routed(mux, r, "GET") || routed(mux, r, "POST")):
-			writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
+		case kr == nil && len(allowed) > 0 && !slices.Contains(allowed, r.Method):
+			rec.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+		case kr != nil:
+			r.Body = http.MaxBytesReader(rec, r.Body, MaxRequestBody)
+			r.Pattern = kr.method + " " + kr.prefix + "{key...}"
+			kr.serve(rec, r, strings.TrimPrefix(r.URL.Path, kr.prefix))
 		default:
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxRequestBody)
 			mux.ServeHTTP(rec, r)
@@ -222,8 +261,7 @@ type OwnerInfo struct {
 	Checksum   string   `json:"checksum"`
 }
 
-func (a *Agent) handleOwner(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+func (a *Agent) handleOwner(w http.ResponseWriter, r *http.Request, key string) {
 	if err := ValidateKey(key); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,9 +127,18 @@ func (a *Agent) rejoinKnownPeers(addrs []string) {
 		if len(aliveAddrs(s.Members(), a.cfg.NodeName)) > 0 {
 			return
 		}
-		_, err = s.Join(addrs, false)
-		if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err = a.Join(ctx, addrs)
+		cancel()
+		switch {
+		case err == nil:
 			a.log.Info("rejoined known peers from the data dir", "peers", len(addrs))
+			return
+		case errors.Is(err, ErrSettingsMismatch):
+			a.log.Error("the cluster refused this peer's settings", "err", err)
+			a.reportFatal(err)
+			return
+		case errors.Is(err, ErrShutdown):
 			return
 		}
 		a.log.Warn("rejoin of known peers failed; will retry", "attempt", attempt, "in", wait, "err", err)

@@ -18,7 +18,8 @@ type pingResponse struct {
 	Name string `msgpack:"name"`
 }
 
-func (a *Agent) startRPC() error {
+// rpcConfig is the peer RPC configuration for both sides.
+func (a *Agent) rpcConfig() (peerrpc.Config, error) {
 	cfg := peerrpc.DefaultConfig()
 	cfg.DefaultTimeout = a.cfg.RPCTimeout
 	cfg.Logger = a.log
@@ -27,11 +28,18 @@ func (a *Agent) startRPC() error {
 	if len(a.cfg.EncryptKey) > 0 {
 		auth, err := peerrpc.NewAuth(a.cfg.EncryptKey, peerrpc.DefaultAuthWindow, a.clock.Now)
 		if err != nil {
-			return err
+			return cfg, err
 		}
 		cfg.Auth = auth
 	}
-	server, err := peerrpc.NewServer(cfg)
+	return cfg, nil
+}
+
+// listenRPC opens the peer RPC listener and the client. The server starts
+// in serveRPC, once the advertised address (which signed requests name) is
+// known.
+func (a *Agent) listenRPC() error {
+	cfg, err := a.rpcConfig()
 	if err != nil {
 		return err
 	}
@@ -39,11 +47,9 @@ func (a *Agent) startRPC() error {
 	if err != nil {
 		return err
 	}
-	if err := peerrpc.Handle(server, methodPing, a.handlePing); err != nil {
-		return err
-	}
 	l, err := a.cfg.RPCTransport.Listen(a.cfg.RPCAddr)
 	if err != nil {
+		client.Close()
 		return fmt.Errorf("agent: peer rpc listen on %s: %w", a.cfg.RPCAddr, err)
 	}
 	addr := a.cfg.RPCAdvertiseAddr
@@ -51,7 +57,33 @@ func (a *Agent) startRPC() error {
 		addr = l.Addr().String()
 	}
 	a.mu.Lock()
-	a.rpcServer, a.rpcClient, a.rpcAddr = server, client, addr
+	a.rpcClient, a.rpcListener, a.rpcAddr = client, l, addr
+	a.mu.Unlock()
+	return nil
+}
+
+// serveRPC starts the peer RPC server on the listener.
+func (a *Agent) serveRPC() error {
+	cfg, err := a.rpcConfig()
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	cfg.Self = a.rpcAddr
+	l := a.rpcListener
+	a.rpcListener = nil
+	a.mu.Unlock()
+	server, err := peerrpc.NewServer(cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if err := peerrpc.Handle(server, methodPing, a.handlePing); err != nil {
+		l.Close()
+		return err
+	}
+	a.mu.Lock()
+	a.rpcServer = server
 	a.mu.Unlock()
 	return server.Serve(l)
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
+	"strings"
 
 	"github.com/hashicorp/serf/serf"
 )
@@ -43,14 +43,12 @@ func settingsTags(vnodes int) map[string]string {
 }
 
 // settingsGuard is serf's merge delegate: it refuses to merge with peers whose
-// cluster-wide settings differ, and remembers why so Join can say so.
+// cluster-wide settings differ. It keeps no state: a Join learns of a refusal
+// from the error serf returns (see mismatchIn), so a refusal of some other
+// peer's merge never shows up as this peer's own.
 type settingsGuard struct {
 	self string
 	mine map[string]string
-
-	// mu guards last.
-	mu   sync.Mutex
-	last error
 }
 
 var _ serf.MergeDelegate = (*settingsGuard)(nil)
@@ -60,9 +58,6 @@ var _ serf.MergeDelegate = (*settingsGuard)(nil)
 func (g *settingsGuard) NotifyMerge(members []*serf.Member) error {
 	for _, m := range members {
 		if err := g.check(m); err != nil {
-			g.mu.Lock()
-			g.last = err
-			g.mu.Unlock()
 			return err
 		}
 	}
@@ -82,11 +77,21 @@ func (g *settingsGuard) check(m *serf.Member) error {
 	return nil
 }
 
-// takeLast returns and clears the last refusal.
-func (g *settingsGuard) takeLast() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	err := g.last
-	g.last = nil
-	return err
+// mismatchIn finds this peer's refusal in the error of a failed serf.Join
+// (memberlist flattens the delegate's error into text) and returns it as an
+// error wrapping ErrSettingsMismatch, or nil.
+func mismatchIn(err error) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	i := strings.Index(text, ErrSettingsMismatch.Error())
+	if i < 0 {
+		return nil
+	}
+	detail := strings.TrimPrefix(text[i+len(ErrSettingsMismatch.Error()):], ": ")
+	if j := strings.IndexByte(detail, '\n'); j >= 0 {
+		detail = detail[:j]
+	}
+	return fmt.Errorf("%w: %s", ErrSettingsMismatch, detail)
 }

@@ -25,15 +25,21 @@ const maxSeenNonces = 1 << 20
 // Auth signs and checks frames with a key derived from the cluster key.
 //
 // Every frame carries HMAC-SHA256(k, version || fields || bind), where
-// k = HMAC-SHA256(cluster key, "ringleader/peer-rpc/v1"). A request binds
-// nothing and carries a fresh random nonce and the sender's time; the
-// receiver accepts it only within the time window and only once per nonce.
+// k = HMAC-SHA256(cluster key, "ringleader/peer-rpc/v1"). A request binds the
+// address it is sent to (so it cannot be replayed to another peer) and
+// carries a fresh random nonce and the sender's time; the receiver accepts it
+// only within the time window, only once per nonce, and only if it was sent
+// after the receiver started (the nonce cache does not survive a restart).
 // A response binds the nonce of its request, so it cannot be replayed as the
 // answer to another request. Auth is safe for concurrent use.
 type Auth struct {
 	key    []byte
 	window time.Duration
 	now    func() time.Time
+	// notBefore is when this Auth was made: requests stamped earlier were
+	// sent to an earlier life of this process, whose nonce cache is gone, so
+	// they are refused as possible replays.
+	notBefore int64
 
 	// mu guards seen and nextSweep.
 	mu        sync.Mutex
@@ -55,7 +61,7 @@ func NewAuth(clusterKey []byte, window time.Duration, now func() time.Time) (*Au
 	}
 	m := hmac.New(sha256.New, clusterKey)
 	m.Write([]byte("ringleader/peer-rpc/v1"))
-	return &Auth{key: m.Sum(nil), window: window, now: now, seen: make(map[[nonceSize]byte]int64)}, nil
+	return &Auth{key: m.Sum(nil), window: window, now: now, notBefore: now().UnixNano(), seen: make(map[[nonceSize]byte]int64)}, nil
 }
 
 // stamp gives f a fresh nonce and the current time.
@@ -85,7 +91,7 @@ func (a *Auth) Verify(f *Frame, bind []byte) error {
 		return fmt.Errorf("%w: frame is not signed; this cluster needs the same --encrypt key on every peer", ErrAuth)
 	}
 	if !hmac.Equal(f.MAC, a.mac(f.signed, bind)) {
-		return fmt.Errorf("%w: bad signature; the peers use different --encrypt keys", ErrAuth)
+		return fmt.Errorf("%w: bad signature; the peers use different --encrypt keys (or the request was addressed to another peer)", ErrAuth)
 	}
 	if len(f.Nonce) != nonceSize {
 		return fmt.Errorf("%w: nonce is %d bytes, want %d", ErrAuth, len(f.Nonce), nonceSize)
@@ -100,6 +106,9 @@ func (a *Auth) Verify(f *Frame, bind []byte) error {
 	}
 	if skew > int64(a.window) {
 		return fmt.Errorf("%w: timestamp is %v away from this peer's clock, limit %v; check the clocks", ErrAuth, time.Duration(skew), a.window)
+	}
+	if f.Time < a.notBefore {
+		return fmt.Errorf("%w: request stamped %v before this peer started (a replay, or the sender's clock is behind; it may retry)", ErrAuth, time.Duration(a.notBefore-f.Time))
 	}
 	var nonce [nonceSize]byte
 	copy(nonce[:], f.Nonce)

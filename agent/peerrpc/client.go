@@ -169,7 +169,7 @@ func (cc *clientConn) call(ctx context.Context, method string, body []byte) ([]b
 		cc.mu.Unlock()
 	}()
 
-	buf, err := AppendFrame(nil, req, cfg.Auth, nil)
+	buf, err := AppendFrame(nil, req, cfg.Auth, []byte(cc.addr))
 	if err != nil {
 		return nil, err
 	}

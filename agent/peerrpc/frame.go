@@ -128,24 +128,38 @@ func AppendFrame(dst []byte, f *Frame, auth *Auth, bind []byte) ([]byte, error) 
 }
 
 // ReadFrame reads one frame from r, refusing any frame whose declared length
-// exceeds maxSize before allocating for it.
+// exceeds maxSize. Memory grows with the bytes that actually arrive, not with
+// the declared length.
 func ReadFrame(r io.Reader, maxSize int) (*Frame, error) {
+	n, err := readHeader(r, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	return readBody(r, n)
+}
+
+func readHeader(r io.Reader, maxSize int) (int, error) {
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
+		return 0, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if int64(n) > int64(maxSize) {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, maxSize)
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, maxSize)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	return int(n), nil
+}
+
+func readBody(r io.Reader, n int) (*Frame, error) {
+	var buf bytes.Buffer
+	buf.Grow(min(n, 64<<10))
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
-	return DecodeFrame(buf)
+	return DecodeFrame(buf.Bytes())
 }
 
 // DecodeFrame decodes a frame body (everything after the length prefix).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,11 @@ func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 // its address; it is closed when the test ends.
 func startServer(t *testing.T, cfg Config) string {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Self = l.Addr().String()
 	s, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,10 +62,6 @@ func startServer(t *testing.T, cfg Config) string {
 	if err := Handle(s, "fail", func(ctx context.Context, r *echoReq) (*echoResp, error) {
 		return nil, WithCode(CodeUnavailable, errBoom)
 	}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Serve(l); err != nil {
@@ -233,40 +235,134 @@ func TestReplayAndStaleRefused(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Auth = testAuth(t, "key")
 	addr := startServer(t, cfg)
+	other := startServer(t, cfg)
 	body := []byte{0x81, 0xa4, 'T', 'e', 'x', 't', 0xa2, 'h', 'i'}
-
-	wire, err := AppendFrame(nil, &Frame{Kind: KindRequest, ID: 1, Method: "echo", Body: body}, cfg.Auth, nil)
-	if err != nil {
-		t.Fatal(err)
+	request := func(a *Auth, id uint64, to string) []byte {
+		wire, err := AppendFrame(nil, &Frame{Kind: KindRequest, ID: id, Method: "echo", Body: body}, a, []byte(to))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wire
 	}
+	refused := func(name string, f *Frame, want string) {
+		t.Helper()
+		if f.Code != CodeUnauthenticated || !strings.Contains(f.Error, want) {
+			t.Fatalf("%s: got code %q error %q, want a refusal saying %q", name, f.Code, f.Error, want)
+		}
+	}
+
+	wire := request(cfg.Auth, 1, addr)
 	if f := rawCall(t, addr, wire); f.Error != "" {
 		t.Fatalf("first send refused: %s", f.Error)
 	}
-	if f := rawCall(t, addr, wire); f.Code != CodeUnauthenticated || !strings.Contains(f.Error, "replayed") {
-		t.Fatalf("replay: got code %q error %q, want a refusal", f.Code, f.Error)
-	}
+	refused("replay", rawCall(t, addr, wire), "replayed")
+	refused("replay to another peer", rawCall(t, other, wire), "addressed to another peer")
 
 	stale, err := NewAuth([]byte("key"), DefaultAuthWindow, func() time.Time { return time.Now().Add(-time.Minute) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	wire, err = AppendFrame(nil, &Frame{Kind: KindRequest, ID: 2, Method: "echo", Body: body}, stale, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f := rawCall(t, addr, wire); f.Code != CodeUnauthenticated || !strings.Contains(f.Error, "clock") {
-		t.Fatalf("stale: got code %q error %q, want a refusal", f.Code, f.Error)
-	}
+	refused("stale", rawCall(t, addr, request(stale, 2, addr)), "clock")
 
 	// A tampered body breaks the signature.
-	wire, err = AppendFrame(nil, &Frame{Kind: KindRequest, ID: 3, Method: "echo", Body: body}, cfg.Auth, nil)
+	wire = request(cfg.Auth, 5, addr)
+	i := bytes.Index(wire, []byte("hi"))
+	wire[i] = 'H'
+	refused("tampered", rawCall(t, addr, wire), "bad signature")
+}
+
+func TestRequestFromBeforeStartRefused(t *testing.T) {
+	client := testAuth(t, "key")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(wire, []byte("hi"))
-	wire[i] = 'H'
-	if f := rawCall(t, addr, wire); f.Code != CodeUnauthenticated {
-		t.Fatalf("tampered: got code %q error %q, want a refusal", f.Code, f.Error)
+	addr := l.Addr().String()
+	body := []byte{0x80}
+	// Signed now; the server's Auth is made a moment later, as after a
+	// restart that lost the nonce cache.
+	wire, err := AppendFrame(nil, &Frame{Kind: KindRequest, ID: 1, Method: "echo", Body: body}, client, []byte(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for signed := time.Now(); !time.Now().After(signed); {
+		// the server's Auth must be made strictly later
+	}
+	cfg := DefaultConfig()
+	cfg.Auth = testAuth(t, "key")
+	cfg.Self = addr
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(l); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if f := rawCall(t, addr, wire); f.Code != CodeUnauthenticated || !strings.Contains(f.Error, "before this peer started") {
+		t.Fatalf("got code %q error %q", f.Code, f.Error)
+	}
+}
+
+// A sender that declares a big frame and stalls is cut off after
+// FrameTimeout, and one that sends nothing after IdleTimeout; connections
+// over MaxConns are closed at once.
+func TestServerLimits(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.FrameTimeout = 100 * time.Millisecond
+	cfg.IdleTimeout = 200 * time.Millisecond
+	cfg.MaxConns = 2
+	addr := startServer(t, cfg)
+
+	closedWithin := func(name string, nc net.Conn, limit time.Duration) {
+		t.Helper()
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		_, err := nc.Read(make([]byte, 1))
+		if err == nil || time.Since(start) > limit {
+			t.Fatalf("%s: read returned %v after %v, want the server to close within %v", name, err, time.Since(start), limit)
+		}
+	}
+	stalled, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	stalled.Write([]byte{0, 0x40, 0, 0, FrameVersion}) // 4 MiB declared, 1 byte sent
+	closedWithin("stalled frame", stalled, 3*time.Second)
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	closedWithin("idle connection", idle, 3*time.Second)
+
+	var conns []net.Conn
+	for range 3 {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		conns = append(conns, nc)
+	}
+	closedWithin("connection over the limit", conns[2], 150*time.Millisecond)
+}
+
+func TestReadBodyGrowsWithInput(t *testing.T) {
+	// 4 MiB declared, 10 bytes sent: the reader must not allocate 4 MiB.
+	hdr := []byte{0, 0x40, 0, 0, FrameVersion, 0}
+	var m1, m2 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	_, err := ReadFrame(bytes.NewReader(append(hdr, make([]byte, 8)...)), 8<<20)
+	runtime.ReadMemStats(&m2)
+	if err == nil {
+		t.Fatal("a truncated frame decoded")
+	}
+	if grew := m2.TotalAlloc - m1.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("reading 14 bytes of a 4 MiB frame allocated %d bytes", grew)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -32,6 +33,22 @@ type Config struct {
 	MaxHandlerTime time.Duration
 	// DefaultTimeout is a call's deadline when its context has none.
 	DefaultTimeout time.Duration
+	// Self is the address clients dial this server at (Server only, with
+	// Auth): signed requests name the address they were sent to, so a
+	// request recorded on its way to another peer is refused here.
+	Self string
+	// MaxConns bounds the connections a server keeps open at once; more are
+	// closed as soon as they are accepted.
+	MaxConns int
+	// IdleTimeout closes a server connection that starts no frame for this
+	// long; FrameTimeout bounds the reading of one frame once it started,
+	// so a peer that sends a header and stalls cannot hold the memory.
+	IdleTimeout  time.Duration
+	FrameTimeout time.Duration
+	// ReadBudget bounds the bytes of frames being read at once over all of a
+	// server's connections; a frame that does not fit closes its connection.
+	// With MaxFrameSize it bounds what unauthenticated senders can pin.
+	ReadBudget int64
 	// Dial opens a connection to a peer (Client only).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Logger gets connection-level problems; nil discards them.
@@ -48,6 +65,10 @@ func DefaultConfig() Config {
 		MaxInFlight:    64,
 		MaxHandlerTime: 30 * time.Second,
 		DefaultTimeout: 2 * time.Second,
+		MaxConns:       512,
+		IdleTimeout:    5 * time.Minute,
+		FrameTimeout:   10 * time.Second,
+		ReadBudget:     64 << 20,
 	}
 }
 
@@ -62,6 +83,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("peerrpc: MaxHandlerTime %v must be positive", c.MaxHandlerTime)
 	case c.DefaultTimeout <= 0:
 		return fmt.Errorf("peerrpc: DefaultTimeout %v must be positive", c.DefaultTimeout)
+	case c.MaxConns < 1:
+		return fmt.Errorf("peerrpc: MaxConns %d must be at least 1", c.MaxConns)
+	case c.IdleTimeout <= 0 || c.FrameTimeout <= 0:
+		return fmt.Errorf("peerrpc: IdleTimeout %v and FrameTimeout %v must be positive", c.IdleTimeout, c.FrameTimeout)
+	case c.ReadBudget < int64(c.MaxFrameSize):
+		return fmt.Errorf("peerrpc: ReadBudget %d must be at least MaxFrameSize %d", c.ReadBudget, c.MaxFrameSize)
 	}
 	return nil
 }
@@ -86,6 +113,8 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// reading is the bytes of frames being read now (ReadBudget).
+	reading atomic.Int64
 
 	// mu guards handlers, listeners, conns and closed.
 	mu        sync.Mutex
@@ -179,6 +208,12 @@ func (s *Server) accept(l net.Listener) {
 			c.Close()
 			return
 		}
+		s.mu.Lock()
+		_, tracked := s.conns[c]
+		s.mu.Unlock()
+		if !tracked {
+			continue // refused: over MaxConns
+		}
 		s.wg.Add(1)
 		go s.serveConn(c)
 	}
@@ -189,6 +224,11 @@ func (s *Server) track(c net.Conn) bool {
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
+	}
+	if len(s.conns) >= s.cfg.MaxConns {
+		s.log.Warn("peer rpc: too many connections; refusing one", "remote", c.RemoteAddr().String(), "limit", s.cfg.MaxConns)
+		c.Close()
+		return true
 	}
 	s.conns[c] = struct{}{}
 	return true
@@ -215,7 +255,7 @@ func (s *Server) serveConn(c net.Conn) {
 		s.mu.Unlock()
 	}()
 	for {
-		f, err := ReadFrame(c, s.cfg.MaxFrameSize)
+		f, err := s.readFrame(c)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
 				s.log.Debug("peer rpc connection dropped", "remote", c.RemoteAddr().String(), "err", err)
@@ -228,7 +268,7 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 		if s.cfg.Auth != nil {
-			if err := s.cfg.Auth.Verify(f, nil); err != nil {
+			if err := s.cfg.Auth.Verify(f, []byte(s.cfg.Self)); err != nil {
 				s.log.Warn("peer rpc request refused", "remote", c.RemoteAddr().String(), "err", err)
 				sc.reply(f, nil, WithCode(CodeUnauthenticated, err), false)
 				return
@@ -247,6 +287,23 @@ func (s *Server) serveConn(c net.Conn) {
 			sc.reply(f, body, err, s.cfg.Auth != nil)
 		}()
 	}
+}
+
+// readFrame reads the next frame under the idle and frame timeouts and the
+// server's read budget.
+func (s *Server) readFrame(c net.Conn) (*Frame, error) {
+	c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	n, err := readHeader(c, s.cfg.MaxFrameSize)
+	if err != nil {
+		return nil, err
+	}
+	if s.reading.Add(int64(n)) > s.cfg.ReadBudget {
+		s.reading.Add(-int64(n))
+		return nil, fmt.Errorf("peerrpc: %d bytes of frames already being read, budget %d; dropping a %d-byte frame", s.reading.Load(), s.cfg.ReadBudget, n)
+	}
+	defer s.reading.Add(-int64(n))
+	c.SetReadDeadline(time.Now().Add(s.cfg.FrameTimeout))
+	return readBody(c, n)
 }
 
 func (sc *serverConn) call(f *Frame) ([]byte, error) {

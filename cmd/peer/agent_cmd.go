@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -49,7 +50,7 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 		cfg.AdvertiseAddr = *advertise
 		cfg.RPCAddr = withDefaultPort(*rpc, "7947")
 		cfg.RPCAdvertiseAddr = *rpcAdvertise
-		cfg.HTTPAddr = *httpAddr
+		cfg.HTTPAddr = withDefaultPort(*httpAddr, "7948")
 		cfg.DataDir = *dataDir
 		cfg.StartJoin = *join
 		cfg.RetryJoin = *retryJoin
@@ -87,11 +88,22 @@ func runAgent(cfg agent.Config) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
+	// Start may wait on --join seeds; a signal meanwhile stops it.
 	startCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	err = a.Start(startCtx)
-	cancel()
-	if err != nil {
-		return err
+	defer cancel()
+	started := make(chan error, 1)
+	go func() { started <- a.Start(startCtx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return err
+		}
+	case sig := <-sigs:
+		cfg.Logger.Info("signal received while starting; stopping", "signal", sig.String())
+		cancel()
+		<-started
+		a.Shutdown()
+		return fmt.Errorf("stopped by %s before the peer had started", sig)
 	}
 	select {
 	case sig := <-sigs:
@@ -131,11 +143,14 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
 }
 
-// withDefaultPort turns "host" into "host:port"; anything with a port is
-// left alone.
+// withDefaultPort turns "host" (a name, an IPv4 or a bare IPv6 address)
+// into "host:port"; anything with a port is left alone.
 func withDefaultPort(addr, port string) string {
-	if addr == "" || strings.Contains(addr, ":") && (strings.HasPrefix(addr, "[") || strings.Count(addr, ":") == 1) {
+	switch {
+	case addr == "":
 		return addr
+	case net.ParseIP(addr) != nil, !strings.Contains(addr, ":"):
+		return net.JoinHostPort(addr, port)
 	}
-	return addr + ":" + port
+	return addr
 }

@@ -72,6 +72,8 @@ func TestWithDefaultPort(t *testing.T) {
 		"10.0.0.1:1234": "10.0.0.1:1234",
 		":7000":         ":7000",
 		"[::1]:7000":    "[::1]:7000",
+		"::1":           "[::1]:7946",
+		"localhost":     "localhost:7946",
 		"":              "",
 	} {
 		if got := withDefaultPort(in, "7946"); got != want {

@@ -105,7 +105,7 @@ func membersCommand(fs *pflag.FlagSet) func([]string) error {
 
 func ringCommand(fs *pflag.FlagSet) func([]string) error {
 	c := clientFlags(fs)
-	n := fs.Int("n", 3, "preference list length for 'ring owner'")
+	n := fs.IntP("preference", "n", 3, "preference list length for 'ring owner'")
 	return func(args []string) error {
 		switch {
 		case len(args) == 0:

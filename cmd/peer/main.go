@@ -157,6 +157,10 @@ func mainUsage(w io.Writer) {
 
 func commandUsage(w io.Writer, c command, fs *pflag.FlagSet) {
 	fmt.Fprintf(w, "Usage: peer %s [flags] %s\n\n%s.\n\nFlags (each also from env PEER_<FLAG>):\n", c.name, c.args, upperFirst(c.summary))
+	if !fs.HasFlags() {
+		fmt.Fprintln(w, "  (none)")
+		return
+	}
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
