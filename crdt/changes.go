@@ -1,11 +1,9 @@
 package crdt
 
-import "slices"
-
 // Change tracking: why a recency list, and why it is updated lazily.
 //
-// Each shard keeps its entries on an intrusive doubly linked list ordered by their last change
-// (version), most recent at the tail, and has its own version, bumped on every change. A
+// Each shard keeps its entries on an intrusive doubly linked list ordered by version, most
+// recently changed at the tail; the shard's version counts the changes it has recorded. A
 // Cursor is the vector of shard versions a caller has seen; DeltasSince returns each key
 // changed since then, once, with its current state, oldest change first. Compared with a
 // bounded log of individual deltas that compacts to "send the full state" when it overflows:
@@ -17,65 +15,45 @@ import "slices"
 //   - there is no overflow cliff: a cursor that is very old, from before a Restore, or from
 //     another Store instance simply yields every key changed since (up to the whole store,
 //     which is what the change log's compaction would send), in pages of maxKeys;
-//   - per-shard versions keep writers on different shards off one shared counter.
+//   - versions are per shard and assigned by flush (below), so writers share no counter.
 //
 // The price: a delta carries a key's whole state (all its replicas' counts), not just the
 // changed replica's. With a handful of replicas a key, that is a few dozen bytes.
 //
-// A write does not relink the list or update the digest: both would write cache lines of
-// other entries and of the digest that another core last wrote, which is what kept two
-// goroutines from scaling. It only bumps the versions and, on an entry's first change since
-// the last flush, appends the entry to the shard's pending list. flush, run by DeltasSince and
-// the digest functions, rehashes the pending entries into the digest leaves and moves them to
-// the tail of the list in version order.
+// A write does not relink the list, bump a version or update the digest: each would write
+// cache lines of shared shard state or of other entries that another core last wrote, and
+// that traffic, not the work, is what kept two goroutines from going faster than one. A write
+// only updates its entry's counts under the entry's lock and, on the entry's first change
+// since the last flush, flags it and appends it to the shard's pending list. flush, run by
+// DeltasSince and the digest functions under the shard's mu, rehashes each pending entry into
+// its digest leaf, gives it the next shard version and moves it to the tail of the recency
+// list. So versions, and the order DeltasSince returns keys in, follow when a flush first saw
+// a key changed: oldest flush first, and within one flush, first change first.
 
-// noteChange records a change of entry i of sh, which is locked.
-func (sh *shard) noteChange(i uint32) {
-	e := sh.at(i)
-	if e.version <= sh.flushed { // first change since the last flush
-		sh.pending = append(sh.pending, i)
-	}
-	sh.version++
-	e.version = sh.version
-}
-
-// flush brings sh's digest leaves and recency list up to date with its pending changes.
-// sh is locked.
+// flush brings sh's digest leaves, versions and recency list up to date with its pending
+// changes. mu is held.
 func (s *Store) flush(sh *shard) {
 	if len(sh.pending) == 0 {
 		return
 	}
-	hashes := s.replicas.load().hashes // loaded under the shard lock: it has every replica in sh
 	for _, i := range sh.pending {
 		e := sh.at(i)
-		kh := hashKey(e.key)
+		e.lock.lock()
+		e.flags &^= entryPending
+		hashes := s.replicas.load().hashes // under the entry lock: it has every replica in e
 		var sum uint64
 		for _, sl := range e.slots {
 			sum += slotHash(hashes[sl.replica], sl.p, sl.n)
 		}
+		e.lock.unlock()
+		kh := hashKey(e.key)
 		h := stateHash(kh, sum)
 		s.leaves[leafOf(kh)].Add(h - e.hash)
 		e.hash = h
-	}
-	// Pending entries all changed after every entry on the list; in version order they go
-	// to its tail.
-	byVersion := func(a, b uint32) int {
-		va, vb := sh.at(a).version, sh.at(b).version
-		if va < vb {
-			return -1
-		}
-		if va > vb {
-			return 1
-		}
-		return 0
-	}
-	if !slices.IsSortedFunc(sh.pending, byVersion) {
-		slices.SortFunc(sh.pending, byVersion)
-	}
-	for _, i := range sh.pending {
+		sh.version++
+		e.version = sh.version
 		sh.moveToTail(i)
 	}
-	sh.flushed = sh.version
 	if cap(sh.pending) > 1024 && len(sh.pending) < cap(sh.pending)/4 {
 		sh.pending = nil // do not keep a burst's worth of memory
 	} else {
@@ -85,21 +63,21 @@ func (s *Store) flush(sh *shard) {
 
 // moveToTail unlinks entry i from the recency list, if it is on it, and appends it.
 func (sh *shard) moveToTail(i uint32) {
-	e := sh.at(i)
+	l := sh.link(i)
 	if sh.tail == i {
 		return
 	}
-	if e.prev != noEntry || sh.head == i { // on the list: unlink
-		if e.prev != noEntry {
-			sh.at(e.prev).next = e.next
+	if l.prev != noEntry || sh.head == i { // on the list: unlink
+		if l.prev != noEntry {
+			sh.link(l.prev).next = l.next
 		} else {
-			sh.head = e.next
+			sh.head = l.next
 		}
-		sh.at(e.next).prev = e.prev // e is not the tail, so e.next exists
+		sh.link(l.next).prev = l.prev // e is not the tail, so l.next exists
 	}
-	e.prev, e.next = sh.tail, noEntry
+	l.prev, l.next = sh.tail, noEntry
 	if sh.tail != noEntry {
-		sh.at(sh.tail).next = i
+		sh.link(sh.tail).next = i
 	} else {
 		sh.head = i
 	}
@@ -119,12 +97,12 @@ func (sh *shard) firstAfter(from uint64) uint32 {
 	// Invariant: f changed at or before from, b after it; so f is not the tail, nor b the head.
 	f, b := sh.head, sh.tail
 	for {
-		nf := sh.at(f).next
+		nf := sh.link(f).next
 		if sh.at(nf).version > from {
 			return nf
 		}
 		f = nf
-		pb := sh.at(b).prev
+		pb := sh.link(b).prev
 		if sh.at(pb).version <= from {
 			return b
 		}

@@ -22,6 +22,7 @@ func (s *Store) Cursor() Cursor {
 	for si := range s.shards {
 		sh := &s.shards[si]
 		sh.mu.Lock()
+		s.flush(sh) // changes made before this call get versions inside the cursor
 		c.versions[si] = sh.version
 		sh.mu.Unlock()
 	}
@@ -29,7 +30,7 @@ func (s *Store) Cursor() Cursor {
 }
 
 // DeltasSince returns the state of every key changed after cursor c, each key once, oldest
-// change first, at most maxKeys keys (no limit if maxKeys <= 0); the cursor to pass next
+// change first (as of when a DeltasSince or digest call first saw it), at most maxKeys keys (no limit if maxKeys <= 0); the cursor to pass next
 // time; and whether more changes remain after that cursor. The states include changes merged
 // in from other replicas, not only local writes, so gossiping them spreads changes
 // epidemically. The returned State is independent of the store.
@@ -42,11 +43,12 @@ func (s *Store) DeltasSince(c Cursor, maxKeys int) (State, Cursor, bool) {
 	if budget <= 0 {
 		budget = math.MaxInt
 	}
-	b := newStateBuilder(nil)
+	b := newStateBuilder(s.replicas)
 	more := false
 	for si := range s.shards {
 		sh := &s.shards[si]
 		sh.mu.Lock()
+		s.flush(sh)
 		from := next.versions[si]
 		if from > sh.version {
 			from = 0 // a version this shard never issued: not our cursor
@@ -62,10 +64,8 @@ func (s *Store) DeltasSince(c Cursor, maxKeys int) (State, Cursor, bool) {
 			sh.mu.Unlock()
 			continue
 		}
-		s.flush(sh)
-		b.grow(s.replicas.load().ids)
 		i := sh.firstAfter(from)
-		for ; i != noEntry && budget > 0; i = sh.at(i).next {
+		for ; i != noEntry && budget > 0; i = sh.link(i).next {
 			b.add(sh.at(i))
 			budget--
 		}

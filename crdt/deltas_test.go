@@ -89,6 +89,9 @@ func TestDeltasSinceOldestFirst(t *testing.T) {
 	for _, k := range []string{"a", "b", "c", "d"} {
 		mustApply(t, s, k, ra, 1)
 	}
+	// Order is by when a DeltasSince (or digest) first saw a key changed: a, b, c, d were
+	// seen here; b and a change again after.
+	s.DeltasSince(Cursor{}, 0)
 	mustApply(t, s, "b", ra, 1)
 	mustApply(t, s, "a", ra, 1)
 	keys, _ := drain(t, s, Cursor{}, 1)

@@ -153,15 +153,17 @@ func (s *Store) keyDigest(leaves []uint16) Digest {
 		sh := &s.shards[si]
 		sh.mu.Lock()
 		s.flush(sh) // so every entry's hash is current
-		for _, slot := range sh.index {
-			if slot.ref == 0 {
+		t := sh.tables.Load()
+		for j := range t.index {
+			v := t.index[j].Load()
+			if v == 0 {
 				continue
 			}
-			leaf := slot.tag >> (32 - digestLeafBits)
+			leaf := uint32(v>>32) >> (32 - digestLeafBits)
 			if want[leaf/64]&(1<<(leaf%64)) == 0 {
 				continue
 			}
-			e := sh.at(slot.ref - 1)
+			e := t.entry(uint32(v) - 1)
 			d.keys = append(d.keys, e.key)
 			d.hashes = append(d.hashes, e.hash)
 		}

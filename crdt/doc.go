@@ -47,14 +47,15 @@
 //
 // # Layout and concurrency
 //
-// A Store is split by key hash into Config.Shards shards, each with its own mutex, an
-// open-addressing index and paged entries; each key keeps its replicas' counts in one exactly
-// sized slice of {replica index, P, N}, with replica IDs interned store-wide. That is about 220
-// bytes a key with five replicas (BenchmarkStoreMemory). A write locks one shard and touches
-// only that shard's header, the key's entry and its counts, and allocates nothing unless the
-// key or the replica is new in it; the change list that serves DeltasSince and the digest
-// hashes are brought up to date lazily (the reasons are in changes.go). Every method is safe
-// for concurrent use.
+// A Store is split by key hash into Config.Shards shards, each with an open-addressing index
+// and paged entries; each key keeps its replicas' counts in one exactly sized slice of
+// {replica index, P, N}, with replica IDs interned store-wide. That is about 226 bytes a key
+// with five replicas (BenchmarkStoreMemory). A write to a key that already holds a count of
+// the writing replica looks the key up without a lock, locks only that key's entry, and
+// allocates nothing; new keys and new replicas in a key take the shard's mutex. The change
+// list that serves DeltasSince and the digest hashes are brought up to date lazily, under the
+// shard's mutex, when they are read (the reasons are in changes.go). Every method is safe for
+// concurrent use.
 //
 // Every value that crosses a process boundary (State, Cursor, Digest, ReplicaCounts, GCounter,
 // PNCounter) has AppendBinary/MarshalBinary and UnmarshalBinary: msgpack after a leading

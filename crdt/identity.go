@@ -65,9 +65,11 @@ func (s *Store) ReplicaCounts(r ReplicaID) ReplicaCounts {
 		sh.mu.Lock()
 		for i := range sh.count {
 			e := sh.at(i)
+			e.lock.lock()
 			if j := findSlot(e.slots, ri); j >= 0 {
 				found = append(found, kc{e.key, e.slots[j]})
 			}
+			e.lock.unlock()
 		}
 		sh.mu.Unlock()
 	}

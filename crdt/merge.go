@@ -27,20 +27,36 @@ func (s *Store) Merge(st State) ([]string, error) {
 		}
 		sh := &s.shards[si]
 		sh.mu.Lock()
-		before := sh.version
+		sh.nextMerge()
 		for _, k := range order[starts[si]:starts[si+1]] {
-			reported, err := s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx, before)
+			report, err := s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx)
 			if err != nil {
 				sh.mu.Unlock()
 				return changed, err
 			}
-			if reported {
+			if report {
 				changed = append(changed, st.keys[k])
 			}
 		}
 		sh.mu.Unlock()
 	}
 	return changed, nil
+}
+
+// nextMerge starts a new Merge in sh, whose mu is held, by advancing its merges count. When
+// the count wraps, it clears the counts the entries hold, so none is mistaken for the new one.
+func (sh *shard) nextMerge() {
+	sh.merges = (sh.merges + 1) & (1<<(32-mergeShift) - 1)
+	if sh.merges != 0 {
+		return
+	}
+	sh.merges = 1
+	for i := range sh.count {
+		e := sh.at(i)
+		e.lock.lock()
+		e.flags &= flagBits
+		e.lock.unlock()
+	}
 }
 
 // groupByShard hashes keys and orders their indices by shard: the keys of shard i are
@@ -67,11 +83,11 @@ func (s *Store) groupByShard(keys []string) (khs []uint64, order []int32, starts
 }
 
 // mergeKey joins counts (replica indices in the State, mapped to the store's by idx) into
-// key's entry in sh, which is locked. It reports whether the entry changed and had not
-// already changed since shard version before, so a key repeated in one Merge is reported once.
-func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []uint32, before uint64) (bool, error) {
-	i, found := sh.find(key, kh)
-	if !found {
+// key's entry in sh, whose mu is held, and reports whether the entry changed and this Merge
+// has not reported it yet.
+func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []uint32) (bool, error) {
+	i, e := sh.find(key, kh)
+	if e == nil {
 		slots := make([]slot, 0, len(counts))
 		for _, c := range counts {
 			slots = raiseSlot(slots, idx[c.replica], c.p, c.n)
@@ -79,17 +95,20 @@ func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []
 		if len(slots) == 0 {
 			return false, nil
 		}
-		i, ok := sh.add(key, kh)
+		i, ok := sh.add(key, kh, slots[:len(slots):len(slots)])
 		if !ok {
 			return false, fmt.Errorf("%w: a shard holds %d keys; use more shards", ErrStoreFull, maxShardEntries)
 		}
-		sh.at(i).slots = slots[:len(slots):len(slots)]
-		sh.noteChange(i)
+		e := sh.at(i)
+		e.lock.lock() // published: a writer may have found it already
+		e.flags |= sh.merges << mergeShift
+		e.lock.unlock()
 		return true, nil
 	}
-	e := sh.at(i)
-	firstChange := e.version <= before
+	e.lock.lock()
+	defer e.lock.unlock()
 	changed, extra := false, 0
+	reported := e.flags>>mergeShift == sh.merges
 	for _, c := range counts {
 		r := idx[c.replica]
 		j := findSlot(e.slots, r)
@@ -117,8 +136,12 @@ func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []
 	if !changed {
 		return false, nil
 	}
-	sh.noteChange(i)
-	return firstChange, nil
+	if e.flags&entryPending == 0 {
+		e.flags |= entryPending
+		sh.pending = append(sh.pending, i)
+	}
+	e.flags = e.flags&flagBits | sh.merges<<mergeShift
+	return !reported, nil
 }
 
 func findSlot(slots []slot, r uint32) int {

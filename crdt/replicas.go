@@ -17,6 +17,14 @@ const MaxReplicas = 1 << 20
 type replicaTable struct {
 	mu  sync.Mutex // serializes writers of cur; readers only load it
 	cur atomic.Pointer[replicaSet]
+	// last is the replica interned most recently through intern: a peer writes under its own
+	// ID all the time, and comparing with it is cheaper than hashing it into byID.
+	last atomic.Pointer[internedReplica]
+}
+
+type internedReplica struct {
+	id  ReplicaID
+	idx uint32
 }
 
 // replicaSet is an immutable snapshot of the table. Indices are stable: a later set extends
@@ -37,14 +45,19 @@ func (t *replicaTable) load() *replicaSet { return t.cur.Load() }
 
 // intern returns r's index, adding r if it is new.
 func (t *replicaTable) intern(r ReplicaID) (uint32, error) {
-	if i, ok := t.load().byID[r]; ok {
-		return i, nil
+	if last := t.last.Load(); last != nil && last.id == r {
+		return last.idx, nil
 	}
-	idx, err := t.internAll([]ReplicaID{r})
-	if err != nil {
-		return 0, err
+	i, ok := t.load().byID[r]
+	if !ok {
+		idx, err := t.internAll([]ReplicaID{r})
+		if err != nil {
+			return 0, err
+		}
+		i = idx[0]
 	}
-	return idx[0], nil
+	t.last.Store(&internedReplica{id: r, idx: i})
+	return i, nil
 }
 
 // internAll returns the index of each of rs, adding the new ones in one copy of the table.

@@ -2,49 +2,96 @@ package crdt
 
 import (
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
-// A shard holds the keys whose hash falls on it, under its own mutex, so writes to different
-// shards do not wait for each other.
+// A shard holds the keys whose hash falls on it.
 //
 // Layout, chosen to stay under 250 bytes per key with 5 replicas (see BenchmarkStoreMemory):
-//   - entries live in fixed-size pages ([][]entry), so growing never copies the entries and
-//     the slack is at most one page;
-//   - an open-addressing index ([]indexSlot, linear probing, at most 3/4 full) maps a key to
-//     its entry: 8 bytes a slot instead of a Go map's ~40 bytes an entry. Keys are never
-//     deleted (a counter only grows), so the index needs no tombstones;
+//   - entries live in fixed-size pages, so growing never moves an entry and the slack is at
+//     most one page;
+//   - an open-addressing index (linear probing, at most 3/4 full) maps a key to its entry:
+//     8 bytes a slot instead of a Go map's ~40 bytes an entry. Keys are never deleted (a
+//     counter only grows), so the index needs no tombstones;
 //   - each entry keeps its replicas' counts in one exactly sized []slot of 24-byte
-//     {replica index, p, n} structs, replica IDs being interned store-wide (replicas.go);
-//   - a write touches only the shard header, the entry and its slots; the recency list and
-//     the digest are brought up to date later, from the pending list (changes.go).
+//     {replica index, p, n} structs, replica IDs being interned store-wide (replicas.go).
+//
+// Concurrency: two levels of locking, so that a write to a key that already has a count of
+// the writing replica writes no cache line of shared shard state.
+//   - The page directory and the index are published together, as one immutable shardTables
+//     value, through an atomic pointer, and index slots are atomic words, so a lookup needs
+//     no lock. An entry is fully written before the index slot that leads to it is
+//     published, and entries never move.
+//   - Each entry has a small lock guarding its counts (slots) and flags. The common write
+//     (Store.Apply to an existing key and replica) looks the key up without a lock and takes
+//     only the entry's lock.
+//   - mu serializes every change to the shard's structure: adding keys, growing the index and
+//     the directory, the pending list, the versions and the recency list (changes.go). It is
+//     taken before an entry lock, never after.
 type shard struct {
-	mu sync.Mutex
-	// mu guards every field below and every entry in pages. The fields a write changes (mu,
-	// version, sometimes pending) or reads (pages, index) come first; the struct is 256 bytes,
-	// so in the shards array each shard's hot fields start a cache line and no two shards
-	// share one.
-	version uint64 // bumped on every change; an entry records the version of its last change
-	flushed uint64 // version when pending was last flushed
-	count   uint32 // entries in use: pages hold entries 0..count-1
-	head    uint32 // least recently changed entry on the recency list, or noEntry
-	tail    uint32 // most recently changed entry on the recency list, or noEntry
-	pages   [][]entry
-	index   []indexSlot
-	pending []uint32 // entries changed since flushed, each once, in order of first change
+	// Read on every lookup, written only when the shard grows: on its own cache line.
+	tables atomic.Pointer[shardTables]
+	_      [56]byte
 
-	_ [256 - 8*3 - 4*3 - 4 - 24*3]byte
+	mu sync.Mutex
+	// mu guards the fields below, and the version, hash, prev and next of every entry.
+	version uint64   // bumped for each entry a flush finds changed; see changes.go
+	count   uint32   // entries in use: entries 0..count-1
+	head    uint32   // least recently changed entry on the recency list, or noEntry
+	tail    uint32   // most recently changed entry on the recency list, or noEntry
+	merges  uint32   // Merge calls that touched the shard, mod 2^30: see entry.flags
+	pending []uint32 // entries changed since the last flush, each once (flag entryPending)
+
+	_ [256 - 64 - 8 - 8 - 4*4 - 24]byte
 }
+
+// shardTables is a shard's page directory and index. A published value is never changed,
+// except that free index slots get filled in place; adding a page or growing the index
+// publishes a new value. A lookup uses one value throughout, so a ref it reads from an index
+// always means an entry of that value's directory, or one added after it (which it skips).
+type shardTables struct {
+	dir []*page
+	// index maps keys to entries. Each slot is tag<<32 | ref, where ref is the entry index
+	// plus one (0 marks an empty slot) and tag is the high 32 bits of the key hash, whose low
+	// bits give the slot's home position, so the index grows without rehashing keys, and
+	// comparing it first skips most key comparisons.
+	index []atomic.Uint64
+}
+
+// page holds pageSize entries and, apart, their recency-list links: the links are touched
+// only under mu, by flush and DeltasSince, so they stay off the entries' cache lines.
+type page struct {
+	entries [pageSize]entry
+	links   [pageSize]link
+}
+
+// link holds an entry's neighbours on the recency list, or noEntry. Guarded by mu.
+type link struct{ prev, next uint32 }
 
 // entry is one key's counter state.
 type entry struct {
-	key     string
-	slots   []slot // one per replica with a non-zero count; never empty
-	version uint64 // shard version of the last change
-	hash    uint64 // stateHash of key and slots as of the last flush: its part of its digest leaf
-	prev    uint32 // recency list neighbours, or noEntry
-	next    uint32
+	lock  entryLock
+	// flags holds entryPending and entryDead, and above them (flags >> mergeShift) the shard's
+	// merges count when a Merge last reported the entry changed, so a key a State repeats is
+	// reported once. Guarded by lock.
+	flags uint32
+	key   string // written before the entry is published; never changes
+	slots []slot // one per replica with a non-zero count; never empty; guarded by lock
+
+	// Guarded by the shard's mu.
+	version uint64 // shard version at the flush that last found the entry changed
+	hash    uint64 // stateHash of key and slots as of that flush: its part of its digest leaf
 }
+
+const (
+	entryPending = 1 << iota // changed since the last flush, and on the shard's pending list
+	entryDead                // replaced by Restore: writers must look the key up again
+
+	mergeShift = 2
+	flagBits   = 1<<mergeShift - 1
+)
 
 // slot is one replica's counts in one key.
 type slot struct {
@@ -52,12 +99,19 @@ type slot struct {
 	p, n    uint64
 }
 
-// indexSlot maps a key to its entry. ref is the entry index plus one; 0 marks an empty slot.
-// tag is the high 32 bits of the key hash: its low bits give the slot's home position, so the
-// index grows without rehashing keys, and comparing it first skips most key comparisons.
-type indexSlot struct {
-	tag, ref uint32
+// entryLock is a spin lock in 4 bytes: an entry's critical sections are a few dozen
+// nanoseconds, and a sync.Mutex would not leave room for the flags in 8 bytes.
+type entryLock struct{ state atomic.Uint32 }
+
+func (l *entryLock) lock() {
+	for spins := 0; !l.state.CompareAndSwap(0, 1); spins++ {
+		if spins > 16 {
+			runtime.Gosched()
+		}
+	}
 }
+
+func (l *entryLock) unlock() { l.state.Store(0) }
 
 const (
 	noEntry  = math.MaxUint32
@@ -69,77 +123,112 @@ const (
 
 func keyTag(kh uint64) uint32 { return uint32(kh >> 32) }
 
-func (sh *shard) at(i uint32) *entry { return &sh.pages[i>>pageBits][i&(pageSize-1)] }
+// at returns entry i, which must exist. mu is held.
+func (sh *shard) at(i uint32) *entry { return sh.tables.Load().entry(i) }
 
-// find returns the index of key's entry.
-func (sh *shard) find(key string, kh uint64) (uint32, bool) {
-	if len(sh.index) == 0 {
-		return 0, false
+// link returns entry i's recency-list link. mu is held.
+func (sh *shard) link(i uint32) *link {
+	return &sh.tables.Load().dir[i>>pageBits].links[i&(pageSize-1)]
+}
+
+func (t *shardTables) entry(i uint32) *entry { return &t.dir[i>>pageBits].entries[i&(pageSize-1)] }
+
+// lookup finds key without locking. It may miss a key added concurrently, and may return an
+// entry that Restore has since marked dead; a caller that needs certainty locks mu and calls
+// find.
+func (sh *shard) lookup(key string, kh uint64) (uint32, *entry) {
+	t := sh.tables.Load()
+	if t == nil {
+		return 0, nil
 	}
-	mask := uint32(len(sh.index) - 1)
+	mask := uint32(len(t.index) - 1)
 	tag := keyTag(kh)
 	for pos := tag & mask; ; pos = (pos + 1) & mask {
-		s := sh.index[pos]
-		if s.ref == 0 {
-			return 0, false
+		v := t.index[pos].Load()
+		if v == 0 {
+			return 0, nil
 		}
-		if s.tag == tag && sh.at(s.ref-1).key == key {
-			return s.ref - 1, true
+		if uint32(v>>32) != tag {
+			continue
+		}
+		i := uint32(v) - 1
+		if int(i>>pageBits) >= len(t.dir) {
+			return 0, nil // added after t was published: let the caller look under mu
+		}
+		if e := t.entry(i); e.key == key {
+			return i, e
 		}
 	}
 }
 
-// add appends an entry for key, which must not be present, and indexes it. The caller fills
-// in its slots and then calls noteChange. It reports false if the shard is full.
-func (sh *shard) add(key string, kh uint64) (uint32, bool) {
+// find is lookup for a caller holding mu: it finds every key the shard holds.
+func (sh *shard) find(key string, kh uint64) (uint32, *entry) { return sh.lookup(key, kh) }
+
+// add appends an entry for key, which must not be present, with the given counts, marks it
+// pending and publishes it. mu is held. It reports false if the shard is full.
+func (sh *shard) add(key string, kh uint64, slots []slot) (uint32, bool) {
 	if sh.count >= maxShardEntries {
 		return 0, false
 	}
-	if (int(sh.count)+1)*4 > len(sh.index)*3 {
-		sh.growIndex(2 * len(sh.index))
+	t := sh.tables.Load()
+	if (int(sh.count)+1)*4 > len(t.index)*3 {
+		t = sh.publish(t.dir, grownIndex(t.index, 2*len(t.index)))
 	}
 	i := sh.count
-	if int(i>>pageBits) == len(sh.pages) {
-		sh.pages = append(sh.pages, make([]entry, pageSize))
+	if int(i>>pageBits) == len(t.dir) {
+		dir := append(make([]*page, 0, len(t.dir)+1), t.dir...)
+		t = sh.publish(append(dir, new(page)), t.index)
 	}
+	e := t.entry(i)
+	e.key, e.slots, e.flags = key, slots, entryPending
+	*sh.link(i) = link{prev: noEntry, next: noEntry}
 	sh.count++
-	*sh.at(i) = entry{key: key, prev: noEntry, next: noEntry}
-	sh.insertIndex(keyTag(kh), i+1)
+	sh.pending = append(sh.pending, i)
+	insertIndex(t.index, keyTag(kh), i+1) // publishes e
 	return i, true
 }
 
-func (sh *shard) insertIndex(tag, ref uint32) {
-	mask := uint32(len(sh.index) - 1)
+func (sh *shard) publish(dir []*page, index []atomic.Uint64) *shardTables {
+	t := &shardTables{dir: dir, index: index}
+	sh.tables.Store(t)
+	return t
+}
+
+func insertIndex(index []atomic.Uint64, tag, ref uint32) {
+	mask := uint32(len(index) - 1)
 	pos := tag & mask
-	for sh.index[pos].ref != 0 {
+	for index[pos].Load() != 0 {
 		pos = (pos + 1) & mask
 	}
-	sh.index[pos] = indexSlot{tag: tag, ref: ref}
+	index[pos].Store(uint64(tag)<<32 | uint64(ref))
 }
 
-// growIndex rebuilds the index with n slots (at least 16, a power of two).
-func (sh *shard) growIndex(n int) {
-	n = max(n, 16)
-	old := sh.index
-	sh.index = make([]indexSlot, n)
-	for _, s := range old {
-		if s.ref != 0 {
-			sh.insertIndex(s.tag, s.ref)
+// grownIndex returns a copy of index with n slots (a power of two, at least 16).
+func grownIndex(old []atomic.Uint64, n int) []atomic.Uint64 {
+	index := make([]atomic.Uint64, max(n, 16))
+	for i := range old {
+		if v := old[i].Load(); v != 0 {
+			insertIndex(index, uint32(v>>32), uint32(v))
 		}
 	}
+	return index
 }
 
-// reset empties the shard, keeping its version so that cursors stay ordered, and sizes the
-// index for n keys.
+// reset empties the shard, sized for n keys, keeping its version so cursors stay ordered.
+// Writers that looked an old entry up find it dead and look again. mu is held.
 func (sh *shard) reset(n int) {
+	for i := range sh.count {
+		e := sh.at(i)
+		e.lock.lock()
+		e.flags |= entryDead
+		e.lock.unlock()
+	}
 	size := 16
 	for size*3 < n*4 {
 		size *= 2
 	}
-	sh.index = make([]indexSlot, size)
-	sh.pages = nil
+	sh.publish(nil, make([]atomic.Uint64, size))
 	sh.count = 0
 	sh.head, sh.tail = noEntry, noEntry
 	sh.pending = nil
-	sh.flushed = sh.version
 }

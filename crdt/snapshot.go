@@ -6,11 +6,10 @@ import "fmt"
 // meanwhile may be in it or not; each key's state is one the key really had, so the snapshot
 // is a valid state that later merges or anti-entropy bring up to date.
 func (s *Store) Snapshot() State {
-	b := newStateBuilder(s.replicas.load().ids)
+	b := newStateBuilder(s.replicas)
 	for si := range s.shards {
 		sh := &s.shards[si]
 		sh.mu.Lock()
-		b.grow(s.replicas.load().ids) // under the lock: it has every replica in sh
 		for i := range sh.count {
 			b.add(sh.at(i))
 		}
@@ -22,7 +21,7 @@ func (s *Store) Snapshot() State {
 // States returns the state of each of keys the store holds; it skips keys it does not hold
 // and invalid keys. Anti-entropy ships the States of the keys CompareDigest found.
 func (s *Store) States(keys []string) State {
-	b := newStateBuilder(nil)
+	b := newStateBuilder(s.replicas)
 	for _, key := range keys {
 		if checkKey(key) != nil {
 			continue
@@ -30,9 +29,8 @@ func (s *Store) States(keys []string) State {
 		kh := hashKey(key)
 		sh := s.shardFor(kh)
 		sh.mu.Lock()
-		if i, ok := sh.find(key, kh); ok {
-			b.grow(s.replicas.load().ids)
-			b.add(sh.at(i))
+		if _, e := sh.find(key, kh); e != nil {
+			b.add(e)
 		}
 		sh.mu.Unlock()
 	}
@@ -79,9 +77,8 @@ func (s *Store) Restore(st State) error {
 	for si := range s.shards {
 		sh := &s.shards[si]
 		sh.reset(int(starts[si+1] - starts[si]))
-		before := sh.version
 		for _, k := range order[starts[si]:starts[si+1]] {
-			if _, err := s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx, before); err != nil {
+			if _, err := s.mergeKey(sh, st.keys[k], khs[k], st.countsOf(int(k)), idx); err != nil {
 				return err
 			}
 		}

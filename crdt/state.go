@@ -55,28 +55,27 @@ func (st *State) countsOf(i int) []slot {
 // stateBuilder builds a State from a store's entries, numbering in the State only the
 // replicas that the chosen entries use.
 type stateBuilder struct {
-	st    State
-	ids   []ReplicaID // the store's replica table
-	remap []uint32    // store replica index -> State replica index, or noEntry
+	st       State
+	replicas *replicaTable
+	ids      []ReplicaID // the store's replica table, as last loaded
+	remap    []uint32    // store replica index -> State replica index, or noEntry
 }
 
-func newStateBuilder(ids []ReplicaID) *stateBuilder {
-	b := &stateBuilder{}
-	b.grow(ids)
-	return b
-}
-
-// grow takes a newer (longer) copy of the store's replica table. Call it under the shard lock
-// before adding that shard's entries.
-func (b *stateBuilder) grow(ids []ReplicaID) {
-	for len(b.remap) < len(ids) {
-		b.remap = append(b.remap, noEntry)
-	}
-	b.ids = ids
+func newStateBuilder(replicas *replicaTable) *stateBuilder {
+	return &stateBuilder{replicas: replicas}
 }
 
 // add appends a copy of e's state.
 func (b *stateBuilder) add(e *entry) {
+	e.lock.lock()
+	defer e.lock.unlock()
+	// Loaded under the entry lock, the table has every replica in e.
+	if ids := b.replicas.load().ids; len(ids) > len(b.ids) {
+		for len(b.remap) < len(ids) {
+			b.remap = append(b.remap, noEntry)
+		}
+		b.ids = ids
+	}
 	b.st.keys = append(b.st.keys, e.key)
 	for _, sl := range e.slots {
 		j := b.remap[sl.replica]

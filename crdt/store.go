@@ -13,9 +13,10 @@ const MaxKeyLen = 512
 
 // Config configures a Store. Get one from DefaultConfig and change what you need.
 type Config struct {
-	// Shards is how many independently locked parts the store is split into, by key hash.
-	// More shards let more goroutines write at once; each costs about 250 bytes, and 8 bytes
-	// in every Cursor. A power of two from 1 to 4096. Default 32.
+	// Shards is how many parts the store is split into, by key hash, each with its own mutex
+	// for adding keys and tracking changes (writes to existing keys lock only the key). More
+	// shards let more goroutines add keys and read changes at once; each costs about 250
+	// bytes, and 8 bytes in every Cursor. A power of two from 1 to 4096. Default 32.
 	Shards int
 
 	// Instance tells this Store apart from every earlier Store of the same process data (for
@@ -61,7 +62,7 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, mask: uint64(cfg.Shards - 1), shards: make([]shard, cfg.Shards), replicas: newReplicaTable()}
 	for i := range s.shards {
-		s.shards[i].head, s.shards[i].tail = noEntry, noEntry
+		s.shards[i].reset(0)
 	}
 	return s, nil
 }
@@ -97,65 +98,107 @@ func (s *Store) Apply(key string, r ReplicaID, amount int64) (int64, error) {
 	}
 	kh := hashKey(key)
 	sh := s.shardFor(kh)
+	// Fast path: the key holds a count of r already. Only the entry is locked.
+	if i, e := sh.lookup(key, kh); e != nil {
+		e.lock.lock()
+		if e.flags&entryDead == 0 {
+			if si := findSlot(e.slots, ri); si >= 0 {
+				v, err := applyToSlot(e, si, key, amount)
+				first := err == nil && e.flags&entryPending == 0
+				if first {
+					e.flags |= entryPending
+				}
+				e.lock.unlock()
+				if first {
+					sh.mu.Lock()
+					if i < sh.count && sh.at(i) == e { // not replaced by Restore meanwhile
+						sh.pending = append(sh.pending, i)
+					}
+					sh.mu.Unlock()
+				}
+				return v, err
+			}
+		}
+		e.lock.unlock()
+	}
+	// Slow path: a new key, a new replica in the key, or an entry Restore replaced.
 	sh.mu.Lock()
-	v, err := s.applyLocked(sh, key, kh, ri, amount)
-	sh.mu.Unlock()
+	defer sh.mu.Unlock()
+	i, e := sh.find(key, kh)
+	if e == nil {
+		if err := checkAdd(wide{}, 0, amount); err != nil {
+			return 0, keyError(err, key)
+		}
+		sl := slot{replica: ri}
+		if amount > 0 {
+			sl.p = magnitude(amount)
+		} else {
+			sl.n = magnitude(amount)
+		}
+		if _, ok := sh.add(strings.Clone(key), kh, []slot{sl}); !ok {
+			return 0, fmt.Errorf("%w: a shard holds %d keys; use more shards", ErrStoreFull, maxShardEntries)
+		}
+		return amount, nil
+	}
+	e.lock.lock()
+	defer e.lock.unlock()
+	si := findSlot(e.slots, ri)
+	if si < 0 {
+		if err := checkAdd(sumSlots(e.slots), 0, amount); err != nil {
+			return 0, keyError(err, key)
+		}
+		slots := make([]slot, len(e.slots)+1)
+		copy(slots, e.slots)
+		si = len(e.slots)
+		slots[si].replica = ri
+		e.slots = slots
+	}
+	v, err := applyToSlot(e, si, key, amount)
+	if err == nil && e.flags&entryPending == 0 {
+		e.flags |= entryPending
+		sh.pending = append(sh.pending, i)
+	}
 	return v, err
 }
 
-// applyLocked is Apply with sh locked.
-func (s *Store) applyLocked(sh *shard, key string, kh uint64, ri uint32, amount int64) (int64, error) {
-	i, found := sh.find(key, kh)
-	var old []slot
-	if found {
-		old = sh.at(i).slots
+// applyToSlot adds amount to slot si of e, whose lock is held, and returns the new value, or
+// refuses with ErrOverflow and changes nothing.
+func applyToSlot(e *entry, si int, key string, amount int64) (int64, error) {
+	sl := &e.slots[si]
+	own := sl.p
+	if amount < 0 {
+		own = sl.n
 	}
-	si := -1
-	for j := range old {
-		if old[j].replica == ri {
-			si = j
-			break
-		}
-	}
-	cur := sumSlots(old)
-	v, ok := cur.addInt(amount).int64()
-	if !ok {
-		if _, inRange := cur.int64(); !inRange {
-			return 0, fmt.Errorf("%w: key %q: its merged value is already outside the int64 range and adding %d does not bring it back; nothing was changed", ErrOverflow, key, amount)
-		}
-		return 0, fmt.Errorf("%w: key %q: adding %d would take the value out of the int64 range; nothing was changed", ErrOverflow, key, amount)
-	}
-	mag := magnitude(amount)
-	if si >= 0 {
-		c := old[si].p
-		if amount < 0 {
-			c = old[si].n
-		}
-		if c+mag < c {
-			return 0, fmt.Errorf("%w: key %q: this replica's own count would pass the uint64 range; take a new incarnation", ErrOverflow, key)
-		}
-	}
-	if !found {
-		var ok bool
-		if i, ok = sh.add(strings.Clone(key), kh); !ok {
-			return 0, fmt.Errorf("%w: a shard holds %d keys; use more shards", ErrStoreFull, maxShardEntries)
-		}
-	}
-	e := sh.at(i)
-	if si < 0 {
-		e.slots = make([]slot, len(old)+1)
-		copy(e.slots, old)
-		si = len(old)
-		e.slots[si].replica = ri
+	cur := sumSlots(e.slots)
+	if err := checkAdd(cur, own, amount); err != nil {
+		return 0, keyError(err, key)
 	}
 	if amount > 0 {
-		e.slots[si].p += mag
+		sl.p += magnitude(amount)
 	} else {
-		e.slots[si].n += mag
+		sl.n += magnitude(amount)
 	}
-	sh.noteChange(i)
+	v, _ := cur.addInt(amount).int64()
 	return v, nil
 }
+
+// checkAdd returns the error that adding amount to a counter of value cur, whose writing
+// replica holds own on the side amount adds to, must be refused with, or nil.
+func checkAdd(cur wide, own uint64, amount int64) error {
+	if _, ok := cur.addInt(amount).int64(); !ok {
+		if _, inRange := cur.int64(); !inRange {
+			return fmt.Errorf("%w: its merged value is already outside the int64 range and adding %d does not bring it back; nothing was changed", ErrOverflow, amount)
+		}
+		return fmt.Errorf("%w: adding %d would take the value out of the int64 range; nothing was changed", ErrOverflow, amount)
+	}
+	if own+magnitude(amount) < own {
+		return fmt.Errorf("%w: this replica's own count would pass the uint64 range; take a new incarnation", ErrOverflow)
+	}
+	return nil
+}
+
+// keyError names the key in an error from checkAdd.
+func keyError(err error, key string) error { return fmt.Errorf("key %q: %w", key, err) }
 
 func sumSlots(slots []slot) wide {
 	var w wide
@@ -169,20 +212,9 @@ func sumSlots(slots []slot) wide {
 // the store holds no counts for, and ErrValueOverflow if the merged value is outside the
 // int64 range.
 func (s *Store) Value(key string) (int64, error) {
-	if err := checkKey(key); err != nil {
-		return 0, err
-	}
-	kh := hashKey(key)
-	sh := s.shardFor(kh)
-	sh.mu.Lock()
-	i, found := sh.find(key, kh)
 	var w wide
-	if found {
-		w = sumSlots(sh.at(i).slots)
-	}
-	sh.mu.Unlock()
-	if !found {
-		return 0, fmt.Errorf("%w: %q", ErrNotFound, key)
+	if err := s.read(key, func(slots []slot) { w = sumSlots(slots) }); err != nil {
+		return 0, err
 	}
 	v, ok := w.int64()
 	if !ok {
@@ -194,26 +226,45 @@ func (s *Store) Value(key string) (int64, error) {
 // Counter returns a copy of key's counter, with each replica's counts, or ErrBadKey or
 // ErrNotFound.
 func (s *Store) Counter(key string) (PNCounter, error) {
-	if err := checkKey(key); err != nil {
-		return PNCounter{}, err
-	}
-	kh := hashKey(key)
-	sh := s.shardFor(kh)
 	var c PNCounter
-	sh.mu.Lock()
-	i, found := sh.find(key, kh)
-	if found {
-		ids := s.replicas.load().ids
-		for _, sl := range sh.at(i).slots {
+	err := s.read(key, func(slots []slot) {
+		ids := s.replicas.load().ids // loaded under the entry lock: it has every replica in slots
+		for _, sl := range slots {
 			c.p.raise(ids[sl.replica], sl.p)
 			c.n.raise(ids[sl.replica], sl.n)
 		}
+	})
+	return c, err
+}
+
+// read calls f with key's counts under the entry's lock, or returns ErrBadKey or ErrNotFound.
+func (s *Store) read(key string, f func([]slot)) error {
+	if err := checkKey(key); err != nil {
+		return err
 	}
-	sh.mu.Unlock()
-	if !found {
-		return PNCounter{}, fmt.Errorf("%w: %q", ErrNotFound, key)
+	kh := hashKey(key)
+	sh := s.shardFor(kh)
+	if _, e := sh.lookup(key, kh); e != nil {
+		e.lock.lock()
+		live := e.flags&entryDead == 0
+		if live {
+			f(e.slots)
+		}
+		e.lock.unlock()
+		if live {
+			return nil
+		}
 	}
-	return c, nil
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	_, e := sh.find(key, kh)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, key)
+	}
+	e.lock.lock()
+	f(e.slots)
+	e.lock.unlock()
+	return nil
 }
 
 // Len returns the number of keys in the store.
