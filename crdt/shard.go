@@ -72,7 +72,7 @@ type link struct{ prev, next uint32 }
 
 // entry is one key's counter state.
 type entry struct {
-	lock  entryLock
+	lock entryLock
 	// flags holds entryPending and entryDead, and above them (flags >> mergeShift) the shard's
 	// merges count when a Merge last reported the entry changed, so a key a State repeats is
 	// reported once. Guarded by lock.
