@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
@@ -65,24 +66,40 @@ func BenchmarkStoreApplyHotKey(b *testing.B) {
 	}
 }
 
-// BenchmarkStoreApplyParallel writes to random keys from b.RunParallel goroutines; compare
-// ns/op at -cpu 1 and -cpu 2 for the two-goroutine speed-up.
+// BenchmarkStoreApplyParallel writes from b.RunParallel goroutines; compare ns/op at -cpu 1
+// and -cpu 2 for the two-goroutine speed-up. With keys=N every goroutine writes random keys
+// of all N, so two goroutines often write the same key (true sharing of its cache lines);
+// with split, each goroutine writes random keys of its own part of the N.
 func BenchmarkStoreApplyParallel(b *testing.B) {
-	for _, n := range []int{1_000, 10_000, 100_000} {
-		b.Run("keys="+strconv.Itoa(n), func(b *testing.B) {
+	for _, tc := range []struct {
+		keys  int
+		split bool
+	}{{1_000, false}, {10_000, false}, {10_000, true}, {100_000, false}} {
+		name := "keys=" + strconv.Itoa(tc.keys)
+		if tc.split {
+			name += "/split"
+		}
+		b.Run(name, func(b *testing.B) {
 			s := mustStore(b)
-			keys := benchKeys(n)
+			keys := benchKeys(tc.keys)
 			rs := benchReplicas(5)
 			fillStore(b, s, keys, rs, 1)
+			parts := 1
+			if tc.split {
+				parts = runtime.GOMAXPROCS(0)
+			}
+			var next atomic.Int64
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
+				part := int(next.Add(1)-1) % parts
+				mine := keys[part*len(keys)/parts : (part+1)*len(keys)/parts]
 				// A local generator: a *rand.Rand per goroutine would be heap-allocated next
 				// to the other goroutine's, and that false sharing would dominate.
 				x := rand.Uint64()
 				for pb.Next() {
 					x = x*6364136223846793005 + 1442695040888963407
-					if _, err := s.Apply(keys[(x>>33)%uint64(len(keys))], rs[0], 1); err != nil {
+					if _, err := s.Apply(mine[(x>>33)%uint64(len(mine))], rs[0], 1); err != nil {
 						b.Error(err)
 						return
 					}
