@@ -10,8 +10,8 @@ import (
 // A shard holds the keys whose hash falls on it.
 //
 // Layout, chosen to stay under 250 bytes per key with 5 replicas (see BenchmarkStoreMemory):
-//   - entries live in fixed-size pages, so growing never moves an entry and the slack is at
-//     most one page;
+//   - entries (64 bytes, one cache line each) live in fixed-size pages, so growing never moves
+//     an entry and the slack is at most one page;
 //   - an open-addressing index (linear probing, at most 3/4 full) maps a key to its entry:
 //     8 bytes a slot instead of a Go map's ~40 bytes an entry. Keys are never deleted (a
 //     counter only grows), so the index needs no tombstones;
@@ -36,7 +36,7 @@ type shard struct {
 	_      [56]byte
 
 	mu sync.Mutex
-	// mu guards the fields below, and the version, hash, prev and next of every entry.
+	// mu guards the fields below, the version and hash of every entry, and the links.
 	version uint64   // bumped for each entry a flush finds changed; see changes.go
 	count   uint32   // entries in use: entries 0..count-1
 	head    uint32   // least recently changed entry on the recency list, or noEntry

@@ -52,7 +52,8 @@ func (s *Store) AppendKeyRecord(dst []byte, key string) ([]byte, error) {
 }
 
 // Restore replaces the store's content with st. It is meant for startup, before the store
-// is shared, but is safe to call at any time: it holds every shard's lock while it works.
+// is shared, but is safe to call at any time: it holds every shard's lock while it works, and
+// a write that races with it lands either before it (and is replaced) or after it.
 // Cursors issued before stay valid: every restored key counts as changed after them. The
 // replica table keeps what it had and gains st's replicas. Restore returns
 // ErrTooManyReplicas, having changed nothing, if st would take the store past MaxReplicas,
