@@ -1,0 +1,114 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/ringleader/ringleader/crdt"
+)
+
+// Counter records are written with pebble's Merge, never Set, and pebble joins the records of
+// a key with this merger whenever it reads or compacts them. A record is a crdt.State holding
+// one key, and the join of two records is their CRDT join: per replica, the larger P and the
+// larger N count. The join is commutative, associative and idempotent, so records of a key
+// can be written in any order, by concurrent writers, without locks, and the stored state
+// is still the join of all of them. (With Set, a writer that encoded a record before another
+// writer's newer record and committed after it would overwrite the newer one, and the
+// increments in between would be lost at the next restart.)
+//
+// Cost (BenchmarkMerge): a key read back with a single record only copies it. Two or more
+// records that differ are decoded; when one of them already holds the join, which is always
+// so for records taken from one growing crdt.Store, that record is the result and nothing is
+// encoded. Only records that each hold something the others lack are folded through a small
+// crdt.Store and encoded again.
+
+// mergerName is stored by pebble in the database's OPTIONS file; pebble refuses to open a
+// database with a merger of another name. Change it only together with the record format.
+const mergerName = "ringleader.crdt-join.v1"
+
+// counterMerger is the pebble merge operator of counter records.
+var counterMerger = &pebble.Merger{Name: mergerName, Merge: newJoinMerger}
+
+// joinMerger collects a key's counter records and joins them in Finish.
+type joinMerger struct {
+	ops [][]byte // records, copied (pebble keeps ownership of what it passes); never empty
+}
+
+func newJoinMerger(_, value []byte) (pebble.ValueMerger, error) {
+	return &joinMerger{ops: [][]byte{bytes.Clone(value)}}, nil
+}
+
+// MergeNewer implements pebble.ValueMerger. The join ignores order.
+func (m *joinMerger) MergeNewer(value []byte) error { m.add(value); return nil }
+
+// MergeOlder implements pebble.ValueMerger. The join ignores order.
+func (m *joinMerger) MergeOlder(value []byte) error { m.add(value); return nil }
+
+func (m *joinMerger) add(value []byte) {
+	// Joining a record with itself changes nothing. Only the last one is compared, to stay
+	// linear in the number of records (a hot key has thousands in a memtable).
+	if bytes.Equal(m.ops[len(m.ops)-1], value) {
+		return
+	}
+	m.ops = append(m.ops, bytes.Clone(value))
+}
+
+// Finish implements pebble.ValueMerger. A malformed record makes it return an error wrapping
+// ErrCorrupt (Batch.MergeCounter lets none in, so one on disk was damaged there).
+func (m *joinMerger) Finish(bool) ([]byte, io.Closer, error) {
+	if len(m.ops) == 1 {
+		return m.ops[0], nil, nil
+	}
+	out, err := joinRecords(m.ops)
+	return out, nil, err
+}
+
+// joinRecords returns the join of counter records of one key: one of them if it holds the
+// join already, else a new record.
+func joinRecords(ops [][]byte) ([]byte, error) {
+	counters := make([]crdt.PNCounter, len(ops))
+	var joined crdt.PNCounter
+	key, haveKey := "", false
+	for i, op := range ops {
+		var st crdt.State
+		if err := st.AppendEncoded(op); err != nil {
+			return nil, fmt.Errorf("%w: counter record does not decode: %w", ErrCorrupt, err)
+		}
+		for k, c := range st.All() {
+			if !haveKey {
+				key, haveKey = k, true
+			} else if k != key {
+				return nil, fmt.Errorf("%w: counter records of one pebble key hold keys %q and %q", ErrCorrupt, key, k)
+			}
+			counters[i].Merge(c)
+		}
+		joined.Merge(counters[i])
+	}
+	for i, c := range counters {
+		if c.Equal(joined) {
+			return ops[i], nil
+		}
+	}
+	// No record holds the join: fold them all through a one-shard store and encode its key.
+	var st crdt.State
+	for _, op := range ops {
+		if err := st.AppendEncoded(op); err != nil {
+			return nil, fmt.Errorf("%w: counter record does not decode: %w", ErrCorrupt, err)
+		}
+	}
+	s, err := crdt.New(crdt.Config{Shards: 1})
+	if err != nil {
+		return nil, fmt.Errorf("store: join counter records of %q: %w", key, err)
+	}
+	if err := s.Restore(st); err != nil {
+		return nil, fmt.Errorf("store: join counter records of %q: %w", key, err)
+	}
+	out, err := s.AppendKeyRecord(nil, key)
+	if err != nil {
+		return nil, fmt.Errorf("store: join counter records of %q: %w", key, err)
+	}
+	return out, nil
+}
