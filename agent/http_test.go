@@ -14,7 +14,7 @@ import (
 
 func TestHTTPAPI(t *testing.T) {
 	c := newCluster(t, 2, nil)
-	waitFor(t, 10*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(2)) })
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(2)) })
 	srv := httptest.NewServer(c.agents[0].Handler())
 	defer srv.Close()
 
