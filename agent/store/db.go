@@ -78,7 +78,9 @@ func Open(dir string, cfg Config) (*DB, error) {
 	return db, nil
 }
 
-// prepareDir makes sure dir is a directory, creating it if need be.
+// prepareDir makes sure dir is a directory, creating it if need be. It syncs the parent of
+// every directory it creates, so that a crash cannot lose the new directory's entry (and the
+// synced store inside it with it).
 func prepareDir(fsys vfs.FS, dir string) error {
 	fi, err := fsys.Stat(dir)
 	switch {
@@ -91,13 +93,40 @@ func prepareDir(fsys vfs.FS, dir string) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("store: cannot open data dir %s: %w", dir, err)
 	}
+	// The directories to create, deepest first.
+	var missing []string
+	for p := dir; ; {
+		if _, err := fsys.Stat(p); err == nil {
+			break
+		}
+		missing = append(missing, p)
+		parent := fsys.PathDir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
 	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		if isNotDir(err) || errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: cannot create %s, a part of its path is a file: %v; move it aside or configure another data dir", ErrCorrupt, dir, err)
 		}
 		return fmt.Errorf("store: cannot create data dir %s: %w", dir, err)
 	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := syncDir(fsys, fsys.PathDir(missing[i])); err != nil {
+			return fmt.Errorf("store: cannot sync the parent of new data dir %s: %w", missing[i], err)
+		}
+	}
 	return nil
+}
+
+// syncDir fsyncs a directory, making the entries created in it durable.
+func syncDir(fsys vfs.FS, dir string) error {
+	d, err := fsys.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // isNotDir reports whether err says that a part of a path is not a directory (the real
