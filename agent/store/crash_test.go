@@ -23,7 +23,7 @@ var crashSeed = flag.Int64("store.crashseed", 0, "seed of TestCrashKeepsSyncedCo
 type crashPoint struct {
 	fs           *vfs.MemFS
 	unsyncedPct  int
-	ackedSeq     []uint64          // per writer: the highest seq acknowledged by a synced commit
+	ackedSeq     []uint64         // per writer: the highest seq acknowledged by a synced commit
 	ackedValue   map[string]int64 // per key: a lower bound of the value a synced commit held
 	afterCommits int64
 }
