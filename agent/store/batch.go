@@ -13,10 +13,11 @@ import (
 // write-ahead log record: after a crash either all of them are there or none. A Batch is for
 // one goroutine and one Commit; get a new one for the next.
 type Batch struct {
-	db   *DB
-	pb   *pebble.Batch
-	idem bool // holds idempotency records: commit under db.idemMu (see DB)
-	done bool
+	db      *DB
+	pb      *pebble.Batch
+	idem    bool // holds idempotency records: commit under db.idemMu (see DB)
+	done    bool
+	scratch []byte // MergeCounterFrom encodes records here
 }
 
 // NewBatch returns an empty Batch. Commit or Close it.
@@ -24,12 +25,33 @@ func (db *DB) NewBatch() *Batch {
 	return &Batch{db: db, pb: db.pdb.NewBatch()}
 }
 
-// MergeCounter adds a counter record: record is the encoding of a crdt.State holding key,
-// as crdt.Store.AppendKeyRecord gives it. The stored state of key becomes the CRDT join of
-// all its records, whatever order they are committed in, so concurrent writers need no lock
-// and an older record committed after a newer one loses nothing. MergeCounter decodes the
-// record to check it and returns ErrBadKey or ErrBadValue, adding nothing, if it is not
-// such a record. It copies key and record.
+// MergeCounterFrom adds a counter record of key holding its current state in s (what
+// s.AppendKeyRecord encodes). The stored state of key becomes the CRDT join of all its
+// records, whatever order they are committed in, so concurrent writers need no lock and a
+// record taken before another but committed after it loses nothing. It is the agent's hot
+// path: the record comes from crdt's own encoder, so it is not decoded again. It returns
+// ErrBadKey for a key out of range and an error wrapping crdt.ErrNotFound for a key s does
+// not hold, adding nothing.
+func (b *Batch) MergeCounterFrom(s *crdt.Store, key string) error {
+	if b.done {
+		return ErrBatchDone
+	}
+	if len(key) == 0 || len(key) > MaxCounterKeyLen {
+		return fmt.Errorf("%w: a counter key must be 1 to %d bytes, got %d", ErrBadKey, MaxCounterKeyLen, len(key))
+	}
+	rec, err := s.AppendKeyRecord(b.scratch[:0], key)
+	if err != nil {
+		return fmt.Errorf("store: encode the counter record of %q: %w", key, err)
+	}
+	b.scratch = rec
+	return b.mergeCounter(key, rec)
+}
+
+// MergeCounter adds a counter record that did not come straight from a crdt.Store (for
+// example one received or read back): record must be the encoding of a crdt.State holding
+// key, as crdt.Store.AppendKeyRecord gives it. It joins like MergeCounterFrom. It decodes
+// the record to check it (about 1.7 µs) and returns ErrBadKey or ErrBadValue, adding
+// nothing, if it is not such a record. It copies key and record.
 func (b *Batch) MergeCounter(key string, record []byte) error {
 	if b.done {
 		return ErrBatchDone
@@ -40,6 +62,10 @@ func (b *Batch) MergeCounter(key string, record []byte) error {
 	if err := checkCounterRecord(key, record); err != nil {
 		return err
 	}
+	return b.mergeCounter(key, record)
+}
+
+func (b *Batch) mergeCounter(key string, record []byte) error {
 	op := b.pb.MergeDeferred(1+len(key), len(record))
 	op.Key[0] = prefixCounter
 	copy(op.Key[1:], key)

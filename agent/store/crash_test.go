@@ -102,13 +102,8 @@ func TestCrashKeepsSyncedCommits(t *testing.T) {
 					errs <- err
 					return
 				}
-				rec, err := s.AppendKeyRecord(nil, key)
-				if err != nil {
-					errs <- err
-					return
-				}
 				b := db.NewBatch()
-				err = b.MergeCounter(key, rec)
+				err = b.MergeCounterFrom(s, key)
 				if err == nil {
 					err = b.PutMeta(fmt.Sprintf("w%d", w), binary.BigEndian.AppendUint64(nil, seq))
 				}

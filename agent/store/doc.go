@@ -9,11 +9,12 @@
 //     ErrNewerFormat, ErrLocked) and never resets one; then ScanCounters, feeding each
 //     record to crdt's State.AppendEncoded, then Store.Restore; GetMeta for the replica
 //     incarnation.
-//   - a local write: Apply to the crdt.Store, then NewBatch, MergeCounter(key,
-//     store.AppendKeyRecord(nil, key)), PutIdempotency if the request carries a key, and
-//     Commit(true) before acknowledging. Concurrent synced commits share one fsync.
-//   - merged remote state: MergeCounter of each changed key, Commit(false); Sync before
-//     acknowledging a majority write that rests on it.
+//   - a local write: Apply to the crdt.Store, then NewBatch, MergeCounterFrom(store, key),
+//     PutIdempotency if the request carries a key, and Commit(true) before acknowledging.
+//     Concurrent synced commits share one fsync.
+//   - merged remote state: MergeCounterFrom(store, key) for each key crdt's Merge reports
+//     changed, Commit(false); Sync before acknowledging a majority write that rests on it.
+//     (MergeCounter takes an already encoded record and checks it first.)
 //   - a new incarnation: PutMeta, Commit(true), before the first write under it.
 //   - housekeeping: DeleteExpiredIdempotency(now, max) every few seconds.
 //   - shutdown: Close, safe to call twice.

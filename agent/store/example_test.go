@@ -26,9 +26,8 @@ func Example() {
 
 	// A local write: apply, then persist the key's record before acknowledging.
 	value, _ := counters.Apply("requests", self, 5)
-	rec, _ := counters.AppendKeyRecord(nil, "requests")
 	b := db.NewBatch()
-	if err := b.MergeCounter("requests", rec); err != nil {
+	if err := b.MergeCounterFrom(counters, "requests"); err != nil {
 		log.Fatal(err)
 	}
 	if err := b.PutIdempotency("retry-7f3a", fmt.Appendf(nil, "%d", value), now.Add(10*time.Minute)); err != nil {

@@ -318,13 +318,8 @@ func TestConcurrentWritersOneStore(t *testing.T) {
 					errs <- err
 					return
 				}
-				rec, err := s.AppendKeyRecord(nil, key)
-				if err != nil {
-					errs <- err
-					return
-				}
 				b := db.NewBatch()
-				if err := b.MergeCounter(key, rec); err != nil {
+				if err := b.MergeCounterFrom(s, key); err != nil {
 					errs <- err
 					return
 				}
@@ -399,6 +394,27 @@ func TestMergeCounterRejects(t *testing.T) {
 			defer b.Close()
 			if err := b.MergeCounter(tt.key, tt.rec); !errors.Is(err, tt.want) {
 				t.Fatalf("MergeCounter: got %v, want %v", err, tt.want)
+			}
+			if b.Len() != 0 {
+				t.Fatalf("batch holds %d writes after a refused one", b.Len())
+			}
+		})
+	}
+	from := []struct {
+		name string
+		key  string
+		want error
+	}{
+		{"empty key", "", ErrBadKey},
+		{"key too long", long, ErrBadKey},
+		{"key the store lacks", "missing", crdt.ErrNotFound},
+	}
+	for _, tt := range from {
+		t.Run("from store/"+tt.name, func(t *testing.T) {
+			b := db.NewBatch()
+			defer b.Close()
+			if err := b.MergeCounterFrom(s, tt.key); !errors.Is(err, tt.want) {
+				t.Fatalf("MergeCounterFrom: got %v, want %v", err, tt.want)
 			}
 			if b.Len() != 0 {
 				t.Fatalf("batch holds %d writes after a refused one", b.Len())
