@@ -6,9 +6,9 @@
 // # What the agent calls
 //
 //   - startup: Open(dir, cfg), which refuses a damaged or foreign data dir (ErrCorrupt,
-//     ErrNewerFormat, ErrLocked) and never resets one; then ScanCounters, feeding each
-//     record to crdt's State.AppendEncoded, then Store.Restore; GetMeta for the replica
-//     incarnation.
+//     ErrNewerFormat, ErrLocked) and never resets one; then LoadCounters(store) into an
+//     empty crdt.Store (or ScanCounters to see each record); GetMeta for the replica
+//     incarnation. With 1,000,000 keys this takes about 1.7 s (BenchmarkRestart).
 //   - a local write: Apply to the crdt.Store, then NewBatch, MergeCounterFrom(store, key),
 //     PutIdempotency if the request carries a key, and Commit(true) before acknowledging.
 //     Concurrent synced commits share one fsync.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -232,6 +233,15 @@ func TestMergeCounterConverges(t *testing.T) {
 			rec []byte
 		}
 		var writes []write
+		recordsOf := func(ws []write, key string) [][]byte {
+			var out [][]byte
+			for _, w := range ws {
+				if w.key == key {
+					out = append(out, w.rec)
+				}
+			}
+			return out
+		}
 		for _, k := range keys[:rapid.IntRange(1, len(keys)).Draw(t, "keys")] {
 			for _, r := range genRecords(t, k) {
 				writes = append(writes, write{k, r})
@@ -293,6 +303,21 @@ func TestMergeCounterConverges(t *testing.T) {
 		}
 		db = openMem(t, fs)
 		check(db, "after reopen")
+		// LoadCounters rebuilds the same.
+		s, _ := crdt.New(crdt.DefaultConfig())
+		if _, err := db.LoadCounters(s); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range writes {
+			c, err := s.Counter(w.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := joinOf(t, w.key, recordsOf(writes, w.key))
+			if !c.Equal(want) {
+				t.Fatalf("LoadCounters: key %q = %v, want %v", w.key, c, want)
+			}
+		}
 	})
 }
 
@@ -456,5 +481,81 @@ func TestOlderRecordCommittedLast(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLoadCounters(t *testing.T) {
+	src, _ := crdt.New(crdt.DefaultConfig())
+	db := openMem(t, vfs.NewMem())
+	defer db.Close()
+	const n = 2*loadChunk + 17 // more than one chunk, and a partial one
+	b := db.NewBatch()
+	for i := range n {
+		key := fmt.Sprintf("k%05d", i)
+		for j := range 3 {
+			if _, err := src.Apply(key, rid(t, fmt.Sprintf("n%d", j), 1), int64(i+j+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.MergeCounterFrom(src, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := crdt.New(crdt.DefaultConfig())
+	got, err := db.LoadCounters(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != n || s.Len() != n {
+		t.Fatalf("LoadCounters read %d records into %d keys, want %d", got, s.Len(), n)
+	}
+	for i := range n {
+		key := fmt.Sprintf("k%05d", i)
+		want, _ := src.Counter(key)
+		if c, err := s.Counter(key); err != nil || !c.Equal(want) {
+			t.Fatalf("key %s loaded as %v, %v; want %v", key, c, err, want)
+		}
+	}
+}
+
+// TestDamagedRecordOnDisk puts records past MergeCounter's check, as damage would: reads
+// must return ErrCorrupt, never panic.
+func TestDamagedRecordOnDisk(t *testing.T) {
+	good := testRecord(t, "k", "a", 1, 2, 0)
+	tests := []struct {
+		name  string
+		write func(db *DB) error
+	}{
+		{"garbage merged with a good record", func(db *DB) error {
+			if err := db.pdb.Merge([]byte("Ck"), good, nil); err != nil {
+				return err
+			}
+			return db.pdb.Merge([]byte("Ck"), []byte("garbage"), nil)
+		}},
+		{"garbage alone", func(db *DB) error { return db.pdb.Merge([]byte("Ck"), []byte("garbage"), nil) }},
+		{"record of another key", func(db *DB) error {
+			if err := db.pdb.Merge([]byte("Ck"), good, nil); err != nil {
+				return err
+			}
+			return db.pdb.Merge([]byte("Ck"), testRecord(t, "other", "a", 1, 3, 0), nil)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openMem(t, vfs.NewMem())
+			defer db.Close()
+			if err := tt.write(db); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := crdt.New(crdt.DefaultConfig())
+			if _, err := db.LoadCounters(s); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("LoadCounters: got %v, want ErrCorrupt", err)
+			} else if !strings.Contains(err.Error(), testDir) {
+				t.Fatalf("error %q does not name the directory", err)
+			}
+		})
 	}
 }
