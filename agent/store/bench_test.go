@@ -328,7 +328,9 @@ func BenchmarkRestart(b *testing.B) {
 				b.ReportMetric(total/float64(b.N), "restart-s")
 				b.ReportMetric(last.OpenSeconds, "open-s")
 				b.ReportMetric(last.ScanSeconds, "scan-s")
-				b.ReportMetric(last.LoadSeconds, "load-s")
+				if mode == "restore" {
+					b.ReportMetric(last.LoadSeconds, "restore-s") // in load mode, scan-s has it
+				}
 				b.ReportMetric(last.PeakHeapMB, "peak-heap-MB")
 				b.ReportMetric(last.LiveHeapMB, "live-heap-MB")
 				b.ReportMetric(last.PeakRSSMB, "peak-RSS-MB")

@@ -209,36 +209,47 @@ func checkCrashPoint(t *testing.T, i int, cp crashPoint, final map[string]int64)
 	}
 }
 
-// TestSyncMakesEarlierCommitsDurable checks Sync: commits made with sync=false survive a
-// crash that keeps only synced data once a Sync has returned.
+// TestSyncMakesEarlierCommitsDurable checks Sync and Close: commits made with sync=false
+// survive a crash that keeps only synced data once either has returned.
 func TestSyncMakesEarlierCommitsDurable(t *testing.T) {
-	fs := vfs.NewCrashableMem()
-	db, err := Open(testDir, memConfig(fs))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		sync func(db *DB) error
+	}{
+		{"Sync", (*DB).Sync},
+		{"Close", (*DB).Close},
 	}
-	defer db.Close()
-	for i := range 10 {
-		b := db.NewBatch()
-		if err := b.PutMeta(fmt.Sprintf("m%d", i), []byte("v")); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Commit(false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
-	db2, err := Open(testDir, memConfig(clone))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
-	for i := range 10 {
-		if _, ok, err := db2.GetMeta(fmt.Sprintf("m%d", i)); err != nil || !ok {
-			t.Fatalf("unsynced commit %d lost after Sync and a crash: %v", i, err)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := vfs.NewCrashableMem()
+			db, err := Open(testDir, memConfig(fs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for i := range 10 {
+				b := db.NewBatch()
+				if err := b.PutMeta(fmt.Sprintf("m%d", i), []byte("v")); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Commit(false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tt.sync(db); err != nil {
+				t.Fatal(err)
+			}
+			clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+			db2, err := Open(testDir, memConfig(clone))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db2.Close()
+			for i := range 10 {
+				if _, ok, err := db2.GetMeta(fmt.Sprintf("m%d", i)); err != nil || !ok {
+					t.Fatalf("unsynced commit %d lost after %s and a crash: %v", i, tt.name, err)
+				}
+			}
+		})
 	}
 }

@@ -306,9 +306,9 @@ func (db *DB) readError(what string, err error) error {
 // Dir returns the directory the DB lives in.
 func (db *DB) Dir() string { return db.dir }
 
-// Close closes the DB, after waiting for the calls in flight. Commits made with sync=false
-// that no later sync covered may be lost if the process dies after Close; Close does not
-// sync them. It is safe to call more than once; calls after the first return nil.
+// Close closes the DB, after waiting for the calls in flight. It syncs pebble's log first,
+// so commits made with sync=false are durable once it returns. It is safe to call more than
+// once; calls after the first return nil.
 func (db *DB) Close() error {
 	db.closeMu.Lock()
 	defer db.closeMu.Unlock()
