@@ -341,6 +341,20 @@ func rawSet(t tb, fs vfs.FS, key, value []byte) {
 	}
 }
 
+// TestOpenAfterCrashedCreation opens a directory that holds only what a creation that
+// crashed at once leaves: pebble's LOCK file.
+func TestOpenAfterCrashedCreation(t *testing.T) {
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll(testDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fs, testDir+"/LOCK", nil)
+	db := openMem(t, fs)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestOpenLocked(t *testing.T) {
 	fs := vfs.NewMem()
 	db := openMem(t, fs)

@@ -14,7 +14,8 @@ import (
 // an error, ScanCounters stops and returns it. A record pebble or the merger finds damaged
 // stops the scan with an error wrapping ErrCorrupt.
 //
-// A scan sees the commits made before it started; Close waits for it to end. To rebuild a
+// A scan sees the commits made before it started; Close waits for it to end, so fn must not
+// call Close (nor, while a Close may be waiting, other methods of db). To rebuild a
 // crdt.Store at startup, LoadCounters does it with the least memory.
 func (db *DB) ScanCounters(fn func(key string, record []byte) error) error {
 	return db.scanCounters(func(key, record []byte) error { return fn(string(key), record) })
