@@ -19,11 +19,14 @@ import (
 // writer's newer record and committed after it would overwrite the newer one, and the
 // increments in between would be lost at the next restart.)
 //
-// Cost (BenchmarkMerge): a key read back with a single record only copies it. Two or more
-// records that differ are decoded; when one of them already holds the join, which is always
-// so for records taken from one growing crdt.Store, that record is the result and nothing is
-// encoded. Only records that each hold something the others lack are folded through a small
-// crdt.Store and encoded again.
+// Cost (BenchmarkMerge, a key with five replicas): a key read back with a single record only
+// copies it (0.1 µs, 3 allocations; a startup scan pays this per key). Two or more records
+// that differ are decoded; when one of them already holds the join, which is always so for
+// records taken from one growing crdt.Store, that record is the result and nothing is
+// encoded (6.4 µs for two records; pebble pays it in flushes and compactions, per record of
+// a key written more than once between them). Only records that each hold something the
+// others lack are folded through a one-shard crdt.Store and encoded again (50 µs, most of it
+// crdt.New; it does not happen while one process writes the data dir).
 
 // mergerName is stored by pebble in the database's OPTIONS file; pebble refuses to open a
 // database with a merger of another name. Change it only together with the record format.
