@@ -151,7 +151,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	if len(a.cfg.RetryJoin) > 0 {
 		a.wg.Add(1)
-		go a.retryJoin()
+		go a.joinLoop("retry-join", a.cfg.RetryJoin, a.cfg.RetryJoinInterval, a.cfg.RetryJoinMaxInterval, nil)
 	}
 	return nil
 }
@@ -265,8 +265,10 @@ func (a *Agent) startSerf() error {
 			return err
 		}
 		if len(known) > 0 {
+			// Rejoin the peers an earlier run saved, until one answers
+			// or another member finds this peer first.
 			a.wg.Add(1)
-			go a.rejoinKnownPeers(known)
+			go a.joinLoop("rejoin of known peers", known, time.Second, 30*time.Second, a.hasOtherAlive)
 		}
 	}
 	return nil
@@ -362,26 +364,32 @@ func joinHint(err error) string {
 	return text
 }
 
-// retryJoin keeps joining RetryJoin with exponential backoff until one seed
-// answers, the settings are refused, or the agent stops.
-func (a *Agent) retryJoin() {
+// joinLoop joins addrs with exponential backoff (first, doubling up to
+// maxWait) until a seed answers, the cluster refuses this peer's settings
+// (reported on Fatal), done says to stop, or the agent stops. what names the
+// loop in logs. It is run as a goroutine counted in a.wg.
+func (a *Agent) joinLoop(what string, addrs []string, first, maxWait time.Duration, done func() bool) {
 	defer a.wg.Done()
-	wait := a.cfg.RetryJoinInterval
+	wait := first
 	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := a.Join(ctx, a.cfg.RetryJoin)
+		if done != nil && done() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := a.Join(ctx, addrs)
 		cancel()
 		switch {
 		case err == nil:
+			a.log.Info(what+" succeeded", "seeds", len(addrs), "attempts", attempt)
 			return
 		case errors.Is(err, ErrSettingsMismatch):
-			a.log.Error("retry-join refused", "err", err)
+			a.log.Error(what+" refused: the cluster's settings differ", "err", err)
 			a.reportFatal(err)
 			return
 		case errors.Is(err, ErrShutdown):
 			return
 		}
-		a.log.Warn("retry-join failed; will retry", "attempt", attempt, "in", wait, "err", err)
+		a.log.Warn(what+" failed; will retry", "attempt", attempt, "in", wait, "err", err)
 		t := a.clock.NewTimer(wait)
 		select {
 		case <-t.C():
@@ -389,7 +397,7 @@ func (a *Agent) retryJoin() {
 			t.Stop()
 			return
 		}
-		wait = min(2*wait, a.cfg.RetryJoinMaxInterval)
+		wait = min(2*wait, maxWait)
 	}
 }
 

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/hashicorp/serf/serf"
 )
@@ -114,41 +112,12 @@ func (a *Agent) recordKnownPeers(members []serf.Member, last []string) []string 
 	return addrs
 }
 
-// rejoinKnownPeers joins the peers saved by an earlier run, with backoff,
-// until one answers or another member finds this peer first.
-func (a *Agent) rejoinKnownPeers(addrs []string) {
-	defer a.wg.Done()
-	wait := time.Second
-	for attempt := 1; ; attempt++ {
-		s, err := a.serfOrErr()
-		if err != nil {
-			return
-		}
-		if len(aliveAddrs(s.Members(), a.cfg.NodeName)) > 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_, err = a.Join(ctx, addrs)
-		cancel()
-		switch {
-		case err == nil:
-			a.log.Info("rejoined known peers from the data dir", "peers", len(addrs))
-			return
-		case errors.Is(err, ErrSettingsMismatch):
-			a.log.Error("the cluster refused this peer's settings", "err", err)
-			a.reportFatal(err)
-			return
-		case errors.Is(err, ErrShutdown):
-			return
-		}
-		a.log.Warn("rejoin of known peers failed; will retry", "attempt", attempt, "in", wait, "err", err)
-		t := a.clock.NewTimer(wait)
-		select {
-		case <-t.C():
-		case <-a.stop:
-			t.Stop()
-			return
-		}
-		wait = min(2*wait, 30*time.Second)
+// hasOtherAlive reports whether serf sees any alive member besides this peer
+// (or the agent has stopped: nothing left to join for).
+func (a *Agent) hasOtherAlive() bool {
+	s, err := a.serfOrErr()
+	if err != nil {
+		return true
 	}
+	return len(aliveAddrs(s.Members(), a.cfg.NodeName)) > 0
 }
