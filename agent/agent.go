@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/ringleader/ringleader/agent/peerrpc"
+	"github.com/ringleader/ringleader/agent/store"
 )
 
 // Errors returned by the lifecycle methods.
@@ -69,6 +70,8 @@ type Agent struct {
 	serf      *serf.Serf
 	rpcServer *peerrpc.Server
 	rpcClient *peerrpc.Client
+	// db is the data dir's store (nil without a data dir); closed last.
+	db *store.DB
 	// rpcListener waits here between listenRPC and serveRPC.
 	rpcListener net.Listener
 	rpcAddr     string
@@ -129,6 +132,15 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("agent: data dir: %w", err)
 		}
+		scfg := store.DefaultConfig()
+		scfg.Logger = a.log
+		db, err := store.Open(filepath.Join(a.cfg.DataDir, "store"), scfg)
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		a.mu.Lock()
+		a.db = db
+		a.mu.Unlock()
 	}
 	if err := a.listenRPC(); err != nil {
 		return err
@@ -259,8 +271,8 @@ func (a *Agent) startSerf() error {
 	a.rebuildView(s.Members())
 	a.wg.Add(1)
 	go a.watchMembers(events)
-	if a.cfg.DataDir != "" && len(a.cfg.StartJoin) == 0 {
-		known, err := loadKnownPeers(a.cfg.DataDir)
+	if a.db != nil && len(a.cfg.StartJoin) == 0 {
+		known, err := loadKnownPeers(a.db)
 		if err != nil {
 			return err
 		}
@@ -431,9 +443,12 @@ func (a *Agent) Leave(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("agent: leave: %w", err)
 		}
-		if a.cfg.DataDir != "" && !a.cfg.RejoinAfterLeave {
-			if err := os.Remove(filepath.Join(a.cfg.DataDir, knownPeersFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				a.log.Warn("cannot remove the known peers file", "err", err)
+		a.mu.Lock()
+		db := a.db
+		a.mu.Unlock()
+		if db != nil && !a.cfg.RejoinAfterLeave {
+			if err := saveKnownPeers(db, nil); err != nil {
+				a.log.Warn("cannot clear the known peers", "err", err)
 			}
 		}
 		a.log.Info("left the cluster")
@@ -482,6 +497,14 @@ func (a *Agent) Shutdown() error {
 	if s != nil {
 		// serf.Shutdown shuts memberlist down, which closes the transport.
 		<-s.ShutdownCh()
+	}
+	a.mu.Lock()
+	db := a.db
+	a.mu.Unlock()
+	if db != nil {
+		if err := db.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	a.log.Info("peer stopped")
 	return errors.Join(errs...)

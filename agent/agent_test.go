@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ringleader/ringleader/agent"
+	"github.com/ringleader/ringleader/agent/store"
 	"github.com/ringleader/ringleader/simulation/memnet"
 )
 
@@ -601,5 +602,25 @@ func TestRejoinWithOtherSettingsIsFatal(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the restarted peer with other settings kept running")
+	}
+}
+
+// Two peers cannot share a data dir: the second refuses to start and says
+// why.
+func TestDataDirIsExclusive(t *testing.T) {
+	net := newNetwork(t)
+	dir := t.TempDir()
+	cfg := newAgentConfig(t, net, 0)
+	cfg.DataDir = dir
+	startAgent(t, cfg)
+	other := newAgentConfig(t, net, 1)
+	other.DataDir = dir
+	a, err := agent.New(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown()
+	if err := a.Start(context.Background()); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("second peer on one data dir: got %v, want store.ErrLocked", err)
 	}
 }

@@ -2,26 +2,25 @@ package agent
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/ringleader/ringleader/agent/store"
 )
 
-// knownPeersFile lists the gossip addresses of the members last seen alive,
-// so a restarted peer rejoins by itself.
+// knownPeersMeta names the store's meta value listing the gossip addresses
+// of the members last seen alive, so a restarted peer rejoins by itself.
 //
 // Serf's own snapshot is meant to do this, but it buffers its writes and
 // flushes only when a later line is appended more than 500 ms after the last
 // flush; a peer killed (kill -9) in a quiet cluster loses the members it
-// joined, and restarts alone (seen in the end-to-end test, 2 runs in 5). This
-// file is rewritten (temp file, fsync, rename) whenever the set changes.
-const knownPeersFile = "known-peers.json"
+// joined, and restarts alone (seen in the end-to-end test, 2 runs in 5). The
+// list is rewritten, synced, whenever the alive set changes.
+const knownPeersMeta = "known-peers"
 
 type knownPeers struct {
 	Addrs []string `json:"addrs"`
@@ -41,51 +40,29 @@ func aliveAddrs(members []serf.Member, self string) []string {
 	return addrs
 }
 
-// saveKnownPeers writes addrs to the data dir durably.
-func saveKnownPeers(dir string, addrs []string) error {
+// saveKnownPeers writes addrs to the store, synced.
+func saveKnownPeers(db *store.DB, addrs []string) error {
 	b, err := json.Marshal(knownPeers{Addrs: addrs})
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, knownPeersFile+".tmp-*")
-	if err != nil {
+	batch := db.NewBatch()
+	defer batch.Close()
+	if err := batch.PutMeta(knownPeersMeta, b); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, knownPeersFile)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return batch.Commit(true)
 }
 
-// loadKnownPeers reads the list; a missing file is an empty list.
-func loadKnownPeers(dir string) ([]string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, knownPeersFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+// loadKnownPeers reads the list; none saved is an empty list.
+func loadKnownPeers(db *store.DB) ([]string, error) {
+	b, ok, err := db.GetMeta(knownPeersMeta)
+	if err != nil || !ok {
 		return nil, err
 	}
 	var kp knownPeers
 	if err := json.Unmarshal(b, &kp); err != nil {
-		return nil, fmt.Errorf("%s is damaged (%v); delete it and restart with --join", filepath.Join(dir, knownPeersFile), err)
+		return nil, fmt.Errorf("agent: the known peers saved in %s are damaged (%v); restart with --join", db.Dir(), err)
 	}
 	return kp.Addrs, nil
 }
@@ -94,9 +71,9 @@ func loadKnownPeers(dir string) ([]string, error) {
 // save. Called from the member-watching goroutine only.
 func (a *Agent) recordKnownPeers(members []serf.Member, last []string) []string {
 	a.mu.Lock()
-	running := a.state == running
+	running, db := a.state == running, a.db
 	a.mu.Unlock()
-	if a.cfg.DataDir == "" || !running {
+	if db == nil || !running {
 		return last
 	}
 	addrs := aliveAddrs(members, a.cfg.NodeName)
@@ -105,7 +82,7 @@ func (a *Agent) recordKnownPeers(members []serf.Member, last []string) []string 
 		// still try them when it restarts.
 		return last
 	}
-	if err := saveKnownPeers(a.cfg.DataDir, addrs); err != nil {
+	if err := saveKnownPeers(db, addrs); err != nil {
 		a.log.Warn("cannot save known peers; a restart may need --join", "err", err)
 		return last
 	}
