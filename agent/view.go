@@ -94,7 +94,7 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 // watchMembers rebuilds the view on every member event, draining bursts so a
-// storm of events costs one rebuild, and keeps the known-peers file current.
+// storm of events costs one rebuild, and keeps the saved known peers current.
 func (a *Agent) watchMembers(events <-chan serf.Event) {
 	defer a.wg.Done()
 	var known []string
