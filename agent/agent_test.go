@@ -283,15 +283,8 @@ func TestSettingsMismatchRefusesToJoin(t *testing.T) {
 	startAgent(t, newAgentConfig(t, net, 0))
 	cfg := newAgentConfig(t, net, 1)
 	cfg.VNodes = 64
-	a, err := agent.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown()
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	_, err = a.Join(context.Background(), []string{ip(0) + ":7946"})
+	a := startAgent(t, cfg)
+	_, err := a.Join(context.Background(), []string{ip(0) + ":7946"})
 	if !errors.Is(err, agent.ErrSettingsMismatch) || !strings.Contains(err.Error(), "--vnodes") {
 		t.Fatalf("join with other vnodes: got %v, want ErrSettingsMismatch naming --vnodes", err)
 	}
@@ -326,14 +319,7 @@ func TestEncryption(t *testing.T) {
 			cfg := newAgentConfig(t, net, tc.host)
 			cfg.NodeName = "intruder"
 			cfg.EncryptKey = tc.key
-			a, err := agent.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Shutdown()
-			if err := a.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			a := startAgent(t, cfg)
 			if _, err := a.Join(context.Background(), []string{ip(0)}); !errors.Is(err, agent.ErrJoin) {
 				t.Fatalf("join: got %v, want ErrJoin", err)
 			}
@@ -545,14 +531,7 @@ func TestRefusingAnotherPeerIsNotFatal(t *testing.T) {
 
 	bad := newAgentConfig(t, net, 1)
 	bad.VNodes = 64
-	b, err := agent.New(bad)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Shutdown()
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	b := startAgent(t, bad)
 	if _, err := b.Join(context.Background(), []string{ip(0)}); !errors.Is(err, agent.ErrSettingsMismatch) {
 		t.Fatalf("bad peer's join: %v", err)
 	}
