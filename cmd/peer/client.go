@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -39,13 +40,33 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 // call does one API request and decodes the JSON answer into v, or returns
 // the API's error message.
 func (c apiClient) call(method, path string, v any) ([]byte, error) {
+	return c.send(method, path, nil, nil, v)
+}
+
+// send is call with a request body, in encoded as JSON unless it is nil, and
+// extra request headers.
+func (c apiClient) send(method, path string, in any, header http.Header, v any) ([]byte, error) {
 	base := *c.addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	req, err := http.NewRequest(method, base+path, nil)
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the request: %v", err)
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, base+path, reqBody)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr %q: %v", *c.addr, err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
