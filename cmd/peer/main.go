@@ -40,6 +40,7 @@ func commands() []command {
 	return []command{
 		{name: "agent", summary: "run a peer (until SIGINT/SIGTERM, which leaves the cluster gracefully)", flags: agentCommand},
 		{name: "members", summary: "list the cluster's members as the local peer sees them", flags: membersCommand},
+		{name: "counter", args: "incr|decr KEY [N] | get KEY | list [PREFIX]", summary: "increment, read and list cluster-wide counters", flags: counterCommand},
 		{name: "ring", args: "[owner KEY]", summary: "show the ring, or the owner and preference list of KEY", flags: ringCommand},
 		{name: "force-leave", args: "NAME", summary: "remove a failed member for good (it is marked left)", flags: forceLeaveCommand},
 		{name: "keygen", summary: "print a new random cluster key for --encrypt", flags: keygenCommand},

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"unicode/utf8"
+
+	"github.com/spf13/pflag"
+)
+
+// counterSubcommand is one of peer counter's subcommands, for help and
+// argument checks.
+type counterSubcommand struct {
+	name    string
+	args    string
+	summary string
+	help    string   // more lines for 'peer counter NAME --help'
+	flags   []string // the flags that apply, besides the shared ones
+}
+
+var counterSubcommands = []counterSubcommand{
+	{
+		name: "incr", args: "KEY [N]",
+		summary: "add N (a positive integer, default 1) to counter KEY and print its new value",
+		help: "The increment is durable on the local peer before it answers; with\n" +
+			"--consistency majority, also on a strict majority of the voters (if that\n" +
+			"fails, the increment still happened locally and the command exits 1).\n" +
+			"A retry with the same --idempotency-key is applied once and prints the\n" +
+			"first answer.",
+		flags: []string{"consistency", "idempotency-key"},
+	},
+	{
+		name: "decr", args: "KEY [N]",
+		summary: "subtract N (a positive integer, default 1) from counter KEY and print its new value",
+		help:    "Counters may go below zero. Otherwise as 'peer counter incr'.",
+		flags:   []string{"consistency", "idempotency-key"},
+	},
+	{
+		name: "get", args: "KEY",
+		summary: "print the value of counter KEY (a key never written reads 0)",
+		help: "With --consistency majority, the peer first merges the state of a strict\n" +
+			"majority of the voters, so the value includes every increment a majority\n" +
+			"write acknowledged, through any peer.",
+		flags: []string{"consistency"},
+	},
+	{
+		name: "list", args: "[PREFIX]",
+		summary: "print the counters whose keys start with PREFIX, as KEY VALUE lines in key order",
+		help: "Reads the local peer's state, page by page, until the end or --limit.\n" +
+			"A counter whose merged value overflowed int64 shows its error in place\n" +
+			"of the value, and the command then exits 1 after the listing.",
+		flags: []string{"limit"},
+	},
+}
+
+// counterPageSize is how many counters 'peer counter list' asks for per
+// request (the API allows up to 10,000).
+const counterPageSize = 1000
+
+// counterValue is the API's answer for one counter: a value, or an error
+// when its merged value overflowed int64 (list only).
+type counterValue struct {
+	Key   string `json:"key"`
+	Value *int64 `json:"value,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+func counterCommand(fs *pflag.FlagSet) func([]string) error {
+	c := clientFlags(fs)
+	consistency := fs.String("consistency", "local", "local (answer from this peer's durable state) or majority (a strict majority of the voters); incr, decr and get")
+	idemKey := fs.String("idempotency-key", "", "incr, decr: a retry with the same key (1-255 printable ASCII characters) within the peer's window is applied once")
+	limit := fs.Int("limit", 0, "list: print at most this many counters (0: all)")
+	// Defined here so --help reaches the action, which knows the subcommand.
+	help := fs.BoolP("help", "h", false, "show help for peer counter or one of its subcommands")
+	return func(args []string) error {
+		if *help {
+			return counterHelp(fs, args)
+		}
+		if len(args) == 0 {
+			return usagef("give a subcommand: incr, decr, get or list")
+		}
+		var sub *counterSubcommand
+		for i := range counterSubcommands {
+			if counterSubcommands[i].name == args[0] {
+				sub = &counterSubcommands[i]
+			}
+		}
+		if sub == nil {
+			return usagef("unknown subcommand %q: use incr, decr, get or list", args[0])
+		}
+		args = args[1:]
+		if *consistency != "local" && *consistency != "majority" {
+			return usagef("--consistency %q: use local or majority", *consistency)
+		}
+		if err := checkCounterFlags(fs, sub); err != nil {
+			return err
+		}
+		switch sub.name {
+		case "incr", "decr":
+			if len(args) < 1 || len(args) > 2 {
+				return usagef("%s: want KEY [N]", sub.name)
+			}
+			delta := int64(1)
+			if len(args) == 2 {
+				n, err := strconv.ParseInt(args[1], 10, 64)
+				if err != nil || n <= 0 {
+					return usagef("%s: N %q: want a positive integer up to %d", sub.name, args[1], int64(1<<63-1))
+				}
+				delta = n
+			}
+			if sub.name == "decr" {
+				delta = -delta
+			}
+			return counterIncr(c, args[0], delta, *consistency, *idemKey, fs.Changed("idempotency-key"))
+		case "get":
+			if len(args) != 1 {
+				return usagef("get: want exactly one KEY")
+			}
+			return counterGet(c, args[0], *consistency)
+		default: // list
+			if len(args) > 1 {
+				return usagef("list: want at most one PREFIX")
+			}
+			if *limit < 0 {
+				return usagef("--limit %d: want 0 (all) or more", *limit)
+			}
+			prefix := ""
+			if len(args) == 1 {
+				prefix = args[0]
+			}
+			return counterList(c, prefix, *limit)
+		}
+	}
+}
+
+// checkCounterFlags refuses a flag given (on the command line or from the
+// environment) that the subcommand does not use, rather than ignore it.
+func checkCounterFlags(fs *pflag.FlagSet, sub *counterSubcommand) error {
+	for _, name := range []string{"consistency", "idempotency-key", "limit"} {
+		if !fs.Changed(name) {
+			continue
+		}
+		applies := false
+		for _, f := range sub.flags {
+			applies = applies || f == name
+		}
+		if name == "consistency" && sub.name == "list" {
+			v := fs.Lookup(name).Value.String()
+			if v == "local" {
+				continue // what list does anyway
+			}
+			return usagef("list reads the local peer's state only; --consistency %s applies to incr, decr and get", v)
+		}
+		if !applies {
+			return usagef("--%s does not apply to %s", name, sub.name)
+		}
+	}
+	return nil
+}
+
+// counterPath is the API path of counter key. The whole key is one escaped
+// path segment (a '/' in it becomes %2F); the keys "." and ".." are escaped
+// in full, or HTTP path cleaning would take them for directory steps.
+func counterPath(key string) string {
+	switch key {
+	case ".":
+		return "/v1/counters/%2E"
+	case "..":
+		return "/v1/counters/%2E%2E"
+	}
+	return "/v1/counters/" + url.PathEscape(key)
+}
+
+func counterIncr(c apiClient, key string, delta int64, consistency, idemKey string, idemGiven bool) error {
+	if key == "" {
+		return usagef("KEY is empty")
+	}
+	header := http.Header{}
+	if idemGiven {
+		if err := checkIdempotencyKey(idemKey); err != nil {
+			return err
+		}
+		header.Set("Idempotency-Key", idemKey)
+	}
+	var r counterValue
+	body, err := c.send("POST", counterPath(key)+"?consistency="+consistency, map[string]int64{"delta": delta}, header, &r)
+	if err != nil {
+		return err
+	}
+	return printCounter(c, body, r)
+}
+
+// checkIdempotencyKey applies the API's rule: 1-255 printable ASCII bytes.
+func checkIdempotencyKey(k string) error {
+	if len(k) < 1 || len(k) > 255 {
+		return usagef("--idempotency-key: %d bytes; want 1 to 255", len(k))
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return usagef("--idempotency-key: byte %d (%#02x) is not printable ASCII", i, k[i])
+		}
+	}
+	return nil
+}
+
+func counterGet(c apiClient, key, consistency string) error {
+	if key == "" {
+		return usagef("KEY is empty")
+	}
+	var r counterValue
+	body, err := c.call("GET", counterPath(key)+"?consistency="+consistency, &r)
+	if err != nil {
+		return err
+	}
+	return printCounter(c, body, r)
+}
+
+// printCounter prints the value alone, or the API's JSON with --json.
+func printCounter(c apiClient, body []byte, r counterValue) error {
+	if *c.json {
+		return writeJSONLine(body)
+	}
+	if r.Value == nil {
+		return fmt.Errorf("the peer's answer has no value: %s", body)
+	}
+	_, err := fmt.Fprintln(out, *r.Value)
+	return err
+}
+
+func writeJSONLine(b []byte) error {
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	_, err := out.Write(b)
+	return err
+}
+
+// counterList prints the counters under prefix, following the API's cursor
+// page by page, at most limit of them (0: all). Each page is printed as it
+// comes, so memory stays bounded however many counters there are; a key
+// longer than those of the first page pushes its own page's values right.
+func counterList(c apiClient, prefix string, limit int) error {
+	var (
+		tw      = new(tabwriter.Writer)
+		after   string
+		printed int
+		failed  int
+		first   string // the first item error
+	)
+	for pages := 0; ; pages++ {
+		size := counterPageSize
+		if limit > 0 && limit-printed < size {
+			size = limit - printed
+		}
+		q := url.Values{"limit": {strconv.Itoa(size)}}
+		if prefix != "" {
+			q.Set("prefix", prefix)
+		}
+		if after != "" {
+			q.Set("after", after)
+		}
+		var page struct {
+			Counters []counterValue `json:"counters"`
+			Next     string         `json:"next"`
+		}
+		if _, err := c.call("GET", "/v1/counters?"+q.Encode(), &page); err != nil {
+			return err
+		}
+		if pages == 0 { // after the first answer, so an error prints nothing
+			if *c.json {
+				fmt.Fprint(out, `{"counters":[`)
+			} else {
+				// Every page's key column is at least as wide as the
+				// first's, so short pages stay aligned under the header.
+				width := len("KEY")
+				for _, it := range page.Counters {
+					width = max(width, utf8.RuneCountInString(it.Key))
+				}
+				tw.Init(out, width+2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "KEY\tVALUE")
+			}
+		}
+		for _, it := range page.Counters {
+			if limit > 0 && printed == limit {
+				break
+			}
+			printed++
+			if it.Value == nil {
+				failed++
+				if first == "" {
+					first = fmt.Sprintf("%s: %s", it.Key, it.Error)
+				}
+			}
+			if *c.json {
+				b, err := json.Marshal(it)
+				if err != nil {
+					return err
+				}
+				if printed > 1 {
+					fmt.Fprint(out, ",")
+				}
+				out.Write(b)
+				continue
+			}
+			v := "error: " + it.Error
+			if it.Value != nil {
+				v = strconv.FormatInt(*it.Value, 10)
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", it.Key, v)
+		}
+		if !*c.json {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" || (limit > 0 && printed == limit) {
+			break
+		}
+		// Keys come in order, so each cursor is past the last; a cursor
+		// that does not advance would repeat a page forever.
+		if page.Next <= after {
+			return fmt.Errorf("the peer's list cursor went from %q back to %q; stopping", after, page.Next)
+		}
+		after = page.Next
+	}
+	if *c.json {
+		fmt.Fprintln(out, "]}")
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of the listed counters have no value (first: %s)", failed, first)
+	}
+	return nil
+}
+
+// counterHelp prints help for peer counter, or for the subcommand named in
+// args, on stdout.
+func counterHelp(fs *pflag.FlagSet, args []string) error {
+	shared := []string{"http-addr", "json", "help"}
+	if len(args) > 0 {
+		for _, sub := range counterSubcommands {
+			if sub.name != args[0] {
+				continue
+			}
+			fmt.Fprintf(out, "Usage: peer counter %s [flags] %s\n\n%s.\n\n%s\n\n", sub.name, sub.args, upperFirst(sub.summary), sub.help)
+			printFlags(fs, append(sub.flags, shared...))
+			return nil
+		}
+		return usagef("unknown subcommand %q: use incr, decr, get or list", args[0])
+	}
+	fmt.Fprintf(out, "Usage: peer counter [flags] SUBCOMMAND ARGS\n\n")
+	fmt.Fprintf(out, "Increment, read and list cluster-wide counters. incr, decr and get print\n")
+	fmt.Fprintf(out, "the value alone (or the API's JSON with --json).\n\nSubcommands:\n")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, sub := range counterSubcommands {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", sub.name, sub.args, sub.summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\nRun 'peer counter SUBCOMMAND --help' for more.\n\n")
+	printFlags(fs, nil)
+	return nil
+}
+
+// printFlags prints the named flags of fs (all when names is nil).
+func printFlags(fs *pflag.FlagSet, names []string) {
+	show := fs
+	if names != nil {
+		show = pflag.NewFlagSet("", pflag.ContinueOnError)
+		for _, n := range names {
+			show.AddFlag(fs.Lookup(n))
+		}
+	}
+	fmt.Fprintf(out, "Flags (each also from env PEER_<FLAG>):\n")
+	show.SetOutput(out)
+	show.PrintDefaults()
+	show.SetOutput(io.Discard)
+}
