@@ -70,8 +70,15 @@ type Agent struct {
 	serf      *serf.Serf
 	rpcServer *peerrpc.Server
 	rpcClient *peerrpc.Client
-	// db is the data dir's store (nil without a data dir); closed last.
+	// db is the store (on disk in the data dir, or in memory without one);
+	// closed last.
 	db *store.DB
+	// ctr is the counter service, set by Start before any RPC or HTTP
+	// request can reach it.
+	ctr *counters
+	// rejoining says a background join (retry-join or the rejoin of known
+	// peers) was started, so the identity check waits for peers.
+	rejoining bool
 	// rpcListener waits here between listenRPC and serveRPC.
 	rpcListener net.Listener
 	rpcAddr     string
@@ -132,16 +139,11 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("agent: data dir: %w", err)
 		}
-		scfg := store.DefaultConfig()
-		scfg.Logger = a.log
-		db, err := store.Open(filepath.Join(a.cfg.DataDir, "store"), scfg)
-		if err != nil {
-			return fmt.Errorf("agent: %w", err)
-		}
-		a.mu.Lock()
-		a.db = db
-		a.mu.Unlock()
 	}
+	if err := a.openCounters(); err != nil {
+		return err
+	}
+	a.metrics.registerCounters(a.ctr)
 	if err := a.listenRPC(); err != nil {
 		return err
 	}
@@ -162,9 +164,37 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		}
 	}
 	if len(a.cfg.RetryJoin) > 0 {
+		a.rejoining = true
 		a.wg.Add(1)
 		go a.joinLoop("retry-join", a.cfg.RetryJoin, a.cfg.RetryJoinInterval, a.cfg.RetryJoinMaxInterval, nil)
 	}
+	if a.rejoining && len(a.cfg.StartJoin) == 0 {
+		// Peers may still turn up: settle the identity in the background,
+		// refusing writes until then.
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				select {
+				case <-a.stop:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			if err := a.settleIdentity(ctx, true); err != nil && ctx.Err() == nil {
+				a.log.Error("cannot settle the replica identity; counter writes stay refused", "err", err)
+				a.reportFatal(err)
+			}
+		}()
+	} else if err := a.settleIdentity(ctx, false); err != nil {
+		return err
+	}
+	a.wg.Add(3)
+	go a.spreadLoop()
+	go a.antiEntropyLoop()
+	go a.sweepIdempotency()
 	return nil
 }
 
@@ -271,12 +301,13 @@ func (a *Agent) startSerf() error {
 	a.rebuildView(s.Members())
 	a.wg.Add(1)
 	go a.watchMembers(events)
-	if a.db != nil && len(a.cfg.StartJoin) == 0 {
+	if a.cfg.DataDir != "" && len(a.cfg.StartJoin) == 0 {
 		known, err := loadKnownPeers(a.db)
 		if err != nil {
 			return err
 		}
 		if len(known) > 0 {
+			a.rejoining = true
 			// Rejoin the peers an earlier run saved, until one answers
 			// or another member finds this peer first.
 			a.wg.Add(1)
@@ -422,8 +453,10 @@ func (a *Agent) reportFatal(err error) {
 	a.fatalErr.Do(func() { a.fatal <- err })
 }
 
-// Leave leaves the cluster gracefully: the others see this peer as "left",
-// not "failed". Call Shutdown afterwards. Safe to call more than once.
+// Leave leaves the cluster gracefully: it stops taking counter writes,
+// hands every counter change not yet spread to the alive peers (handOff),
+// then leaves, so the others see this peer as "left", not "failed". Call
+// Shutdown afterwards. Safe to call more than once.
 func (a *Agent) Leave(ctx context.Context) error {
 	a.mu.Lock()
 	if a.state != running {
@@ -435,6 +468,9 @@ func (a *Agent) Leave(ctx context.Context) error {
 	a.mu.Unlock()
 	if s == nil {
 		return nil
+	}
+	if a.ctr != nil {
+		a.handOff(ctx)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Leave() }()

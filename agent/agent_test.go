@@ -77,6 +77,10 @@ func hostConfig(t *testing.T, host *memnet.Host, i int) agent.Config {
 	cfg.GossipTransport = gossip
 	cfg.RPCTransport = host
 	cfg.RPCTimeout = 500 * time.Millisecond
+	cfg.Counters.SpreadInterval = 20 * time.Millisecond
+	cfg.Counters.AntiEntropyInterval = 250 * time.Millisecond
+	cfg.Counters.MajorityTimeout = time.Second
+	cfg.Counters.IdentityTimeout = 5 * time.Second
 	cfg.Logger = testLogger(t).With("test", t.Name())
 	return cfg
 }

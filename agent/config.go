@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ringleader/ringleader/ring"
@@ -41,9 +42,11 @@ type Config struct {
 	RPCAdvertiseAddr string
 	// HTTPAddr is the HTTP API address; empty disables the HTTP API.
 	HTTPAddr string
-	// DataDir holds this peer's durable state (serf's snapshot so far).
-	// Empty keeps everything in memory: a restarted peer then cannot rejoin
-	// by itself (for tests and embedding).
+	// DataDir holds this peer's durable state: the store (counters,
+	// idempotency records, its replica incarnation, the known peers) and
+	// serf's snapshot. Empty keeps everything in memory: a restarted peer
+	// then starts empty, under a new incarnation, and cannot rejoin by itself
+	// (for tests and embedding).
 	DataDir string
 	// StartJoin are seeds joined during Start; Start fails if none answers.
 	StartJoin []string
@@ -76,6 +79,71 @@ type Config struct {
 	GossipTransport memberlist.NodeAwareTransport
 	// RPCTransport replaces TCP for peer RPC; nil means TCPTransport.
 	RPCTransport RPCTransport
+	// StoreFS is the filesystem the data dir's store lives on; nil means the
+	// real disk. The simulation passes pebble's crash-simulating vfs.MemFS.
+	// Without a DataDir the store is kept in memory whatever this says.
+	StoreFS vfs.FS
+	// Counters tunes the counter service.
+	Counters CounterConfig
+}
+
+// CounterConfig tunes how counters spread, repair and deduplicate.
+type CounterConfig struct {
+	// SpreadInterval is how often locally written keys are pushed to every
+	// alive peer, batched. A locally acknowledged write that was not yet
+	// pushed dies with this peer's disk, so this bounds what an empty-dir
+	// restart can lose. Default 50 ms.
+	SpreadInterval time.Duration
+	// AntiEntropyInterval is how often this peer compares digests with one
+	// random alive peer and exchanges the keys that differ. It repairs lost
+	// pushes, partitions and restarts. Default 1 s.
+	AntiEntropyInterval time.Duration
+	// MajorityTimeout is how long a consistency=majority write or read
+	// waits for a majority of the voters. Default 2 s.
+	MajorityTimeout time.Duration
+	// IdentityTimeout bounds the startup check of this peer's replica
+	// identity against its peers (see crdt's package documentation): writes
+	// wait for it; when the peers cannot all be asked in time, the peer takes
+	// a new incarnation. Default 10 s.
+	IdentityTimeout time.Duration
+	// IdempotencyWindow is how long an Idempotency-Key's first answer is kept
+	// and replayed to retries. Default 10 min.
+	IdempotencyWindow time.Duration
+	// IdempotencyMaxRecords bounds the idempotency records this peer keeps;
+	// a new idempotent write beyond it is refused (503) until old records
+	// expire. Default 1,000,000 (about 150 MB of disk at most).
+	IdempotencyMaxRecords int
+}
+
+// DefaultCounterConfig returns the counter defaults.
+func DefaultCounterConfig() CounterConfig {
+	return CounterConfig{
+		SpreadInterval:        50 * time.Millisecond,
+		AntiEntropyInterval:   time.Second,
+		MajorityTimeout:       2 * time.Second,
+		IdentityTimeout:       10 * time.Second,
+		IdempotencyWindow:     10 * time.Minute,
+		IdempotencyMaxRecords: 1_000_000,
+	}
+}
+
+func (c CounterConfig) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"spread interval", c.SpreadInterval}, {"anti-entropy interval", c.AntiEntropyInterval},
+		{"majority timeout", c.MajorityTimeout}, {"identity timeout", c.IdentityTimeout},
+		{"idempotency window", c.IdempotencyWindow},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("agent: counter %s %v must be positive", d.name, d.v)
+		}
+	}
+	if c.IdempotencyMaxRecords < 1 {
+		return fmt.Errorf("agent: idempotency max records %d must be at least 1", c.IdempotencyMaxRecords)
+	}
+	return nil
 }
 
 // Timings are the gossip timings. DefaultTimings matches memberlist's LAN
@@ -154,6 +222,7 @@ func DefaultConfig() Config {
 		VNodes:               ring.DefaultConfig().VNodes,
 		Timings:              DefaultTimings(),
 		RPCTimeout:           2 * time.Second,
+		Counters:             DefaultCounterConfig(),
 	}
 }
 
@@ -195,6 +264,9 @@ func (c Config) Validate() error {
 	}
 	if c.RPCTimeout <= 0 {
 		return fmt.Errorf("agent: rpc timeout %v must be positive", c.RPCTimeout)
+	}
+	if err := c.Counters.validate(); err != nil {
+		return err
 	}
 	return c.Timings.validate()
 }

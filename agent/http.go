@@ -50,6 +50,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/members", a.handleMembers)
 	mux.HandleFunc("POST /v1/members/{name}/force-leave", a.handleForceLeave)
 	mux.HandleFunc("GET /v1/ring", a.handleRing)
+	mux.HandleFunc("GET /v1/counters", a.handleListCounters)
+	mux.HandleFunc("POST /v1/counters:batch", a.handleBatch)
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s; see the README for the API", r.Method, r.URL.Path))
@@ -69,6 +71,8 @@ type keyRoute struct {
 func (a *Agent) keyRoutes() []keyRoute {
 	return []keyRoute{
 		{method: "GET", prefix: "/v1/ring/owner/", serve: a.handleOwner},
+		{method: "GET", prefix: "/v1/counters/", serve: a.handleGetCounter},
+		{method: "POST", prefix: "/v1/counters/", serve: a.handlePostCounter},
 	}
 }
 
@@ -187,6 +191,10 @@ type Status struct {
 	Members       map[string]int `json:"members"`
 	UptimeSeconds float64        `json:"uptime_seconds"`
 	Encrypted     bool           `json:"encrypted"`
+	// Incarnation is this peer's replica incarnation; 0 while the startup
+	// identity check runs or while leaving, when counter writes are refused.
+	Incarnation uint64 `json:"incarnation"`
+	CounterKeys int    `json:"counter_keys"`
 }
 
 // Status reports this peer's state.
@@ -207,7 +215,26 @@ func (a *Agent) Status() Status {
 		Members:       a.memberCounts(),
 		UptimeSeconds: a.clock.Now().Sub(started).Seconds(),
 		Encrypted:     len(a.cfg.EncryptKey) > 0,
+		Incarnation:   a.incarnation(),
+		CounterKeys:   a.counterKeys(),
 	}
+}
+
+func (a *Agent) incarnation() uint64 {
+	if a.ctr == nil {
+		return 0
+	}
+	if id := a.ctr.id.Load(); id != nil {
+		return id.Incarnation
+	}
+	return 0
+}
+
+func (a *Agent) counterKeys() int {
+	if a.ctr == nil {
+		return 0
+	}
+	return a.ctr.store.Len()
 }
 
 func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // metrics is one agent's Prometheus registry: no package-level globals, so
@@ -18,6 +19,14 @@ type metrics struct {
 	httpDuration *prometheus.HistogramVec
 	// the hot-path counters, resolved once
 	gossipOut, gossipIn, rpcOut, rpcIn prometheus.Counter
+
+	// counters
+	increments     prometheus.Counter
+	deltasSent     prometheus.Counter
+	deltasReceived prometheus.Counter
+	aeRounds       *prometheus.CounterVec
+	aeBytes        *prometheus.CounterVec
+	aeKeysRepaired prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -41,6 +50,31 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"route", "code"}),
 	}
+	m.increments = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringleader_counter_increments_total",
+		Help: "Counter writes (increments and decrements) applied on this peer under its own replica ID.",
+	})
+	m.deltasSent = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringleader_counter_deltas_sent_total",
+		Help: "Counter key states pushed to peers (one per key and peer).",
+	})
+	m.deltasReceived = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringleader_counter_deltas_received_total",
+		Help: "Counter key states received from peers and merged (pushes, repairs and majority reads).",
+	})
+	m.aeRounds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringleader_antientropy_rounds_total",
+		Help: "Anti-entropy rounds this peer started, by result: equal, repaired or error.",
+	}, []string{"result"})
+	m.aeBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringleader_antientropy_bytes_total",
+		Help: "Payload bytes of the anti-entropy rounds this peer started (digests, keys and states), by direction.",
+	}, []string{"direction"})
+	m.aeKeysRepaired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ringleader_antientropy_keys_repaired_total",
+		Help: "Keys whose state changed, on either side, in anti-entropy rounds this peer started.",
+	})
+	m.reg.MustRegister(m.increments, m.deltasSent, m.deltasReceived, m.aeRounds, m.aeBytes, m.aeKeysRepaired)
 	m.gossipOut = m.gossipBytes.WithLabelValues("sent")
 	m.gossipIn = m.gossipBytes.WithLabelValues("received")
 	m.rpcOut = m.rpcBytesVec.WithLabelValues("sent")
@@ -84,4 +118,44 @@ func (c *membersCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, status := range []string{"alive", "leaving", "left", "failed"} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[status]), status)
 	}
+}
+
+// fsyncCollector exports the store's write-ahead log fsync latencies
+// (pebble's histogram, in nanoseconds) as a histogram in seconds.
+type fsyncCollector struct {
+	h    prometheus.Histogram
+	desc *prometheus.Desc
+}
+
+func newFsyncCollector(h prometheus.Histogram) *fsyncCollector {
+	return &fsyncCollector{h: h, desc: prometheus.NewDesc("ringleader_store_fsync_seconds",
+		"Latency of the store's write-ahead log fsyncs (each one may commit many writes).", nil, nil)}
+}
+
+func (c *fsyncCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *fsyncCollector) Collect(ch chan<- prometheus.Metric) {
+	var m dto.Metric
+	if c.h == nil || c.h.Write(&m) != nil || m.Histogram == nil {
+		return
+	}
+	buckets := make(map[float64]uint64, len(m.Histogram.Bucket))
+	for _, b := range m.Histogram.Bucket {
+		buckets[b.GetUpperBound()/1e9] = b.GetCumulativeCount()
+	}
+	ch <- prometheus.MustNewConstHistogram(c.desc, m.Histogram.GetSampleCount(), m.Histogram.GetSampleSum()/1e9, buckets)
+}
+
+// registerCounters adds the counter service's gauges and the store's fsync
+// histogram.
+func (m *metrics) registerCounters(c *counters) {
+	m.reg.MustRegister(newFsyncCollector(c.db.FsyncLatency()),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ringleader_counter_keys",
+			Help: "Counter keys this peer holds.",
+		}, func() float64 { return float64(c.store.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ringleader_idempotency_records",
+			Help: "Idempotency records this peer holds (an estimate between sweeps).",
+		}, func() float64 { return float64(c.idemCount.Load()) }))
 }

@@ -78,9 +78,20 @@ func (a *Agent) serveRPC() error {
 		l.Close()
 		return err
 	}
-	if err := peerrpc.Handle(server, methodPing, a.handlePing); err != nil {
-		l.Close()
-		return err
+	for _, err := range []error{
+		peerrpc.Handle(server, methodPing, a.handlePing),
+		peerrpc.Handle(server, methodIdentity, a.handleIdentity),
+		peerrpc.Handle(server, methodPush, a.handlePush),
+		peerrpc.Handle(server, methodStates, a.handleStates),
+		peerrpc.Handle(server, methodAEDigest, a.handleAEDigest),
+		peerrpc.Handle(server, methodAEDiff, a.handleAEDiff),
+		peerrpc.Handle(server, methodAdd, a.handleAdd),
+		peerrpc.Handle(server, methodIdemGet, a.handleIdemGet),
+	} {
+		if err != nil {
+			l.Close()
+			return err
+		}
 	}
 	a.mu.Lock()
 	a.rpcServer = server
@@ -114,4 +125,15 @@ func (a *Agent) pingAddr(ctx context.Context, addr string) (string, error) {
 		return "", err
 	}
 	return resp.Name, nil
+}
+
+// call makes one peer RPC call to addr.
+func (a *Agent) call(ctx context.Context, addr, method string, req, resp any) error {
+	a.mu.Lock()
+	c := a.rpcClient
+	a.mu.Unlock()
+	if c == nil {
+		return ErrNotStarted
+	}
+	return c.Call(ctx, addr, method, req, resp)
 }

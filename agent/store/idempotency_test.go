@@ -156,6 +156,9 @@ func TestDeleteExpiredIdempotencyBounded(t *testing.T) {
 	if got, want := keyspaceLen(t, db, prefixIdempotency), n-30; got != want {
 		t.Fatalf("%d idempotency records left, want %d", got, want)
 	}
+	if got, err := db.CountIdempotency(); err != nil || got != n-30 {
+		t.Fatalf("CountIdempotency = %d, %v; want %d", got, err, n-30)
+	}
 	if got, want := keyspaceLen(t, db, prefixExpiry), n-30; got != want {
 		t.Fatalf("%d expiry index entries left, want %d", got, want)
 	}

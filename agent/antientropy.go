@@ -1,0 +1,270 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/ringleader/ringleader/crdt"
+)
+
+// Anti-entropy. Every AntiEntropyInterval this peer (A) picks a random
+// alive peer (B) and compares their stores with crdt's digest protocol,
+// over three calls:
+//
+//  1. ae.digest: A sends its top-level digest (64 bucket hashes); B
+//     answers with the leaf hashes of the buckets that differ.
+//  2. ae.diff: A answers that with the keys and key hashes of its leaves
+//     that differ; B finds the exact keys whose states differ and answers
+//     with its states of them (at most aeMaxKeys; more = another round).
+//  3. A merges them, and pushes back (counter.push) only the keys where it
+//     holds counts B's answer lacked.
+//
+// When nothing differs the round costs two small messages (about 600
+// bytes); otherwise its bytes follow the keys that differ, not the store's
+// size. Keys a round changes on either side are pushed to every peer at
+// the next spread, so one round between the two sides of a healed
+// partition repairs every peer.
+
+const (
+	methodAEDigest = "ae.digest"
+	methodAEDiff   = "ae.diff"
+	// aeMaxKeys bounds the keys one round repairs; a round that hits it is
+	// followed at once by another.
+	aeMaxKeys = 8192
+	// aeMaxRounds bounds the back-to-back rounds of one tick.
+	aeMaxRounds = 64
+)
+
+type aeDigestRequest struct {
+	Digest []byte `msgpack:"digest"`
+}
+
+type aeDigestResponse struct {
+	// Digest is the reply digest; empty when nothing differs.
+	Digest []byte `msgpack:"digest,omitempty"`
+}
+
+type aeDiffResponse struct {
+	Keys  []string `msgpack:"keys"`
+	State []byte   `msgpack:"state"`
+	More  bool     `msgpack:"more"`
+}
+
+func (a *Agent) handleAEDigest(ctx context.Context, req *aeDigestRequest) (*aeDigestResponse, error) {
+	var d crdt.Digest
+	if err := d.UnmarshalBinary(req.Digest); err != nil {
+		return nil, err
+	}
+	if d.Level() != 0 {
+		return nil, fmt.Errorf("ae.digest wants a level-0 digest, got level %d", d.Level())
+	}
+	reply, _ := a.ctr.store.CompareDigest(d)
+	if reply.IsZero() {
+		return &aeDigestResponse{}, nil
+	}
+	b, err := reply.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &aeDigestResponse{Digest: b}, nil
+}
+
+func (a *Agent) handleAEDiff(ctx context.Context, req *aeDigestRequest) (*aeDiffResponse, error) {
+	var d crdt.Digest
+	if err := d.UnmarshalBinary(req.Digest); err != nil {
+		return nil, err
+	}
+	if d.Level() != 2 {
+		return nil, fmt.Errorf("ae.diff wants a level-2 digest, got level %d", d.Level())
+	}
+	_, diff := a.ctr.store.CompareDigest(d)
+	more := len(diff) > aeMaxKeys
+	if more {
+		diff = diff[:aeMaxKeys]
+	}
+	b, err := a.ctr.store.States(diff).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &aeDiffResponse{Keys: diff, State: b, More: more}, nil
+}
+
+// antiEntropyLoop runs a comparison with a random alive peer every
+// AntiEntropyInterval until the agent stops. It is counted in a.wg.
+func (a *Agent) antiEntropyLoop() {
+	defer a.wg.Done()
+	for {
+		// Jitter the interval by ±25% so peers do not all compare at once.
+		d := a.cfg.Counters.AntiEntropyInterval
+		d = d*3/4 + rand.N(d/2+1)
+		t := a.clock.NewTimer(d)
+		select {
+		case <-t.C():
+		case <-a.stop:
+			t.Stop()
+			return
+		}
+		peers := a.alivePeers()
+		if len(peers) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(peers))
+		for n := range peers {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		name := names[rand.N(len(names))]
+		ctx, cancel := context.WithTimeout(context.Background(), 4*a.cfg.RPCTimeout)
+		if _, err := a.antiEntropy(ctx, peers[name]); err != nil {
+			a.log.Debug("anti-entropy round failed", "peer", name, "err", err)
+		}
+		cancel()
+	}
+}
+
+// antiEntropy compares this peer's store with the peer at addr and
+// exchanges the keys that differ, in as many rounds as it takes (at most
+// aeMaxRounds). It returns the keys repaired on both sides.
+func (a *Agent) antiEntropy(ctx context.Context, addr string) (int, error) {
+	repaired := 0
+	for range aeMaxRounds {
+		n, more, err := a.antiEntropyRound(ctx, addr)
+		repaired += n
+		if err != nil {
+			a.metrics.aeRounds.WithLabelValues("error").Inc()
+			return repaired, err
+		}
+		if !more {
+			return repaired, nil
+		}
+	}
+	return repaired, nil
+}
+
+func (a *Agent) antiEntropyRound(ctx context.Context, addr string) (repaired int, more bool, err error) {
+	c := a.ctr
+	sent, received := 0, 0
+	defer func() {
+		a.metrics.aeBytes.WithLabelValues("sent").Add(float64(sent))
+		a.metrics.aeBytes.WithLabelValues("received").Add(float64(received))
+	}()
+	top, err := c.store.Digest().MarshalBinary()
+	if err != nil {
+		return 0, false, err
+	}
+	var dresp aeDigestResponse
+	sent += len(top)
+	if err := a.call(ctx, addr, methodAEDigest, &aeDigestRequest{Digest: top}, &dresp); err != nil {
+		return 0, false, err
+	}
+	received += len(dresp.Digest)
+	if len(dresp.Digest) == 0 {
+		a.metrics.aeRounds.WithLabelValues("equal").Inc()
+		return 0, false, nil
+	}
+	var leaves crdt.Digest
+	if err := leaves.UnmarshalBinary(dresp.Digest); err != nil {
+		return 0, false, err
+	}
+	if leaves.Level() != 1 {
+		return 0, false, fmt.Errorf("peer answered ae.digest with a level-%d digest, want 1", leaves.Level())
+	}
+	keysDigest, _ := c.store.CompareDigest(leaves)
+	if keysDigest.IsZero() {
+		a.metrics.aeRounds.WithLabelValues("equal").Inc()
+		return 0, false, nil
+	}
+	kb, err := keysDigest.MarshalBinary()
+	if err != nil {
+		return 0, false, err
+	}
+	var diff aeDiffResponse
+	sent += len(kb)
+	if err := a.call(ctx, addr, methodAEDiff, &aeDigestRequest{Digest: kb}, &diff); err != nil {
+		return 0, false, err
+	}
+	received += len(diff.State)
+	for _, k := range diff.Keys {
+		received += len(k)
+	}
+	var theirs crdt.State
+	if err := theirs.UnmarshalBinary(diff.State); err != nil {
+		return 0, false, err
+	}
+	changed, err := c.mergeRemote(theirs, false)
+	for _, k := range changed {
+		c.dirty.add(k)
+	}
+	repaired += len(changed)
+	if err != nil {
+		return repaired, false, err
+	}
+	// Push back the keys where this peer holds more than their answer.
+	theirState := make(map[string]crdt.PNCounter, theirs.Len())
+	for k, pn := range theirs.All() {
+		theirState[k] = pn
+	}
+	var back []string
+	for _, k := range diff.Keys {
+		mine, err := c.store.Counter(k)
+		if err != nil {
+			continue // not held here: they had it, we merged it or never had it
+		}
+		if t, ok := theirState[k]; !ok || !t.Equal(mine) {
+			back = append(back, k)
+		}
+	}
+	for chunk := range slices.Chunk(back, spreadChunk) {
+		b, err := c.store.States(chunk).MarshalBinary()
+		if err != nil {
+			return repaired, false, err
+		}
+		var resp pushResponse
+		sent += len(b)
+		if err := a.call(ctx, addr, methodPush, &pushRequest{State: b, Repair: true}, &resp); err != nil {
+			return repaired, false, err
+		}
+		repaired += resp.Changed
+	}
+	a.metrics.aeRounds.WithLabelValues("repaired").Inc()
+	a.metrics.aeKeysRepaired.Add(float64(repaired))
+	return repaired, diff.More, nil
+}
+
+// handOff runs when the peer leaves: it refuses further writes, pushes the
+// keys written since the last spread, and runs an anti-entropy comparison
+// with every alive peer at once, so every change this peer holds that a
+// peer lacks (a push that failed earlier included) reaches it. It logs
+// whether a majority of the voters confirmed; it does not block the leave
+// beyond ctx.
+func (a *Agent) handOff(ctx context.Context) {
+	a.ctr.id.Store(nil)
+	a.spreadOnce(ctx)
+	peers, total := a.aliveVoters()
+	results := make(chan error, len(peers))
+	for name, addr := range peers {
+		go func() {
+			_, err := a.antiEntropy(ctx, addr)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+			results <- err
+		}()
+	}
+	ok := 0
+	var errs []error
+	for range peers {
+		if err := <-results; err != nil {
+			errs = append(errs, err)
+		} else {
+			ok++
+		}
+	}
+	if ok+1 >= majorityOf(total) {
+		a.log.Info("handed counter changes to the peers before leaving", "peers_in_sync", ok, "voters", total)
+		return
+	}
+	a.log.Warn("leaving before a majority of the voters confirmed this peer's counter changes; they spread from the peers that did", "peers_in_sync", ok, "voters", total, "err", firstErr(errs))
+}

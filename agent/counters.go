@@ -1,0 +1,297 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ringleader/ringleader/agent/store"
+	"github.com/ringleader/ringleader/crdt"
+)
+
+// Errors of the counter API (wrapped with detail; match with errors.Is).
+var (
+	// ErrBadDelta is returned for a delta of zero or one that would take a
+	// count or the value out of range; nothing was changed.
+	ErrBadDelta = errors.New("bad delta")
+	// ErrNotReady is returned for a write while this peer is still checking
+	// its replica identity with its peers at startup, or is leaving.
+	ErrNotReady = errors.New("counters not ready")
+	// ErrNoMajority is returned by a consistency=majority write or read that
+	// did not hear from a strict majority of the voters in time. A write
+	// that returns it was still applied and made durable on this peer, and
+	// spreads from there.
+	ErrNoMajority = errors.New("no majority")
+	// ErrValueOverflow is returned by a read of a key whose merged value is
+	// outside the int64 range (each side of a partition stayed in range on
+	// its own). The counts are exact; adding the opposite amount brings it
+	// back.
+	ErrValueOverflow = errors.New("value out of int64 range")
+	// ErrIdempotencyConflict is returned when an Idempotency-Key is reused
+	// within its window for a different request (another key or delta).
+	ErrIdempotencyConflict = errors.New("idempotency key reused for a different request")
+	// ErrUnavailable is returned when a peer this request needs (the owner
+	// of an Idempotency-Key) cannot be reached; the write was not applied.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// Consistency is how many peers a counter write waits for, or a read asks.
+type Consistency int
+
+const (
+	// Local acknowledges a write once it is durable on this peer, and reads
+	// this peer's value.
+	Local Consistency = iota
+	// Majority acknowledges a write once a strict majority of the voters
+	// hold it durably, and reads after merging the state of a majority.
+	Majority
+)
+
+// ParseConsistency parses "local" (or "") and "majority".
+func ParseConsistency(s string) (Consistency, error) {
+	switch s {
+	case "", "local":
+		return Local, nil
+	case "majority":
+		return Majority, nil
+	}
+	return Local, fmt.Errorf("consistency=%q: give local or majority", s)
+}
+
+func (c Consistency) String() string {
+	if c == Majority {
+		return "majority"
+	}
+	return "local"
+}
+
+// CounterItem is one write of a batch: add Delta to Key. IdempotencyKey,
+// if set, makes a retry within the window apply it once.
+type CounterItem struct {
+	Key            string `json:"key" msgpack:"k"`
+	Delta          int64  `json:"delta" msgpack:"d"`
+	IdempotencyKey string `json:"idempotency_key,omitempty" msgpack:"i,omitempty"`
+}
+
+// CounterResult is the answer to one write.
+type CounterResult struct {
+	Key   string `json:"key" msgpack:"k"`
+	Value int64  `json:"value" msgpack:"v"`
+	// Replayed says the answer is the first result of an earlier request
+	// with the same idempotency key; nothing was applied this time.
+	Replayed bool `json:"replayed,omitempty" msgpack:"r,omitempty"`
+}
+
+// counters is the agent's counter service: the crdt store, its durable
+// copy, this peer's replica identity, and the keys waiting to spread.
+type counters struct {
+	a     *Agent
+	store *crdt.Store
+	db    *store.DB
+
+	// id is this peer's replica ID; nil until the startup identity check
+	// is done (writes are refused until then), and again while leaving.
+	id atomic.Pointer[crdt.ReplicaID]
+
+	dirty dirtySet
+
+	// mergeMu serializes merging remote state with committing it, so a sync
+	// after any merge that returned covers what that merge changed.
+	mergeMu sync.Mutex
+
+	// idemLocks serialize requests per idempotency key (by hash).
+	idemLocks [256]sync.Mutex
+	// idemCount estimates the live idempotency records (puts minus
+	// deletes, counted from the store at startup).
+	idemCount atomic.Int64
+}
+
+// replica returns this peer's replica ID, or ErrNotReady.
+func (c *counters) replica() (crdt.ReplicaID, error) {
+	id := c.id.Load()
+	if id == nil {
+		return crdt.ReplicaID{}, fmt.Errorf("%w: this peer is starting (confirming its replica identity with its peers) or leaving; retry in a moment or use another peer", ErrNotReady)
+	}
+	return *id, nil
+}
+
+// applyErr translates crdt's errors for a write of item.
+func applyErr(key string, delta int64, err error) error {
+	switch {
+	case errors.Is(err, crdt.ErrBadKey):
+		return fmt.Errorf("%w: %v", ErrBadKey, err)
+	case errors.Is(err, crdt.ErrBadAmount):
+		return fmt.Errorf("%w: delta must be a non-zero integer", ErrBadDelta)
+	case errors.Is(err, crdt.ErrOverflow):
+		return fmt.Errorf("%w: adding %d to %q would take it out of the int64 range; nothing was changed", ErrBadDelta, delta, key)
+	}
+	return err
+}
+
+// validateItems checks every item before anything is applied.
+func validateItems(items []CounterItem) error {
+	for i, it := range items {
+		if err := ValidateKey(it.Key); err != nil {
+			return fmt.Errorf("item %d: %w", i, err)
+		}
+		if it.Delta == 0 {
+			return fmt.Errorf("item %d (%q): %w: delta must be a non-zero integer", i, it.Key, ErrBadDelta)
+		}
+		if it.IdempotencyKey != "" {
+			if err := validateIdempotencyKey(it.IdempotencyKey); err != nil {
+				return fmt.Errorf("item %d (%q): %w", i, it.Key, err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyLocal applies items in order under this peer's replica ID and makes
+// them durable in one synced commit before returning; rec, if not nil,
+// adds records for the applied items to that commit. It stops at the first item crdt refuses
+// (overflow): the items before it are applied and committed, and the error
+// says how many.
+func (c *counters) applyLocal(items []CounterItem, rec func([]CounterResult, *store.Batch) error) ([]CounterResult, error) {
+	id, err := c.replica()
+	if err != nil {
+		return nil, err
+	}
+	results := make([]CounterResult, 0, len(items))
+	var applyErrAt error
+	for i, it := range items {
+		v, err := c.store.Apply(it.Key, id, it.Delta)
+		if err != nil {
+			applyErrAt = fmt.Errorf("item %d (%q): %w", i, it.Key, applyErr(it.Key, it.Delta, err))
+			if i > 0 {
+				applyErrAt = fmt.Errorf("%w (items 0 to %d were applied)", applyErrAt, i-1)
+			}
+			break
+		}
+		results = append(results, CounterResult{Key: it.Key, Value: v})
+	}
+	if len(results) > 0 {
+		if err := c.commit(results, rec, true); err != nil {
+			return nil, err
+		}
+		for _, r := range results {
+			c.dirty.add(r.Key)
+		}
+		c.a.metrics.increments.Add(float64(len(results)))
+	}
+	return results, applyErrAt
+}
+
+// commit writes the current state of each result's key (and rec's records)
+// in one batch.
+func (c *counters) commit(results []CounterResult, rec func([]CounterResult, *store.Batch) error, sync bool) error {
+	b := c.db.NewBatch()
+	defer b.Close()
+	for i, r := range results {
+		if i > 0 && r.Key == results[i-1].Key {
+			continue
+		}
+		if err := b.MergeCounterFrom(c.store, r.Key); err != nil {
+			return fmt.Errorf("agent: recording %q: %w", r.Key, err)
+		}
+	}
+	if rec != nil {
+		if err := rec(results, b); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(sync); err != nil {
+		return fmt.Errorf("%w: the write could not be made durable (%v); it may still count", ErrNotReady, err)
+	}
+	return nil
+}
+
+// mergeRemote merges a state received from a peer and records the keys it
+// changed; with sync it returns only once they, and everything merged
+// before, are on disk. It returns the changed keys.
+func (c *counters) mergeRemote(st crdt.State, sync bool) ([]string, error) {
+	c.mergeMu.Lock()
+	changed, err := c.store.Merge(st)
+	if len(changed) > 0 {
+		b := c.db.NewBatch()
+		for _, k := range changed {
+			if e := b.MergeCounterFrom(c.store, k); e != nil && err == nil {
+				err = e
+			}
+		}
+		if e := b.Commit(false); e != nil && err == nil {
+			err = e
+		}
+	}
+	c.mergeMu.Unlock()
+	if err != nil {
+		return changed, fmt.Errorf("agent: merging %d keys from a peer: %w", st.Len(), err)
+	}
+	c.a.metrics.deltasReceived.Add(float64(st.Len()))
+	if sync {
+		if err := c.db.Sync(); err != nil {
+			return changed, fmt.Errorf("agent: syncing merged keys: %w", err)
+		}
+	}
+	return changed, nil
+}
+
+// value reads key's local value; a key never written reads 0.
+func (c *counters) value(key string) (int64, error) {
+	v, err := c.store.Value(key)
+	switch {
+	case errors.Is(err, crdt.ErrNotFound):
+		return 0, nil
+	case errors.Is(err, crdt.ErrValueOverflow):
+		return 0, fmt.Errorf("%w: the replicas of %q together hold a value outside int64 (writes on both sides of a partition); add the opposite amount to bring it back", ErrValueOverflow, key)
+	case errors.Is(err, crdt.ErrBadKey):
+		return 0, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	return v, err
+}
+
+// dirtySet holds the keys written locally since the last spread round,
+// sharded so concurrent writers rarely share a lock.
+type dirtySet struct {
+	shards [64]struct {
+		mu   sync.Mutex
+		keys map[string]struct{}
+		_    [40]byte // keep shards on separate cache lines
+	}
+}
+
+func (d *dirtySet) add(key string) {
+	sh := &d.shards[fnv32(key)%uint32(len(d.shards))]
+	sh.mu.Lock()
+	if sh.keys == nil {
+		sh.keys = make(map[string]struct{})
+	}
+	sh.keys[key] = struct{}{}
+	sh.mu.Unlock()
+}
+
+// take removes and returns every key in the set.
+func (d *dirtySet) take() []string {
+	var out []string
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for k := range sh.keys {
+			out = append(out, k)
+		}
+		if len(sh.keys) > 0 {
+			sh.keys = nil
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}

@@ -1,0 +1,223 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// Counter routes:
+//
+//	POST /v1/counters/{key...}   {"delta": n}          → {"key", "value"}
+//	GET  /v1/counters/{key...}                         → {"key", "value"}
+//	GET  /v1/counters?prefix=&limit=&after=            → {"counters": [...], "next"}
+//	POST /v1/counters:batch      {"items": [{"key", "delta", "idempotency_key"}]} → {"items": [...]}
+//
+// Writes and single reads take ?consistency=local|majority; writes take an
+// Idempotency-Key header (batch items: an idempotency_key each).
+
+const (
+	defaultListLimit = 100
+	maxListLimit     = 10000
+)
+
+// counterStatus maps the counter errors to HTTP status codes.
+func counterStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrBadKey), errors.Is(err, ErrBadDelta):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrIdempotencyConflict):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrValueOverflow):
+		return http.StatusConflict
+	case errors.Is(err, ErrNotReady), errors.Is(err, ErrNoMajority), errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return errorStatus(err)
+}
+
+func consistencyOf(r *http.Request) (Consistency, error) {
+	return ParseConsistency(r.URL.Query().Get("consistency"))
+}
+
+// parseDelta reads a JSON number that must be a non-zero int64.
+func parseDelta(n json.Number, where string) (int64, error) {
+	if n == "" {
+		return 0, fmt.Errorf("%w: %s has no \"delta\"; send {\"delta\": <non-zero integer>}", ErrBadDelta, where)
+	}
+	d, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: delta %s is not an integer in the int64 range", ErrBadDelta, where, n)
+	}
+	if d == 0 {
+		return 0, fmt.Errorf("%w: %s: delta must not be 0", ErrBadDelta, where)
+	}
+	return d, nil
+}
+
+// decodeBody decodes a JSON body strictly: known fields only, one value.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: empty body; send JSON", ErrBadDelta)
+		}
+		return fmt.Errorf("%w: body is not the expected JSON: %v", ErrBadDelta, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: body has more than one JSON value", ErrBadDelta)
+	}
+	return nil
+}
+
+func writeBodyError(w http.ResponseWriter, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", tooBig.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
+}
+
+type counterAnswer struct {
+	Key   string `json:"key"`
+	Value int64  `json:"value"`
+}
+
+func (a *Agent) handlePostCounter(w http.ResponseWriter, r *http.Request, key string) {
+	cons, err := consistencyOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := ValidateKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var body struct {
+		Delta json.Number `json:"delta"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	delta, err := parseDelta(body.Delta, "the body")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	item := CounterItem{Key: key, Delta: delta, IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	res, err := a.Add(r.Context(), []CounterItem{item}, cons)
+	if err != nil {
+		if errors.Is(err, ErrNoMajority) && len(res) == 1 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "key": key, "value": res[0].Value})
+			return
+		}
+		writeError(w, counterStatus(err), err.Error())
+		return
+	}
+	if res[0].Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, counterAnswer{Key: key, Value: res[0].Value})
+}
+
+func (a *Agent) handleGetCounter(w http.ResponseWriter, r *http.Request, key string) {
+	cons, err := consistencyOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	v, err := a.Value(r.Context(), key, cons)
+	if err != nil {
+		writeError(w, counterStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, counterAnswer{Key: key, Value: v})
+}
+
+// CounterPage is what GET /v1/counters answers.
+type CounterPage struct {
+	Counters []CounterEntry `json:"counters"`
+	// Next is the key to pass as after= for the next page; empty when this
+	// page is the last.
+	Next string `json:"next"`
+}
+
+func (a *Agent) handleListCounters(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := defaultListLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxListLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: give a number from 1 to %d", s, maxListLimit))
+			return
+		}
+		limit = n
+	}
+	entries, next, err := a.ListCounters(q.Get("prefix"), q.Get("after"), limit)
+	if err != nil {
+		writeError(w, counterStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, CounterPage{Counters: entries, Next: next})
+}
+
+func (a *Agent) handleBatch(w http.ResponseWriter, r *http.Request) {
+	cons, err := consistencyOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var body struct {
+		Items []struct {
+			Key            string      `json:"key"`
+			Delta          json.Number `json:"delta"`
+			IdempotencyKey string      `json:"idempotency_key"`
+		} `json:"items"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	if len(body.Items) == 0 {
+		writeError(w, http.StatusBadRequest, `no items; send {"items": [{"key": "k", "delta": 1}, ...]}`)
+		return
+	}
+	items := make([]CounterItem, len(body.Items))
+	for i, it := range body.Items {
+		d, err := parseDelta(it.Delta, fmt.Sprintf("item %d (%q)", i, it.Key))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		items[i] = CounterItem{Key: it.Key, Delta: d, IdempotencyKey: it.IdempotencyKey}
+	}
+	res, err := a.Add(r.Context(), items, cons)
+	type answer struct {
+		Key      string `json:"key"`
+		Value    int64  `json:"value"`
+		Replayed bool   `json:"replayed,omitempty"`
+	}
+	out := make([]answer, 0, len(res))
+	for i, x := range res {
+		if x.Key == "" { // not applied (the batch stopped before it)
+			continue
+		}
+		out = append(out, answer{Key: items[i].Key, Value: x.Value, Replayed: x.Replayed})
+	}
+	if err != nil {
+		writeJSON(w, counterStatus(err), map[string]any{"error": err.Error(), "applied": out})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+}

@@ -1,0 +1,278 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/ringleader/ringleader/crdt"
+)
+
+// Spreading counter writes.
+//
+// Every SpreadInterval the keys written on this peer since the last round
+// are pushed, as their current state, to every alive peer over peer RPC,
+// in one message per peer (chunked at spreadChunk keys). Why direct pushes
+// rather than serf user events or random fan-out: user events are capped
+// at about 512 bytes a message and are re-broadcast by every member
+// (O(N) copies per event), and a random fan-out needs re-gossip by the
+// receivers, which costs more messages than it saves below a few dozen
+// peers; a direct push reaches every peer in one hop, one RPC per peer
+// per round however many keys changed, so with 5 peers a write is on every
+// peer within one interval plus a round trip. Receivers do not push
+// further. A push that fails (a peer down or cut off) is not retried:
+// anti-entropy (antientropy.go) repairs it, shipping only what differs.
+
+const (
+	methodPush   = "counter.push"
+	methodStates = "counter.states"
+	// spreadChunk bounds the keys in one push message.
+	spreadChunk = 2048
+)
+
+type pushRequest struct {
+	// State is an encoded crdt.State.
+	State []byte `msgpack:"state"`
+	// Sync asks the receiver to have the state on disk before answering
+	// (a consistency=majority write).
+	Sync bool `msgpack:"sync"`
+	// Repair marks the push back of an anti-entropy round: the receiver
+	// spreads the keys it changes to every peer, as the sender does.
+	Repair bool `msgpack:"repair,omitempty"`
+}
+
+type pushResponse struct {
+	Changed int `msgpack:"changed"`
+}
+
+type statesRequest struct {
+	Keys []string `msgpack:"keys"`
+}
+
+type statesResponse struct {
+	State []byte `msgpack:"state"`
+}
+
+func (a *Agent) handlePush(ctx context.Context, req *pushRequest) (*pushResponse, error) {
+	var st crdt.State
+	if err := st.UnmarshalBinary(req.State); err != nil {
+		return nil, err
+	}
+	changed, err := a.ctr.mergeRemote(st, req.Sync)
+	if err != nil {
+		return nil, err
+	}
+	if req.Repair {
+		for _, k := range changed {
+			a.ctr.dirty.add(k)
+		}
+	}
+	return &pushResponse{Changed: len(changed)}, nil
+}
+
+func (a *Agent) handleStates(ctx context.Context, req *statesRequest) (*statesResponse, error) {
+	if len(req.Keys) > spreadChunk {
+		return nil, fmt.Errorf("asked for %d keys, at most %d", len(req.Keys), spreadChunk)
+	}
+	b, err := a.ctr.store.States(req.Keys).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return &statesResponse{State: b}, nil
+}
+
+// spreadLoop pushes the dirty keys every SpreadInterval until the agent
+// stops. It is counted in a.wg.
+func (a *Agent) spreadLoop() {
+	defer a.wg.Done()
+	for {
+		t := a.clock.NewTimer(a.cfg.Counters.SpreadInterval)
+		select {
+		case <-t.C():
+		case <-a.stop:
+			t.Stop()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RPCTimeout)
+		a.spreadOnce(ctx)
+		cancel()
+	}
+}
+
+// spreadOnce pushes the keys written since the last round to every alive
+// peer and returns how many peers took all of them.
+func (a *Agent) spreadOnce(ctx context.Context) int {
+	keys := a.ctr.dirty.take()
+	if len(keys) == 0 {
+		return 0
+	}
+	slices.Sort(keys)
+	ok, _ := a.pushKeys(ctx, keys, false, a.alivePeers(), 0)
+	return ok
+}
+
+// alivePeers returns the RPC address of every alive ring member but this
+// peer.
+func (a *Agent) alivePeers() map[string]string {
+	v := a.view.load()
+	out := make(map[string]string, len(v.RPC))
+	for name, addr := range v.RPC {
+		if name != a.cfg.NodeName && addr != "" {
+			out[name] = addr
+		}
+	}
+	return out
+}
+
+// pushKeys sends the current state of keys to each of peers and returns
+// how many took all of it, and one error per peer that failed. With
+// enough > 0 it returns as soon as that many did; the calls still running
+// end with ctx.
+func (a *Agent) pushKeys(ctx context.Context, keys []string, sync bool, peers map[string]string, enough int) (int, []error) {
+	if len(peers) == 0 {
+		return 0, nil
+	}
+	msgs := make([][]byte, 0, (len(keys)+spreadChunk-1)/spreadChunk)
+	for chunk := range slices.Chunk(keys, spreadChunk) {
+		b, err := a.ctr.store.States(chunk).MarshalBinary()
+		if err != nil {
+			return 0, []error{err}
+		}
+		msgs = append(msgs, b)
+	}
+	results := make(chan error, len(peers))
+	for name, addr := range peers {
+		go func() {
+			for _, m := range msgs {
+				var resp pushResponse
+				if err := a.call(ctx, addr, methodPush, &pushRequest{State: m, Sync: sync}, &resp); err != nil {
+					results <- fmt.Errorf("%s: %w", name, err)
+					return
+				}
+			}
+			a.metrics.deltasSent.Add(float64(len(keys)))
+			results <- nil
+		}()
+	}
+	ok := 0
+	var errs []error
+	for range peers {
+		if err := <-results; err != nil {
+			errs = append(errs, err)
+		} else {
+			ok++
+			if enough > 0 && ok >= enough {
+				return ok, errs
+			}
+		}
+	}
+	return ok, errs
+}
+
+// voters returns the peer members that count for a majority: every
+// role=peer member that has not left, failed ones included (else the
+// minority side of a partition, having marked the others failed, would
+// count itself a majority), and this peer.
+func (a *Agent) voters() []string {
+	out := []string{a.cfg.NodeName}
+	s, err := a.serfOrErr()
+	if err != nil {
+		return out
+	}
+	for _, m := range s.Members() {
+		if m.Name != a.cfg.NodeName && m.Tags[TagRole] == RolePeer && m.Status != serf.StatusLeft {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// majorityOf returns the strict majority of n voters.
+func majorityOf(n int) int { return n/2 + 1 }
+
+// alive voters other than self, with their RPC addresses.
+func (a *Agent) aliveVoters() (peers map[string]string, total int) {
+	voters := a.voters()
+	alive := a.alivePeers()
+	peers = make(map[string]string)
+	for _, name := range voters {
+		if addr, ok := alive[name]; ok {
+			peers[name] = addr
+		}
+	}
+	return peers, len(voters)
+}
+
+// replicateMajority pushes keys, synced, to the alive voters until a strict
+// majority of the voters (this peer included, which already holds them
+// durably) have them on disk.
+func (a *Agent) replicateMajority(ctx context.Context, keys []string) error {
+	peers, total := a.aliveVoters()
+	need := majorityOf(total) - 1
+	if need == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Counters.MajorityTimeout)
+	defer cancel()
+	if len(peers) < need {
+		return fmt.Errorf("%w: only %d of %d voters are alive, %d needed; the increment was applied and made durable on this peer and will spread when the others are back", ErrNoMajority, len(peers)+1, total, need+1)
+	}
+	ok, errs := a.pushKeys(ctx, keys, true, peers, need)
+	if ok >= need {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of %d voters hold it within %v (%d needed; %v); the increment was applied and made durable on this peer and will spread from there", ErrNoMajority, ok+1, total, a.cfg.Counters.MajorityTimeout, need+1, firstErr(errs))
+}
+
+// readMajority merges the states of keys held by a strict majority of the
+// voters into this peer's store.
+func (a *Agent) readMajority(ctx context.Context, keys []string) error {
+	peers, total := a.aliveVoters()
+	need := majorityOf(total) - 1
+	if need == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Counters.MajorityTimeout)
+	defer cancel()
+	if len(peers) < need {
+		return fmt.Errorf("%w: only %d of %d voters are alive, %d needed for a majority read; read with consistency=local for this peer's value", ErrNoMajority, len(peers)+1, total, need+1)
+	}
+	results := make(chan error, len(peers))
+	for name, addr := range peers {
+		go func() {
+			var resp statesResponse
+			if err := a.call(ctx, addr, methodStates, &statesRequest{Keys: keys}, &resp); err != nil {
+				results <- fmt.Errorf("%s: %w", name, err)
+				return
+			}
+			var st crdt.State
+			if err := st.UnmarshalBinary(resp.State); err != nil {
+				results <- fmt.Errorf("%s: %w", name, err)
+				return
+			}
+			_, err := a.ctr.mergeRemote(st, false)
+			results <- err
+		}()
+	}
+	ok := 0
+	var errs []error
+	for range peers {
+		if err := <-results; err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok++; ok >= need {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %d of %d voters answered within %v (%d needed; %v); read with consistency=local for this peer's value", ErrNoMajority, ok+1, total, a.cfg.Counters.MajorityTimeout, need+1, firstErr(errs))
+}
+
+func firstErr(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}

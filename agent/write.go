@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ringleader/ringleader/agent/peerrpc"
+	"github.com/ringleader/ringleader/crdt"
+)
+
+// MaxBatchItems bounds the items of one counter batch.
+const MaxBatchItems = 10000
+
+// Add applies items (one for a single increment, many for a batch) and
+// returns each item's new value, in order. Items without an idempotency
+// key are applied on this peer in one durable commit; items with one go
+// to the ring owner of their key (idempotency.go). With Majority, Add
+// returns only once a strict majority of the voters hold every applied
+// item durably, else ErrNoMajority (the items are still applied).
+//
+// An item crdt refuses (its count or value would leave its range) stops
+// the batch there with ErrBadDelta: the items before it were applied.
+func (a *Agent) Add(ctx context.Context, items []CounterItem, cons Consistency) ([]CounterResult, error) {
+	if a.ctr == nil {
+		return nil, ErrNotStarted
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%w: no items", ErrBadDelta)
+	}
+	if len(items) > MaxBatchItems {
+		return nil, fmt.Errorf("%w: %d items, at most %d a batch", ErrBadDelta, len(items), MaxBatchItems)
+	}
+	if err := validateItems(items); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for i, it := range items {
+		if it.IdempotencyKey == "" {
+			continue
+		}
+		if seen[it.IdempotencyKey] {
+			return nil, fmt.Errorf("%w: item %d repeats Idempotency-Key %q within one batch", ErrBadKey, i, it.IdempotencyKey)
+		}
+		seen[it.IdempotencyKey] = true
+	}
+	return a.add(ctx, items, cons, 0)
+}
+
+// add routes items: idempotent ones by their key's owner, the rest here.
+func (a *Agent) add(ctx context.Context, items []CounterItem, cons Consistency, hops int) ([]CounterResult, error) {
+	v := a.view.load()
+	type group struct {
+		items []CounterItem
+		at    []int
+	}
+	var plain, mine group
+	remote := map[string]*group{}
+	for i, it := range items {
+		if it.IdempotencyKey == "" {
+			plain.items, plain.at = append(plain.items, it), append(plain.at, i)
+			continue
+		}
+		owner, err := v.Ring.Owner(it.IdempotencyKey)
+		if err != nil || owner == a.cfg.NodeName || hops >= maxHops {
+			mine.items, mine.at = append(mine.items, it), append(mine.at, i)
+			continue
+		}
+		g := remote[owner]
+		if g == nil {
+			g = &group{}
+			remote[owner] = g
+		}
+		g.items, g.at = append(g.items, it), append(g.at, i)
+	}
+
+	results := make([]CounterResult, len(items))
+	var keys []string
+	var errs []error
+	if len(plain.items) > 0 {
+		res, err := a.ctr.applyLocal(plain.items, nil)
+		for j, r := range res {
+			results[plain.at[j]] = r
+			keys = append(keys, r.Key)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(mine.items) > 0 {
+		res, applied, err := a.applyIdempotent(ctx, mine.items)
+		for j, r := range res {
+			results[mine.at[j]] = r
+		}
+		keys = append(keys, applied...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for owner, g := range remote {
+		res, err := a.forwardAdd(ctx, v, owner, g.items, cons, hops+1)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for j, r := range res {
+			results[g.at[j]] = r
+		}
+	}
+	if len(errs) == 0 && cons == Majority && len(keys) > 0 {
+		if err := a.replicateMajority(ctx, keys); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return results, errs[0]
+	}
+	return results, nil
+}
+
+type addRequest struct {
+	Items       []CounterItem `msgpack:"items"`
+	Consistency int           `msgpack:"cons"`
+	Hops        int           `msgpack:"hops"`
+}
+
+type addResponse struct {
+	Results []CounterResult `msgpack:"results"`
+}
+
+// forwardAdd sends idempotent items to the owner of their keys.
+func (a *Agent) forwardAdd(ctx context.Context, v *View, owner string, items []CounterItem, cons Consistency, hops int) ([]CounterResult, error) {
+	addr := v.RPC[owner]
+	var resp addResponse
+	err := a.call(ctx, addr, methodAdd, &addRequest{Items: items, Consistency: int(cons), Hops: hops}, &resp)
+	if err != nil {
+		return nil, fromRemote(err, owner)
+	}
+	if len(resp.Results) != len(items) {
+		return nil, fmt.Errorf("agent: peer %s answered %d results for %d items", owner, len(resp.Results), len(items))
+	}
+	return resp.Results, nil
+}
+
+func (a *Agent) handleAdd(ctx context.Context, req *addRequest) (*addResponse, error) {
+	if err := validateItems(req.Items); err != nil {
+		return nil, toRemote(err)
+	}
+	cons := Local
+	if req.Consistency == int(Majority) {
+		cons = Majority
+	}
+	res, err := a.add(ctx, req.Items, cons, req.Hops)
+	if err != nil {
+		return nil, toRemote(err)
+	}
+	return &addResponse{Results: res}, nil
+}
+
+// Error codes that carry the counter errors over peer RPC.
+var remoteCodes = []struct {
+	code string
+	err  error
+}{
+	{"bad_key", ErrBadKey},
+	{"bad_delta", ErrBadDelta},
+	{"not_ready", ErrNotReady},
+	{"no_majority", ErrNoMajority},
+	{"idempotency_conflict", ErrIdempotencyConflict},
+	{"unavailable", ErrUnavailable},
+}
+
+func toRemote(err error) error {
+	for _, rc := range remoteCodes {
+		if errors.Is(err, rc.err) {
+			return peerrpc.WithCode(rc.code, err)
+		}
+	}
+	return err
+}
+
+// fromRemote turns a forwarded call's failure into the agent's error.
+func fromRemote(err error, owner string) error {
+	var re *peerrpc.RemoteError
+	if errors.As(err, &re) {
+		for _, rc := range remoteCodes {
+			if re.Code == rc.code {
+				return fmt.Errorf("%w: %s (at peer %s)", rc.err, re.Message, owner)
+			}
+		}
+		return fmt.Errorf("agent: peer %s: %w", owner, err)
+	}
+	return fmt.Errorf("%w: peer %s owns this Idempotency-Key and cannot be reached (%v); the write was not applied: retry, or write without the key", ErrUnavailable, owner, err)
+}
+
+// Value returns key's value. With Majority it first merges the state of
+// key held by a strict majority of the voters, so a write acknowledged
+// with Majority anywhere is in the answer.
+func (a *Agent) Value(ctx context.Context, key string, cons Consistency) (int64, error) {
+	if a.ctr == nil {
+		return 0, ErrNotStarted
+	}
+	if err := ValidateKey(key); err != nil {
+		return 0, err
+	}
+	if cons == Majority {
+		if err := a.readMajority(ctx, []string{key}); err != nil {
+			return 0, err
+		}
+	}
+	return a.ctr.value(key)
+}
+
+// CounterEntry is one counter of a listing. Error is set, and Value zero,
+// for a key whose merged value is outside int64.
+type CounterEntry struct {
+	Key   string `json:"key"`
+	Value int64  `json:"value"`
+	Error string `json:"error,omitempty"`
+}
+
+// ListCounters returns up to limit counters whose key starts with prefix
+// and sorts after after, in byte order, and the key to pass as after for
+// the next page ("" when there is none).
+func (a *Agent) ListCounters(prefix, after string, limit int) ([]CounterEntry, string, error) {
+	if a.ctr == nil {
+		return nil, "", ErrNotStarted
+	}
+	keys, more := a.ctr.store.Keys(prefix, after, limit)
+	out := make([]CounterEntry, 0, len(keys))
+	for _, k := range keys {
+		v, err := a.ctr.store.Value(k)
+		e := CounterEntry{Key: k, Value: v}
+		if errors.Is(err, crdt.ErrValueOverflow) {
+			e.Value, e.Error = 0, "value out of int64 range"
+		}
+		out = append(out, e)
+	}
+	next := ""
+	if more && len(keys) > 0 {
+		next = keys[len(keys)-1]
+	}
+	return out, next, nil
+}
