@@ -118,7 +118,7 @@ func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
 		if route == "" {
 			route = "other"
 		}
-		a.metrics.httpDuration.WithLabelValues(route, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+		a.metrics.observeHTTP(route, rec.code, time.Since(start))
 	})
 }
 

@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // Counter routes:
@@ -44,11 +46,15 @@ func consistencyOf(r *http.Request) (Consistency, error) {
 }
 
 // parseDelta reads a JSON number that must be a non-zero int64.
-func parseDelta(n json.Number, where string) (int64, error) {
-	if n == "" {
+func parseDelta(raw json.RawMessage, where string) (int64, error) {
+	n := string(bytes.TrimSpace(raw))
+	if n == "" || n == "null" {
 		return 0, fmt.Errorf("%w: %s has no \"delta\"; send {\"delta\": <non-zero integer>}", ErrBadDelta, where)
 	}
-	d, err := strconv.ParseInt(string(n), 10, 64)
+	if n[0] == '"' {
+		return 0, fmt.Errorf("%w: %s: delta %s is a string; send a JSON number", ErrBadDelta, where, n)
+	}
+	d, err := strconv.ParseInt(n, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s: delta %s is not an integer in the int64 range", ErrBadDelta, where, n)
 	}
@@ -59,8 +65,10 @@ func parseDelta(n json.Number, where string) (int64, error) {
 }
 
 // decodeBody decodes a JSON body strictly: known fields only, one value.
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+func decodeBody(r *http.Request, v any) error { return decodeJSON(r.Body, v) }
+
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -103,16 +111,9 @@ func (a *Agent) handlePostCounter(w http.ResponseWriter, r *http.Request, key st
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var body struct {
-		Delta json.Number `json:"delta"`
-	}
-	if err := decodeBody(r, &body); err != nil {
-		writeBodyError(w, err)
-		return
-	}
-	delta, err := parseDelta(body.Delta, "the body")
+	delta, err := readDelta(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	item := CounterItem{Key: key, Delta: delta, IdempotencyKey: r.Header.Get("Idempotency-Key")}
@@ -128,7 +129,106 @@ func (a *Agent) handlePostCounter(w http.ResponseWriter, r *http.Request, key st
 	if res[0].Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusOK, counterAnswer{Key: key, Value: res[0].Value})
+	writeCounter(w, key, res[0].Value)
+}
+
+// bodyPool holds buffers for request bodies of single writes.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// readDelta reads a single write's body, {"delta": n}. The common exact
+// form is parsed by hand (this is the hot path); anything else goes
+// through the strict JSON decoder, which gives the error messages.
+func readDelta(r *http.Request) (int64, error) {
+	bp := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(bp)
+	buf := (*bp)[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	*bp = buf
+	if d, ok := parseDeltaFast(buf); ok {
+		return d, nil
+	}
+	var body struct {
+		Delta json.RawMessage `json:"delta"`
+	}
+	if err := decodeJSON(bytes.NewReader(buf), &body); err != nil {
+		return 0, err
+	}
+	return parseDelta(body.Delta, "the body")
+}
+
+// parseDeltaFast parses exactly {"delta":<non-zero integer>} with optional
+// spaces; ok is false for anything else.
+func parseDeltaFast(b []byte) (int64, bool) {
+	i := 0
+	skip := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	expect := func(lit string) bool {
+		skip()
+		if !bytes.HasPrefix(b[i:], []byte(lit)) {
+			return false
+		}
+		i += len(lit)
+		return true
+	}
+	if !expect("{") || !expect(`"delta"`) || !expect(":") {
+		return 0, false
+	}
+	skip()
+	start := i
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := i
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == digits || (b[digits] == '0' && i-digits > 1) {
+		return 0, false
+	}
+	d, err := strconv.ParseInt(string(b[start:i]), 10, 64)
+	if err != nil || d == 0 || !expect("}") {
+		return 0, false
+	}
+	skip()
+	return d, i == len(b)
+}
+
+// writeCounter writes {"key": key, "value": v}, without reflection for
+// keys that need no escaping.
+func writeCounter(w http.ResponseWriter, key string, v int64) {
+	w.Header().Set("Content-Type", "application/json")
+	plain := true
+	for i := 0; i < len(key) && plain; i++ {
+		c := key[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if !plain {
+		writeJSON(w, http.StatusOK, counterAnswer{Key: key, Value: v})
+		return
+	}
+	b := make([]byte, 0, len(key)+48)
+	b = append(b, `{"key":"`...)
+	b = append(b, key...)
+	b = append(b, `","value":`...)
+	b = strconv.AppendInt(b, v, 10)
+	b = append(b, "}\n"...)
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
 func (a *Agent) handleGetCounter(w http.ResponseWriter, r *http.Request, key string) {
@@ -142,7 +242,7 @@ func (a *Agent) handleGetCounter(w http.ResponseWriter, r *http.Request, key str
 		writeError(w, counterStatus(err), err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, counterAnswer{Key: key, Value: v})
+	writeCounter(w, key, v)
 }
 
 // CounterPage is what GET /v1/counters answers.
@@ -180,9 +280,9 @@ func (a *Agent) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	var body struct {
 		Items []struct {
-			Key            string      `json:"key"`
-			Delta          json.Number `json:"delta"`
-			IdempotencyKey string      `json:"idempotency_key"`
+			Key            string          `json:"key"`
+			Delta          json.RawMessage `json:"delta"`
+			IdempotencyKey string          `json:"idempotency_key"`
 		} `json:"items"`
 	}
 	if err := decodeBody(r, &body); err != nil {

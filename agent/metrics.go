@@ -2,6 +2,9 @@ package agent
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +20,9 @@ type metrics struct {
 	gossipBytes  *prometheus.CounterVec
 	rpcBytesVec  *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	// httpObservers caches httpDuration's series by route and code, so a
+	// request does not hash its labels: map[httpSeries]prometheus.Observer.
+	httpObservers sync.Map
 	// the hot-path counters, resolved once
 	gossipOut, gossipIn, rpcOut, rpcIn prometheus.Counter
 
@@ -158,4 +164,19 @@ func (m *metrics) registerCounters(c *counters) {
 			Name: "ringleader_idempotency_records",
 			Help: "Idempotency records this peer holds (an estimate between sweeps).",
 		}, func() float64 { return float64(c.idemCount.Load()) }))
+}
+
+type httpSeries struct {
+	route string
+	code  int
+}
+
+// observeHTTP records one request's duration.
+func (m *metrics) observeHTTP(route string, code int, d time.Duration) {
+	k := httpSeries{route, code}
+	o, ok := m.httpObservers.Load(k)
+	if !ok {
+		o, _ = m.httpObservers.LoadOrStore(k, m.httpDuration.WithLabelValues(route, strconv.Itoa(code)))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }

@@ -1,0 +1,142 @@
+package agent_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringleader/ringleader/agent"
+)
+
+// TestCounterHTTPAPI runs a sequence of requests against one peer's API;
+// each step sees the effects of the ones before.
+func TestCounterHTTPAPI(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	waitWritable(t, c.agents...)
+	srv := httptest.NewServer(c.agents[0].Handler())
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name     string
+		method   string
+		path     string
+		body     string
+		header   string // Idempotency-Key
+		wantCode int
+		want     string // a substring of the body
+	}{
+		{"never written reads 0", "GET", "/v1/counters/nothing", "", "", 200, `"value": 0`},
+		{"increment", "POST", "/v1/counters/hits", `{"delta": 5}`, "", 200, `{"key":"hits","value":5}`},
+		{"decrement", "POST", "/v1/counters/hits", `{"delta":-2}`, "", 200, `"value":3`},
+		{"read", "GET", "/v1/counters/hits", "", "", 200, `"value":3`},
+		{"read majority alone", "GET", "/v1/counters/hits?consistency=majority", "", "", 200, `"value":3`},
+		{"write majority alone", "POST", "/v1/counters/hits?consistency=majority", `{"delta":1}`, "", 200, `"value":4`},
+		{"bad consistency", "GET", "/v1/counters/hits?consistency=all", "", "", 400, `local or majority`},
+		{"zero delta", "POST", "/v1/counters/hits", `{"delta":0}`, "", 400, `must not be 0`},
+		{"absent delta", "POST", "/v1/counters/hits", `{}`, "", 400, `no \"delta\"`},
+		{"fractional delta", "POST", "/v1/counters/hits", `{"delta":1.5}`, "", 400, `not an integer`},
+		{"string delta", "POST", "/v1/counters/hits", `{"delta":"5"}`, "", 400, `is a string`},
+		{"delta past int64", "POST", "/v1/counters/hits", `{"delta":9223372036854775808}`, "", 400, `int64 range`},
+		{"unknown field", "POST", "/v1/counters/hits", `{"delta":1,"dleta":2}`, "", 400, `unknown field`},
+		{"empty body", "POST", "/v1/counters/hits", ``, "", 400, `empty body`},
+		{"two values", "POST", "/v1/counters/hits", `{"delta":1}{"delta":1}`, "", 400, `more than one`},
+		{"overflow", "POST", "/v1/counters/hits", `{"delta":9223372036854775807}`, "", 400, `out of the int64 range`},
+		{"unchanged after refusals", "GET", "/v1/counters/hits", "", "", 200, `"value":4`},
+		{"key with slashes", "POST", "/v1/counters/a/../b", `{"delta":1}`, "", 200, `"key":"a/../b"`},
+		{"escaped slash", "POST", "/v1/counters/x%2Fy", `{"delta":2}`, "", 200, `"key":"x/y"`},
+		{"escaped slash read", "GET", "/v1/counters/x/y", "", "", 200, `"value":2`},
+		{"key needing escapes", "POST", "/v1/counters/say%20%22hi%22", `{"delta":1}`, "", 200, `"key": "say \"hi\""`},
+		{"control character", "POST", "/v1/counters/a%0Ab", `{"delta":1}`, "", 400, `control character`},
+		{"key too long", "POST", "/v1/counters/" + strings.Repeat("k", 513), `{"delta":1}`, "", 400, `limit 512`},
+		{"empty key", "POST", "/v1/counters/", `{"delta":1}`, "", 400, `key is empty`},
+		{"wrong method", "PUT", "/v1/counters/hits", `{"delta":1}`, "", 405, `use GET or POST`},
+		{"body too large", "POST", "/v1/counters/hits", `{"delta":` + strings.Repeat(" ", agent.MaxRequestBody) + `1}`, "", 413, `limit`},
+		{"idempotent first", "POST", "/v1/counters/paid", `{"delta":10}`, "order-1", 200, `"value":10`},
+		{"idempotent retry", "POST", "/v1/counters/paid", `{"delta":10}`, "order-1", 200, `"value":10`},
+		{"idempotent reuse", "POST", "/v1/counters/paid", `{"delta":11}`, "order-1", 422, `different request`},
+		{"idempotent other", "POST", "/v1/counters/paid", `{"delta":10}`, "order-2", 200, `"value":20`},
+		{"batch", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1},{"key":"b2","delta":-3},{"key":"b1","delta":4}]}`, "", 200, `"value": 5`},
+		{"batch idempotent", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1,"idempotency_key":"bk"}]}`, "", 200, `"value": 6`},
+		{"batch idempotent retry", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1,"idempotency_key":"bk"}]}`, "", 200, `"replayed": true`},
+		{"batch bad item", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1},{"key":"b2","delta":0}]}`, "", 400, `item 1`},
+		{"batch empty", "POST", "/v1/counters:batch", `{"items":[]}`, "", 400, `no items`},
+		{"batch overflow mid-way", "POST", "/v1/counters:batch", `{"items":[{"key":"b2","delta":1},{"key":"hits","delta":9223372036854775807}]}`, "", 400, `items 0 to 0 were applied`},
+		{"list", "GET", "/v1/counters?prefix=b", "", "", 200, `{"key": "b2", "value": -2}`},
+		{"list page", "GET", "/v1/counters?limit=2", "", "", 200, `"next": "b1"`},
+		{"list after", "GET", "/v1/counters?prefix=b&after=b1", "", "", 200, `"next": ""`},
+		{"list bad limit", "GET", "/v1/counters?limit=0", "", "", 400, `from 1 to 10000`},
+		{"metrics", "GET", "/metrics", "", "", 200, `ringleader_counter_increments_total`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.header != "" {
+				req.Header.Set("Idempotency-Key", tc.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			body := string(b)
+			if strings.Contains(tc.want, `": `) || strings.HasPrefix(tc.want, `{"key": `) {
+				// Compare indented output: normalize compact answers.
+				var v any
+				if json.Unmarshal(b, &v) == nil {
+					nb, _ := json.MarshalIndent(v, "", "  ")
+					body += "\n" + string(nb) + "\n" + compactItems(v)
+				}
+			}
+			if resp.StatusCode != tc.wantCode || !strings.Contains(body, tc.want) {
+				t.Fatalf("%s %s: %d %s\nwant %d and %q", tc.method, tc.path, resp.StatusCode, body, tc.wantCode, tc.want)
+			}
+			if tc.name == "idempotent retry" && resp.Header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("replayed answer without the Idempotent-Replayed header")
+			}
+			if tc.name == "idempotent first" && resp.Header.Get("Idempotent-Replayed") != "" {
+				t.Fatalf("first answer marked replayed")
+			}
+		})
+	}
+}
+
+// compactItems renders the counters of a listing one per line as
+// {"key": k, "value": v}, for substring checks.
+func compactItems(v any) string {
+	m, _ := v.(map[string]any)
+	list, _ := m["counters"].([]any)
+	var out strings.Builder
+	for _, it := range list {
+		e, _ := it.(map[string]any)
+		kb, _ := json.Marshal(e["key"])
+		vb, _ := json.Marshal(e["value"])
+		out.WriteString(`{"key": ` + string(kb) + `, "value": ` + string(vb) + "}\n")
+	}
+	return out.String()
+}
+
+func TestCounterWritesRefusedUntilReady(t *testing.T) {
+	net := newNetwork(t)
+	cfg := newAgentConfig(t, net, 1)
+	cfg.RetryJoin = []string{ip(0)} // a seed that never answers
+	cfg.Counters.IdentityTimeout = time.Hour
+	a := startAgent(t, cfg)
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v1/counters/k", "application/json", strings.NewReader(`{"delta":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "replica identity") {
+		t.Fatalf("write before the identity check: %d %s", resp.StatusCode, b)
+	}
+}
