@@ -147,7 +147,9 @@ func (a *Agent) handleIdemGet(ctx context.Context, req *idemGetRequest) (*idemGe
 // applyIdempotent applies items that all carry idempotency keys this peer
 // owns: each is answered from its record when it has one, else applied,
 // with its record committed in the same synced batch. It returns the
-// results in item order and the keys it applied (for a majority write).
+// results in item order and the keys of every item, replayed or applied:
+// a retry of a majority write that was refused must reach the majority
+// before it is acknowledged.
 func (a *Agent) applyIdempotent(ctx context.Context, items []CounterItem) ([]CounterResult, []string, error) {
 	c := a.ctr
 	// Lock each idempotency key's stripe, in order, for the whole check,
@@ -169,6 +171,7 @@ func (a *Agent) applyIdempotent(ctx context.Context, items []CounterItem) ([]Cou
 
 	now := a.clock.Now()
 	results := make([]CounterResult, len(items))
+	var replayed []string
 	var fresh []CounterItem
 	var freshAt []int
 	for i, it := range items {
@@ -181,13 +184,14 @@ func (a *Agent) applyIdempotent(ctx context.Context, items []CounterItem) ([]Cou
 				return nil, nil, err
 			}
 			results[i] = CounterResult{Key: it.Key, Value: rec.Value, Replayed: true}
+			replayed = append(replayed, it.Key)
 			continue
 		}
 		fresh = append(fresh, it)
 		freshAt = append(freshAt, i)
 	}
 	if len(fresh) == 0 {
-		return results, nil, nil
+		return results, replayed, nil
 	}
 	if n := c.idemCount.Load(); n+int64(len(fresh)) > int64(a.cfg.Counters.IdempotencyMaxRecords) {
 		return nil, nil, fmt.Errorf("%w: this peer holds %d idempotency records, its limit; they expire %v after their write (retry later, or write without an Idempotency-Key)", ErrUnavailable, n, a.cfg.Counters.IdempotencyWindow)
@@ -206,7 +210,7 @@ func (a *Agent) applyIdempotent(ctx context.Context, items []CounterItem) ([]Cou
 		return nil
 	})
 	c.idemCount.Add(int64(len(applied)))
-	var keys []string
+	keys := replayed
 	for j, r := range applied {
 		results[freshAt[j]] = r
 		keys = append(keys, r.Key)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/hashicorp/serf/serf"
 
@@ -22,7 +23,8 @@ import (
 // peers; a direct push reaches every peer in one hop, one RPC per peer
 // per round however many keys changed, so with 5 peers a write is on every
 // peer within one interval plus a round trip. Receivers do not push
-// further. A push that fails (a peer down or cut off) is not retried:
+// further. Each peer has at most one push in flight; keys for a slow peer
+// wait for it, so one unreachable peer delays no one else. A push that fails (a peer down or cut off) is not retried:
 // anti-entropy (antientropy.go) repairs it, shipping only what differs.
 
 const (
@@ -87,22 +89,88 @@ func (a *Agent) handleStates(ctx context.Context, req *statesRequest) (*statesRe
 // stops. It is counted in a.wg.
 func (a *Agent) spreadLoop() {
 	defer a.wg.Done()
+	sp := &spreader{a: a, peers: map[string]*peerQueue{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for {
 		t := a.clock.NewTimer(a.cfg.Counters.SpreadInterval)
 		select {
 		case <-t.C():
 		case <-a.stop:
 			t.Stop()
+			cancel()
+			sp.wg.Wait()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RPCTimeout)
-		a.spreadOnce(ctx)
-		cancel()
+		sp.round(ctx)
 	}
 }
 
-// spreadOnce pushes the keys written since the last round to every alive
-// peer and returns how many peers took all of them.
+// spreader sends each alive peer the keys written here, with at most one
+// push in flight per peer: a slow or unreachable peer collects its keys
+// until its push ends, and delays no one else.
+type spreader struct {
+	a  *Agent
+	wg sync.WaitGroup
+
+	// mu guards peers.
+	mu    sync.Mutex
+	peers map[string]*peerQueue
+}
+
+type peerQueue struct {
+	busy    bool
+	pending map[string]struct{}
+}
+
+// round takes the dirty keys and starts a push to each alive peer that has
+// none in flight.
+func (sp *spreader) round(ctx context.Context) {
+	a := sp.a
+	keys := a.ctr.dirty.take()
+	alive := a.alivePeers()
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for name := range sp.peers {
+		if _, ok := alive[name]; !ok && !sp.peers[name].busy {
+			delete(sp.peers, name) // gone from the ring: anti-entropy repairs it when it is back
+		}
+	}
+	for name, addr := range alive {
+		q := sp.peers[name]
+		if q == nil {
+			q = &peerQueue{pending: map[string]struct{}{}}
+			sp.peers[name] = q
+		}
+		for _, k := range keys {
+			q.pending[k] = struct{}{}
+		}
+		if q.busy || len(q.pending) == 0 {
+			continue
+		}
+		batch := make([]string, 0, len(q.pending))
+		for k := range q.pending {
+			batch = append(batch, k)
+		}
+		clear(q.pending)
+		slices.Sort(batch)
+		q.busy = true
+		sp.wg.Add(1)
+		go func() {
+			defer sp.wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, a.cfg.RPCTimeout)
+			a.pushKeys(cctx, batch, false, map[string]string{name: addr}, 0)
+			cancel()
+			sp.mu.Lock()
+			q.busy = false
+			sp.mu.Unlock()
+		}()
+	}
+}
+
+// spreadOnce pushes the keys written since the last spread round to every
+// alive peer, waiting for the answers, and returns how many peers took
+// them all. Leave uses it; the loop uses spreader.
 func (a *Agent) spreadOnce(ctx context.Context) int {
 	keys := a.ctr.dirty.take()
 	if len(keys) == 0 {

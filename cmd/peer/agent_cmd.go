@@ -34,6 +34,13 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 	retryJoin := fs.StringSlice("retry-join", nil, "seed address to keep joining in the background with backoff until one answers (repeatable)")
 	encrypt := fs.String("encrypt", "", "cluster key, base64 of 32 bytes (make one with 'peer keygen'); encrypts gossip and authenticates peer RPC. Prefer PEER_ENCRYPT: flags show in ps")
 	vnodes := fs.Int("vnodes", def.VNodes, "virtual nodes per peer on the ring; must be the same on every peer")
+	dc := def.Counters
+	spread := fs.Duration("spread-interval", dc.SpreadInterval, "how often counter writes are pushed to every peer; a write acknowledged with consistency=local that was not pushed yet dies with this peer's disk")
+	antiEntropy := fs.Duration("anti-entropy-interval", dc.AntiEntropyInterval, "how often this peer compares counters with a random peer and repairs what differs")
+	majorityTimeout := fs.Duration("majority-timeout", dc.MajorityTimeout, "how long a consistency=majority write or read waits for a majority of the voters before answering 503")
+	identityTimeout := fs.Duration("identity-timeout", dc.IdentityTimeout, "how long a starting peer waits to confirm its counter replica identity with its peers before taking a new one (writes wait for it)")
+	idemWindow := fs.Duration("idempotency-window", dc.IdempotencyWindow, "how long the first answer to a write with an Idempotency-Key is kept and replayed to retries")
+	idemMax := fs.Int("idempotency-max-records", dc.IdempotencyMaxRecords, "most idempotency records kept; past it, idempotent writes are refused (503) until old ones expire")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	return func(args []string) error {
@@ -55,6 +62,12 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 		cfg.StartJoin = *join
 		cfg.RetryJoin = *retryJoin
 		cfg.VNodes = *vnodes
+		cfg.Counters.SpreadInterval = *spread
+		cfg.Counters.AntiEntropyInterval = *antiEntropy
+		cfg.Counters.MajorityTimeout = *majorityTimeout
+		cfg.Counters.IdentityTimeout = *identityTimeout
+		cfg.Counters.IdempotencyWindow = *idemWindow
+		cfg.Counters.IdempotencyMaxRecords = *idemMax
 		if *encrypt != "" {
 			key, err := base64.StdEncoding.DecodeString(*encrypt)
 			if err != nil {
