@@ -159,7 +159,9 @@ func (sp *spreader) round(ctx context.Context) {
 		go func() {
 			defer sp.wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, a.cfg.RPCTimeout)
-			a.pushKeys(cctx, batch, false, map[string]string{name: addr}, 0)
+			if _, errs := a.pushKeys(cctx, batch, false, map[string]string{name: addr}, 0); len(errs) > 0 {
+				a.log.Debug("push failed; anti-entropy will repair", "peer", name, "keys", len(batch), "err", errs[0])
+			}
 			cancel()
 			sp.mu.Lock()
 			q.busy = false

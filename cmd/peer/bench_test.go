@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,4 +127,96 @@ func rssMB(tb testing.TB, pid int) float64 {
 	}
 	tb.Fatal("no VmRSS")
 	return 0
+}
+
+// BenchmarkCounterConvergence measures how fast counter writes reach every
+// peer: 5 real peers (default settings), 8 writers add to 2,000 keys
+// through random peers for 2 s, while a poller lists every peer's counters
+// in rounds. For every key: the time from its last acknowledged write to
+// the start of the first poll round, begun after that write, in which all
+// 5 peers report its final value. Reports the p50, p99 and max over keys
+// (they include up to one poll round, about 20-50 ms).
+//
+// Run: go test ./cmd/peer -run '^$' -bench BenchmarkCounterConvergence -benchtime 1x -count 5
+func BenchmarkCounterConvergence(b *testing.B) {
+	type round struct {
+		at   time.Time
+		vals []map[string]int64
+	}
+	for b.Loop() {
+		ps := startCluster(b, 5)
+		waitUntil(b, 30*time.Second, "5 alive", func() error { return agree(ps, names(ps, "alive")) })
+		waitWritable(b, ps...)
+		c := &counterClient{cons: "local", keys: 2000}
+		var stop, pollStop atomic.Bool
+		var rounds []round
+		polled := make(chan error, 1)
+		go func() {
+			for i := 0; i < 100000 && !pollStop.Load(); i++ {
+				r := round{at: time.Now()}
+				for _, p := range ps {
+					got, err := listCounters(p)
+					if err != nil {
+						polled <- err
+						return
+					}
+					r.vals = append(r.vals, got)
+				}
+				rounds = append(rounds, r)
+			}
+			polled <- nil
+		}()
+		wg := c.run(8, func() []*peerProc { return ps }, &stop)
+		time.Sleep(2 * time.Second)
+		stop.Store(true)
+		wg.Wait()
+		want, uncertain, counts := c.expected()
+		if counts["acked"] == 0 || len(uncertain) > 0 {
+			b.Fatalf("writes: %v", counts)
+		}
+		time.Sleep(3 * time.Second) // let the poller see the end
+		pollStop.Store(true)
+		if err := <-polled; err != nil {
+			b.Fatal(err)
+		}
+		lastAck := map[string]time.Time{}
+		c.mu.Lock()
+		for _, r := range c.records {
+			if r.at.After(lastAck[r.key]) {
+				lastAck[r.key] = r.at
+			}
+		}
+		c.mu.Unlock()
+		var lags []float64
+		for k, v := range want {
+			found := false
+			for _, r := range rounds {
+				if r.at.Before(lastAck[k]) {
+					continue
+				}
+				all := true
+				for _, vals := range r.vals {
+					all = all && vals[k] == v
+				}
+				if all {
+					lags = append(lags, r.at.Sub(lastAck[k]).Seconds())
+					found = true
+					break
+				}
+			}
+			if !found {
+				b.Fatalf("%q never reached %d on every peer within 3 s of the last write", k, v)
+			}
+		}
+		slices.Sort(lags)
+		q := func(f float64) float64 { return lags[min(len(lags)-1, int(f*float64(len(lags))))] }
+		b.ReportMetric(q(0.5), "p50-s")
+		b.ReportMetric(q(0.99), "p99-s")
+		b.ReportMetric(lags[len(lags)-1], "max-s")
+		b.ReportMetric(float64(counts["acked"])/2, "writes/s")
+		b.ReportMetric(float64(len(rounds))/5, "polls/s")
+		for _, p := range ps {
+			p.kill()
+		}
+	}
 }
