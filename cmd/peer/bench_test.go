@@ -111,12 +111,18 @@ func gossipBytes(tb testing.TB, ps []*peerProc) float64 {
 // rssMB reads a process's resident set size from /proc.
 func rssMB(tb testing.TB, pid int) float64 {
 	tb.Helper()
+	return procStatusMB(tb, pid, "VmRSS:")
+}
+
+// procStatusMB reads a memory figure (VmRSS:, VmHWM:) from /proc/PID/status.
+func procStatusMB(tb testing.TB, pid int, field string) float64 {
+	tb.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			kb, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
@@ -125,7 +131,7 @@ func rssMB(tb testing.TB, pid int) float64 {
 			return kb / 1024
 		}
 	}
-	tb.Fatal("no VmRSS")
+	tb.Fatal("no " + field)
 	return 0
 }
 
@@ -217,6 +223,90 @@ func BenchmarkCounterConvergence(b *testing.B) {
 		b.ReportMetric(float64(len(rounds))/5, "polls/s")
 		for _, p := range ps {
 			p.kill()
+		}
+	}
+}
+
+// BenchmarkRestartMillionKeys fills one peer with 1,000,000 counter keys
+// (through :batch, 100 keys a request), kills it (SIGKILL: the restart
+// replays its log too) and restarts it with its data dir. Reports the time
+// from exec until the peer answers health and takes counter writes with
+// every key loaded (ready-s), its resident memory then and 5 s later
+// (rss-MB, rss-settled-MB), and its peak (hwm-MB).
+//
+// Run: go test ./cmd/peer -run '^$' -bench BenchmarkRestartMillionKeys -benchtime 1x -count 3 -timeout 30m
+func BenchmarkRestartMillionKeys(b *testing.B) {
+	const keys = 1_000_000
+	for b.Loop() {
+		p := newPeer(b, "big")
+		p.start(b)
+		waitWritable(b, p)
+		fill(b, p, keys)
+		p.kill()
+		start := time.Now()
+		p.start(b)
+		waitUntil(b, 60*time.Second, "ready with every key", func() error {
+			var st struct {
+				Incarnation uint64 `json:"incarnation"`
+				CounterKeys int    `json:"counter_keys"`
+			}
+			if err := p.getJSON("/v1/status", &st); err != nil {
+				return err
+			}
+			if st.Incarnation == 0 || st.CounterKeys != keys {
+				return fmt.Errorf("incarnation %d, %d keys", st.Incarnation, st.CounterKeys)
+			}
+			return nil
+		})
+		ready := time.Since(start)
+		rss := rssMB(b, p.cmd.Process.Pid)
+		time.Sleep(5 * time.Second)
+		b.ReportMetric(ready.Seconds(), "ready-s")
+		b.ReportMetric(rss, "rss-MB")
+		b.ReportMetric(rssMB(b, p.cmd.Process.Pid), "rss-settled-MB")
+		b.ReportMetric(procStatusMB(b, p.cmd.Process.Pid, "VmHWM:"), "hwm-MB")
+		p.kill()
+	}
+}
+
+// fill writes keys distinct counters to p, 100 a batch, from 8 writers.
+func fill(tb testing.TB, p *peerProc, keys int) {
+	tb.Helper()
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for {
+				i := int(next.Add(100)) - 100
+				if i >= keys {
+					errs <- nil
+					return
+				}
+				var body strings.Builder
+				body.WriteString(`{"items":[`)
+				for j := i; j < min(i+100, keys); j++ {
+					if j > i {
+						body.WriteByte(',')
+					}
+					fmt.Fprintf(&body, `{"key":"fill/%07d","delta":%d}`, j, j%97+1)
+				}
+				body.WriteString(`]}`)
+				resp, err := counterHTTP.Post("http://"+p.httpAddr()+"/v1/counters:batch", "application/json", strings.NewReader(body.String()))
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("batch at %d: HTTP %d", i, resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			tb.Fatal(err)
 		}
 	}
 }
