@@ -106,7 +106,17 @@ func (a *Agent) antiEntropyLoop() {
 			t.Stop()
 			return
 		}
+		// Leave a peer that just came back (a healed partition, a restart)
+		// to the push queues for one interval: they carry what changed
+		// meanwhile at no comparison cost; a round then finds what they
+		// missed.
 		peers := a.alivePeers()
+		v := a.view.load()
+		for name := range peers {
+			if a.clock.Now().Sub(v.since[name]) < a.cfg.Counters.AntiEntropyInterval {
+				delete(peers, name)
+			}
+		}
 		if len(peers) == 0 {
 			continue
 		}

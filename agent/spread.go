@@ -15,7 +15,9 @@ import (
 //
 // Every SpreadInterval the keys written on this peer since the last round
 // are pushed, as their current state, to every alive peer over peer RPC,
-// in one message per peer (chunked at spreadChunk keys). Why direct pushes
+// in one message per peer (chunked at spreadChunk keys); a peer that is
+// failed or cut off has its keys queued until it is back (at most
+// maxPending). Why direct pushes
 // rather than serf user events or random fan-out: user events are capped
 // at about 512 bytes a message and are re-broadcast by every member
 // (O(N) copies per event), and a random fan-out needs re-gossip by the
@@ -24,8 +26,9 @@ import (
 // per round however many keys changed, so with 5 peers a write is on every
 // peer within one interval plus a round trip. Receivers do not push
 // further. Each peer has at most one push in flight; keys for a slow peer
-// wait for it, so one unreachable peer delays no one else. A push that fails (a peer down or cut off) is not retried:
-// anti-entropy (antientropy.go) repairs it, shipping only what differs.
+// wait for it, so one unreachable peer delays no one else. What pushes
+// miss (a queue dropped or lost in a restart, a message lost) anti-entropy
+// (antientropy.go) repairs, shipping only what differs.
 
 const (
 	methodPush   = "counter.push"
@@ -123,20 +126,27 @@ type peerQueue struct {
 	pending map[string]struct{}
 }
 
-// round takes the dirty keys and starts a push to each alive peer that has
-// none in flight.
+// maxPending bounds the keys queued for one peer that is down or cut off;
+// past it the queue is dropped and anti-entropy repairs that peer.
+const maxPending = 200_000
+
+// round takes the dirty keys, queues them for every peer member that has
+// not left (alive or not: a peer that is failed or cut off gets its queue
+// when it is back, so a partition heals by pushes of what changed), and
+// starts a push to each alive peer that has none in flight.
 func (sp *spreader) round(ctx context.Context) {
 	a := sp.a
 	keys := a.ctr.dirty.take()
+	members := a.identityPeers() // name -> RPC address, "" unless alive
 	alive := a.alivePeers()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	for name := range sp.peers {
-		if _, ok := alive[name]; !ok && !sp.peers[name].busy {
-			delete(sp.peers, name) // gone from the ring: anti-entropy repairs it when it is back
+	for name, q := range sp.peers {
+		if _, ok := members[name]; !ok && !q.busy {
+			delete(sp.peers, name) // left, or forgotten
 		}
 	}
-	for name, addr := range alive {
+	for name := range members {
 		q := sp.peers[name]
 		if q == nil {
 			q = &peerQueue{pending: map[string]struct{}{}}
@@ -145,7 +155,12 @@ func (sp *spreader) round(ctx context.Context) {
 		for _, k := range keys {
 			q.pending[k] = struct{}{}
 		}
-		if q.busy || len(q.pending) == 0 {
+		if len(q.pending) > maxPending {
+			a.log.Debug("dropping the push queue of a peer that is away; anti-entropy will repair it", "peer", name, "keys", len(q.pending))
+			q.pending = map[string]struct{}{}
+		}
+		addr, ok := alive[name]
+		if !ok || q.busy || len(q.pending) == 0 {
 			continue
 		}
 		batch := make([]string, 0, len(q.pending))
@@ -159,13 +174,21 @@ func (sp *spreader) round(ctx context.Context) {
 		go func() {
 			defer sp.wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, a.cfg.RPCTimeout)
-			if _, errs := a.pushKeys(cctx, batch, false, map[string]string{name: addr}, 0); len(errs) > 0 {
-				a.log.Debug("push failed; anti-entropy will repair", "peer", name, "keys", len(batch), "err", errs[0])
-			}
+			_, errs := a.pushKeys(cctx, batch, false, map[string]string{name: addr}, 0)
 			cancel()
 			sp.mu.Lock()
 			q.busy = false
+			if len(errs) > 0 && len(q.pending)+len(batch) <= maxPending {
+				// Keep them for the next try; a push that did reach the
+				// peer costs a duplicate, which merges away.
+				for _, k := range batch {
+					q.pending[k] = struct{}{}
+				}
+			}
 			sp.mu.Unlock()
+			if len(errs) > 0 {
+				a.log.Debug("push failed; will retry while the peer is a member", "peer", name, "keys", len(batch), "err", errs[0])
+			}
 		}()
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/serf/serf"
 
@@ -17,6 +18,8 @@ type View struct {
 	Ring *ring.Ring
 	// RPC maps each ring member to its peer RPC address.
 	RPC map[string]string
+	// since is when this peer last saw each ring member become alive.
+	since map[string]time.Time
 }
 
 type viewHolder struct{ p atomic.Pointer[View] }
@@ -73,6 +76,15 @@ func (a *Agent) rebuildView(members []serf.Member) {
 		return
 	}
 	old := a.view.load()
+	now := a.clock.Now()
+	v.since = make(map[string]time.Time, len(v.RPC))
+	for name := range v.RPC {
+		if t, ok := old.since[name]; ok && old != nil {
+			v.since[name] = t
+		} else {
+			v.since[name] = now
+		}
+	}
 	a.view.store(v)
 	if old != nil && old.Ring != nil && old.Ring.Checksum() == v.Ring.Checksum() && mapsEqual(old.RPC, v.RPC) {
 		return
