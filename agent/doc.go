@@ -1,6 +1,7 @@
 // Package agent is one Ringleader peer: cluster membership gossiped by serf
 // (on hashicorp/memberlist, SWIM with Lifeguard), a consistent-hash ring kept
-// in sync with it, peer RPC between peers, and the HTTP API. cmd/peer runs
+// in sync with it, cluster-wide counters (CRDTs), peer RPC between peers,
+// and the HTTP API. cmd/peer runs
 // one; another Go program can embed one the same way.
 //
 // # Lifecycle
@@ -21,6 +22,17 @@
 // the same members reports the same ring checksum. A peer whose settings
 // differ from the cluster's is refused by both sides with
 // ErrSettingsMismatch naming the setting.
+//
+// # Counters
+//
+// Add applies counter writes: durable in the store (pebble, in DataDir or
+// in memory) before it returns, then pushed to every peer every
+// SpreadInterval (spread.go) and repaired by digest anti-entropy
+// (antientropy.go). Majority writes and reads wait for a strict majority
+// of the voters (spread.go). Writes with an idempotency key go to the
+// key's ring owner (idempotency.go). At Start the peer settles its replica
+// identity with its peers before taking writes (identity.go, and crdt's
+// package documentation for the rule). Leave hands unspread writes over.
 //
 // # Transports
 //

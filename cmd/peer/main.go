@@ -3,6 +3,8 @@
 //	peer agent --name n1 --join 10.0.0.1     run a peer
 //	peer members                             list the cluster
 //	peer ring [owner KEY]                    show the ring, or a key's owner
+//	peer counter incr|decr KEY [N]           add to a cluster-wide counter
+//	peer counter get KEY | list [PREFIX]     read counters
 //	peer force-leave NAME                    remove a failed member
 //	peer keygen                              make a cluster key
 //	peer version                             print the version
