@@ -34,10 +34,13 @@ func (a *Agent) Add(ctx context.Context, items []CounterItem, cons Consistency) 
 	if err := validateItems(items); err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
+	var seen map[string]bool
 	for i, it := range items {
-		if it.IdempotencyKey == "" {
+		if it.IdempotencyKey == "" || len(items) == 1 {
 			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
 		}
 		if seen[it.IdempotencyKey] {
 			return nil, fmt.Errorf("%w: item %d repeats Idempotency-Key %q within one batch", ErrBadKey, i, it.IdempotencyKey)
@@ -49,6 +52,9 @@ func (a *Agent) Add(ctx context.Context, items []CounterItem, cons Consistency) 
 
 // add routes items: idempotent ones by their key's owner, the rest here.
 func (a *Agent) add(ctx context.Context, items []CounterItem, cons Consistency, hops int) ([]CounterResult, error) {
+	if len(items) == 1 && items[0].IdempotencyKey == "" && cons == Local {
+		return a.ctr.applyLocal(items, nil) // the hot path: one plain local write
+	}
 	v := a.view.load()
 	type group struct {
 		items []CounterItem
