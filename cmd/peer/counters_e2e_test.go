@@ -442,3 +442,35 @@ func TestLocalAcksEmptyDirLoss(t *testing.T) {
 		counts, recent, recentSum, 2*spread, lostKeys, lostAmount)
 	checkAgainstAcked(t, final, want, uncertain)
 }
+
+// TestCounterCLIAgainstAPeer runs the counter commands against a live peer.
+func TestCounterCLIAgainstAPeer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real processes")
+	}
+	ps := startCluster(t, 1)
+	waitWritable(t, ps...)
+	addr := []string{"--http-addr", ps[0].httpAddr()}
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"counter", "incr", "jobs/done"}, 0, "1\n"},
+		{[]string{"counter", "incr", "jobs/done", "41"}, 0, "42\n"},
+		{[]string{"counter", "decr", "jobs/done", "2"}, 0, "40\n"},
+		{[]string{"counter", "incr", "jobs/paid", "5", "--idempotency-key", "o-1"}, 0, "5\n"},
+		{[]string{"counter", "incr", "jobs/paid", "5", "--idempotency-key", "o-1"}, 0, "5\n"},
+		{[]string{"counter", "get", "jobs/paid", "--consistency", "majority"}, 0, "5\n"},
+		{[]string{"counter", "get", "never"}, 0, "0\n"},
+		{[]string{"counter", "list", "jobs/"}, 0, "jobs/done"},
+		{[]string{"counter", "incr", "jobs/done", "0"}, 2, ""},
+		{[]string{"counter", "incr", "a\x01b"}, 1, ""}, // the peer refuses it: bad key
+	} {
+		var stdout, stderr strings.Builder
+		code := run(append(tc.args, addr...), &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stdout.String(), tc.out) {
+			t.Errorf("peer %s: exit %d, stdout %q, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), code, stdout.String(), stderr.String(), tc.code, tc.out)
+		}
+	}
+}
