@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -99,8 +100,18 @@ func checkAddr(flag, addr string, remote bool) error {
 // outcome is what one request did.
 type outcome struct {
 	answered bool   // an answer came back (its latency counts)
-	class    string // "" for success, else the error class: an HTTP status, "net", "redis-error", "bad-answer"
+	class    string // "" for success, else the error class: an HTTP status, "net", "timeout", "redis-error", "bad-answer"
 	items    int    // increments a success carried
+}
+
+// netClass is the error class of a failed request: "timeout" when it ran
+// out of time (--timeout), else "net".
+func netClass(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return "net"
 }
 
 // session is one connection's sequence of requests; one goroutine owns it.

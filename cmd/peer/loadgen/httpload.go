@@ -38,7 +38,12 @@ func httpSessions(cfg config, dials *atomic.Int64) (func(int) session, func()) {
 		WriteBufferSize:       16 << 10,
 		ReadBufferSize:        16 << 10,
 	}
-	client := &http.Client{Transport: tr, Timeout: cfg.timeout}
+	client := &http.Client{
+		Transport: tr,
+		Timeout:   cfg.timeout,
+		// A redirect is an answer to count, not to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 
 	query := ""
 	if cfg.consistency != "" {
@@ -122,13 +127,13 @@ func (s *httpSession) do() outcome {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return outcome{class: "net"}
+		return outcome{class: netClass(err)}
 	}
 	s.answer.Reset()
 	_, err = s.answer.ReadFrom(io.LimitReader(resp.Body, maxAnswer))
 	resp.Body.Close()
 	if err != nil {
-		return outcome{class: "net"}
+		return outcome{class: netClass(err)}
 	}
 	if resp.StatusCode/100 != 2 {
 		return outcome{answered: true, class: strconv.Itoa(resp.StatusCode)}

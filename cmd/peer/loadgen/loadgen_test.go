@@ -60,7 +60,8 @@ func runJSON(t *testing.T, args ...string) (*result, int, string) {
 
 // checkConsistent checks the tally adds up: every request either succeeded
 // or counted as an error, every answered one has a latency, and no more
-// connections were opened than asked for (keep-alive held).
+// connections were opened than asked for (keep-alive held), but for those
+// a failed request closed.
 func checkConsistent(t *testing.T, r *result) {
 	t.Helper()
 	var byClass int64
@@ -73,7 +74,8 @@ func checkConsistent(t *testing.T, r *result) {
 	if r.Answered > uint64(r.Requests) || r.Answered < uint64(r.Successes) {
 		t.Errorf("answered %d, want between successes %d and requests %d", r.Answered, r.Successes, r.Requests)
 	}
-	if (r.Requests > 0 && r.ConnsOpened < 1) || r.ConnsOpened > int64(r.Connections) {
+	broken := r.Errors["net"] + r.Errors["timeout"] // each closes its connection
+	if (r.Requests > 0 && r.ConnsOpened < 1) || r.ConnsOpened > int64(r.Connections)+broken {
 		t.Errorf("opened %d connections for %d workers", r.ConnsOpened, r.Connections)
 	}
 	if r.Answered > 0 && !(0 < r.LatencyP50Ms && r.LatencyP50Ms <= r.LatencyP90Ms && r.LatencyP90Ms <= r.LatencyP99Ms && r.LatencyP99Ms <= r.LatencyMaxMs) {
@@ -448,6 +450,52 @@ func TestFlags(t *testing.T) {
 			}
 			if tc.name == "text output" && !strings.Contains(stdout.String(), "requests             10") {
 				t.Errorf("text output:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		class   string
+	}{
+		{name: "status", class: "422", handler: func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"error":"Idempotency-Key reused"}`, http.StatusUnprocessableEntity)
+		}},
+		{name: "redirect counted, not followed", class: "301", handler: func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/elsewhere" {
+				t.Errorf("the generator followed a redirect")
+			}
+			http.Redirect(w, r, "/elsewhere", http.StatusMovedPermanently)
+		}},
+		{name: "malformed answer", class: "bad-answer", handler: func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"key":"k"}`)
+		}},
+		{name: "timeout", class: "timeout", handler: func(w http.ResponseWriter, r *http.Request) {
+			// With the body read, the server notices when the client
+			// gives up and closes the connection.
+			io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			defer srv.CloseClientConnections() // ends a handler still waiting
+			cfg := testConfig("incr", srv.Listener.Addr().String())
+			cfg.connections, cfg.requests, cfg.timeout = 2, 6, 100*time.Millisecond
+			r, err := generate(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkConsistent(t, r)
+			if r.Errors[tc.class] != 6 || r.ErrorCount != 6 || r.Successes != 0 {
+				t.Errorf("errors %v, successes %d; want 6 of class %s", r.Errors, r.Successes, tc.class)
+			}
+			if wantAnswered := tc.class != "timeout"; (r.Answered == 6) != wantAnswered {
+				t.Errorf("answered %d of 6", r.Answered)
 			}
 		})
 	}

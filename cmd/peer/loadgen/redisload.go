@@ -46,7 +46,7 @@ func (s *redisSession) do() outcome {
 		s.dials.Add(1)
 		c, err := net.DialTimeout("tcp", s.cfg.redisAddr, s.cfg.timeout)
 		if err != nil {
-			return outcome{class: "net"}
+			return outcome{class: netClass(err)}
 		}
 		s.conn, s.r = c, bufio.NewReaderSize(c, 4096)
 	}
@@ -54,12 +54,12 @@ func (s *redisSession) do() outcome {
 	s.conn.SetDeadline(time.Now().Add(s.cfg.timeout))
 	if _, err := s.conn.Write(cmd); err != nil {
 		s.close()
-		return outcome{class: "net"}
+		return outcome{class: netClass(err)}
 	}
 	line, err := s.r.ReadSlice('\n')
 	if err != nil {
 		s.close()
-		return outcome{class: "net"}
+		return outcome{class: netClass(err)}
 	}
 	line = bytes.TrimSuffix(line, []byte("\r\n"))
 	switch {

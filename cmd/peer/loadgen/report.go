@@ -20,7 +20,7 @@ type result struct {
 	Requests   int64            `json:"requests"`
 	Successes  int64            `json:"successes"`
 	ErrorCount int64            `json:"error_count"`
-	Errors     map[string]int64 `json:"errors"` // by class: an HTTP status, "net", "redis-error", "bad-answer"
+	Errors     map[string]int64 `json:"errors"` // by class: an HTTP status, "net", "timeout", "redis-error", "bad-answer"
 	// Increments is the increments the successes carried (batch: items);
 	// 0 for get and noop.
 	Increments     int64   `json:"increments"`
