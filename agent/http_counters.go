@@ -278,46 +278,28 @@ func (a *Agent) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var body struct {
-		Items []struct {
-			Key            string          `json:"key"`
-			Delta          json.RawMessage `json:"delta"`
-			IdempotencyKey string          `json:"idempotency_key"`
-		} `json:"items"`
-	}
-	if err := decodeBody(r, &body); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		writeBodyError(w, err)
 		return
 	}
-	if len(body.Items) == 0 {
+	items, ok := parseBatchFast(body)
+	if !ok {
+		if items, err = parseBatchStrict(body); err != nil {
+			writeBodyError(w, err)
+			return
+		}
+	}
+	if len(items) == 0 {
 		writeError(w, http.StatusBadRequest, `no items; send {"items": [{"key": "k", "delta": 1}, ...]}`)
 		return
 	}
-	items := make([]CounterItem, len(body.Items))
-	for i, it := range body.Items {
-		d, err := parseDelta(it.Delta, fmt.Sprintf("item %d (%q)", i, it.Key))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		items[i] = CounterItem{Key: it.Key, Delta: d, IdempotencyKey: it.IdempotencyKey}
-	}
 	res, err := a.Add(r.Context(), items, cons)
-	type answer struct {
-		Key      string `json:"key"`
-		Value    int64  `json:"value"`
-		Replayed bool   `json:"replayed,omitempty"`
-	}
-	out := make([]answer, 0, len(res))
-	for i, x := range res {
-		if x.Key == "" { // not applied (the batch stopped before it)
-			continue
-		}
-		out = append(out, answer{Key: items[i].Key, Value: x.Value, Replayed: x.Replayed})
-	}
+	code, msg := http.StatusOK, ""
 	if err != nil {
-		writeJSON(w, counterStatus(err), map[string]any{"error": err.Error(), "applied": out})
-		return
+		code, msg = counterStatus(err), err.Error()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(appendBatchAnswer(make([]byte, 0, 64+40*len(res)), items, res, msg))
 }

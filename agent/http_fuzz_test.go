@@ -29,3 +29,32 @@ func FuzzParseDelta(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseBatch checks the hand-written batch parser against the strict
+// decoder: whatever the fast path accepts, the strict path accepts with
+// the same items.
+func FuzzParseBatch(f *testing.F) {
+	for _, s := range []string{`{"items":[{"key":"a","delta":1}]}`, `{"items": [ {"key": "a/b", "delta": -5, "idempotency_key": "x"}, {"delta":2,"key":"c"} ] }`,
+		`{"items":[]}`, `{"items":[{"key":"a","delta":0}]}`, `{"items":[{"key":"a\"b","delta":1}]}`, `{"items":[{"key":"a","delta":1,"key":"b"}]}`,
+		`{"items":[{"key":"a","delta":1.0}]}`, `{"items":[{"key":"a"}]}`, `{"items":[{"key":"a","delta":1}]} x`, `{"items":[{"key":"é","delta":1e2}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := parseBatchFast(b)
+		if !ok {
+			return
+		}
+		strict, err := parseBatchStrict(b)
+		if err != nil {
+			t.Fatalf("fast path took %q as %+v; strict path: %v", b, fast, err)
+		}
+		if len(fast) != len(strict) {
+			t.Fatalf("%q: fast %d items, strict %d", b, len(fast), len(strict))
+		}
+		for i := range fast {
+			if fast[i] != strict[i] {
+				t.Fatalf("%q: item %d fast %+v, strict %+v", b, i, fast[i], strict[i])
+			}
+		}
+	})
+}
