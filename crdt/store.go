@@ -72,9 +72,13 @@ func (s *Store) shardFor(kh uint64) *shard { return &s.shards[kh&s.mask] }
 // checkKey returns ErrBadKey (wrapped) for a key the store does not accept.
 func checkKey(key string) error {
 	if len(key) == 0 || len(key) > MaxKeyLen {
-		return fmt.Errorf("%w: a key must be 1 to %d bytes, got %d", ErrBadKey, MaxKeyLen, len(key))
+		return badKeyError(len(key))
 	}
 	return nil
+}
+
+func badKeyError(n int) error {
+	return fmt.Errorf("%w: a key must be 1 to %d bytes, got %d", ErrBadKey, MaxKeyLen, n)
 }
 
 // Apply adds amount (negative to subtract) to key's counter under replica r, and returns the
@@ -182,8 +186,9 @@ func applyToSlot(e *entry, si int, key string, amount int64) (int64, error) {
 		own = sl.n
 	}
 	cur := e.sum()
-	if err := checkAdd(cur, own, amount); err != nil {
-		return 0, keyError(err, key)
+	v, ok := cur.addInt(amount).int64()
+	if !ok || own+magnitude(amount) < own {
+		return 0, keyError(checkAdd(cur, own, amount), key)
 	}
 	if amount > 0 {
 		sl.p += magnitude(amount)
@@ -191,7 +196,6 @@ func applyToSlot(e *entry, si int, key string, amount int64) (int64, error) {
 		sl.n += magnitude(amount)
 	}
 	e.makeHot(si)
-	v, _ := cur.addInt(amount).int64()
 	return v, nil
 }
 
