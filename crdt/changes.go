@@ -42,7 +42,8 @@ func (s *Store) flush(sh *shard) {
 		e.flags &^= entryPending
 		hashes := s.replicas.load().hashes // under the entry lock: it has every replica in e
 		var sum uint64
-		for _, sl := range e.slots {
+		for j := range e.numSlots() {
+			sl := e.slotAt(j)
 			sum += slotHash(hashes[sl.replica], sl.p, sl.n)
 		}
 		e.lock.unlock()
@@ -51,7 +52,7 @@ func (s *Store) flush(sh *shard) {
 		s.leaves[leafOf(kh)].Add(h - e.hash)
 		e.hash = h
 		sh.version++
-		e.version = sh.version
+		sh.link(i).version = sh.version
 		sh.moveToTail(i)
 	}
 	if cap(sh.pending) > 1024 && len(sh.pending) < cap(sh.pending)/4 {
@@ -88,22 +89,22 @@ func (sh *shard) moveToTail(i uint32) {
 // noEntry. It walks in from both ends at once, so it costs the smaller of the number of keys
 // changed after from and the number changed before. sh is locked and flushed.
 func (sh *shard) firstAfter(from uint64) uint32 {
-	if sh.tail == noEntry || sh.at(sh.tail).version <= from {
+	if sh.tail == noEntry || sh.link(sh.tail).version <= from {
 		return noEntry
 	}
-	if sh.at(sh.head).version > from {
+	if sh.link(sh.head).version > from {
 		return sh.head
 	}
 	// Invariant: f changed at or before from, b after it; so f is not the tail, nor b the head.
 	f, b := sh.head, sh.tail
 	for {
 		nf := sh.link(f).next
-		if sh.at(nf).version > from {
+		if sh.link(nf).version > from {
 			return nf
 		}
 		f = nf
 		pb := sh.link(b).prev
-		if sh.at(pb).version <= from {
+		if sh.link(pb).version <= from {
 			return b
 		}
 		b = pb

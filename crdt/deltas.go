@@ -72,7 +72,7 @@ func (s *Store) DeltasSince(c Cursor, maxKeys int) (State, Cursor, bool) {
 		if i == noEntry {
 			next.versions[si] = sh.version
 		} else {
-			next.versions[si] = sh.at(i).version - 1 // i is the oldest change not sent
+			next.versions[si] = sh.link(i).version - 1 // i is the oldest change not sent
 			more = true
 		}
 		sh.mu.Unlock()

@@ -48,14 +48,17 @@
 // # Layout and concurrency
 //
 // A Store is split by key hash into Config.Shards shards, each with an open-addressing index
-// and paged entries; each key keeps its replicas' counts in one exactly sized slice of
-// {replica index, P, N}, with replica IDs interned store-wide. That is about 226 bytes a key
-// with five replicas (BenchmarkStoreMemory). A write to a key that already holds a count of
-// the writing replica looks the key up without a lock, locks only that key's entry, and
-// allocates nothing; new keys and new replicas in a key take the shard's mutex. The change
-// list that serves DeltasSince and the digest hashes are brought up to date lazily, under the
-// shard's mutex, when they are read (the reasons are in changes.go). Every method is safe for
-// concurrent use.
+// and paged entries of 128 bytes (two cache lines), one a key. An entry holds the counts of
+// up to three replicas itself and any more in one exactly sized slice of {replica index, P,
+// N}, with replica IDs interned store-wide. That is about 216 bytes a key with five replicas
+// (BenchmarkStoreMemory). A write to a key that already holds a count of the writing replica
+// finds the key without a lock, locks only that key's entry, and allocates nothing; the
+// entry's first cache line holds its lock, the key and the counts of the replica that wrote
+// it last (normally this peer's own), so such a write changes one cache line of the store
+// (see entry.go for why that matters to parallel writers). New keys and new replicas in a
+// key take the shard's mutex. The change list that serves DeltasSince and the digest hashes
+// are brought up to date lazily, under the shard's mutex, when they are read (the reasons are
+// in changes.go). Every method is safe for concurrent use.
 //
 // Every value that crosses a process boundary (State, Cursor, Digest, ReplicaCounts, GCounter,
 // PNCounter) has AppendBinary/MarshalBinary and UnmarshalBinary: msgpack after a leading

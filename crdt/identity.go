@@ -66,8 +66,8 @@ func (s *Store) ReplicaCounts(r ReplicaID) ReplicaCounts {
 		for i := range sh.count {
 			e := sh.at(i)
 			e.lock.lock()
-			if j := findSlot(e.slots, ri); j >= 0 {
-				found = append(found, kc{e.key, e.slots[j]})
+			if j := e.findSlot(ri); j >= 0 {
+				found = append(found, kc{e.key, *e.slotAt(j)})
 			}
 			e.lock.unlock()
 		}

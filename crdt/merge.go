@@ -88,14 +88,15 @@ func (s *Store) groupByShard(keys []string) (khs []uint64, order []int32, starts
 func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []uint32) (bool, error) {
 	i, e := sh.find(key, kh)
 	if e == nil {
-		slots := make([]slot, 0, len(counts))
+		var buf [8]slot // add copies the counts: most keys need no heap copy here
+		slots := buf[:0]
 		for _, c := range counts {
 			slots = raiseSlot(slots, idx[c.replica], c.p, c.n)
 		}
 		if len(slots) == 0 {
 			return false, nil
 		}
-		i, ok := sh.add(key, kh, slots[:len(slots):len(slots)])
+		i, ok := sh.add(key, kh, slots)
 		if !ok {
 			return false, fmt.Errorf("%w: a shard holds %d keys; use more shards", ErrStoreFull, maxShardEntries)
 		}
@@ -110,27 +111,27 @@ func (s *Store) mergeKey(sh *shard, key string, kh uint64, counts []slot, idx []
 	changed, extra := false, 0
 	reported := e.flags>>mergeShift == sh.merges
 	for _, c := range counts {
-		r := idx[c.replica]
-		j := findSlot(e.slots, r)
+		j := e.findSlot(idx[c.replica])
 		switch {
 		case j >= 0:
-			if c.p > e.slots[j].p {
-				e.slots[j].p, changed = c.p, true
+			sl := e.slotAt(j)
+			if c.p > sl.p {
+				sl.p, changed = c.p, true
 			}
-			if c.n > e.slots[j].n {
-				e.slots[j].n, changed = c.n, true
+			if c.n > sl.n {
+				sl.n, changed = c.n, true
 			}
 		case c.p != 0 || c.n != 0:
 			extra++
 		}
 	}
 	if extra > 0 {
-		slots := make([]slot, len(e.slots), len(e.slots)+extra)
-		copy(slots, e.slots)
+		var buf [8]slot
+		slots := e.appendSlots(buf[:0])
 		for _, c := range counts {
 			slots = raiseSlot(slots, idx[c.replica], c.p, c.n)
 		}
-		e.slots = slots[:len(slots):len(slots)]
+		e.setSlots(slots)
 		changed = true
 	}
 	if !changed {

@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -302,4 +303,66 @@ func TestConvergenceUnderLossDuplicationReordering(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestStoreMatchesCounterModel checks a Store against a map of PNCounters under random local
+// writes and merges, with up to 12 replicas a key (genReplica), so keys cross from inline counts to the
+// rest array (entry.go) and the hot replica changes often. After each step the written key's
+// Value, Counter and digest hash must match the model's.
+func TestStoreMatchesCounterModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		s, _ := New(Config{Shards: rapid.SampledFrom([]int{1, 4}).Draw(t, "shards")})
+		model := make(map[string]PNCounter)
+		for range rapid.IntRange(1, 60).Draw(t, "steps") {
+			key := rapid.SampledFrom([]string{"k0", "k1", "k2"}).Draw(t, "key")
+			c := model[key]
+			if rapid.IntRange(0, 3).Draw(t, "op") == 0 { // merge a remote state of the key
+				remote := c.Clone()
+				for range rapid.IntRange(1, 3).Draw(t, "remote writes") {
+					if _, err := remote.Add(genReplica.Draw(t, "remote replica"), genAmount.Draw(t, "amount")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				mustMerge(t, s, stateOf(key, remote))
+				c.Merge(remote)
+			} else {
+				r, amount := genReplica.Draw(t, "replica"), genAmount.Draw(t, "amount")
+				if _, err := c.Add(r, amount); err != nil {
+					t.Fatal(err)
+				}
+				got := mustApply(t, s, key, r, amount)
+				if v, _ := c.Value(); got != v {
+					t.Fatalf("Apply(%q, %v, %d) = %d, want %d", key, r, amount, got, v)
+				}
+			}
+			model[key] = c
+			got, err := s.Counter(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Equal(c) {
+				t.Fatalf("Counter(%q) = %v, want %v", key, got, c)
+			}
+		}
+		// Same counts, written in another order into another store: same digest.
+		other, _ := New(DefaultConfig())
+		for key, c := range model {
+			mustMerge(t, other, stateOf(key, c))
+		}
+		if !slices.Equal(s.Digest().hashes, other.Digest().hashes) {
+			t.Fatal("stores with the same counts have different digests")
+		}
+	})
+}
+
+// stateOf returns a State holding key with counter c.
+func stateOf(key string, c PNCounter) State {
+	st := State{keys: []string{key}}
+	for i, r := range c.Replicas() {
+		p, n := c.Counts(r)
+		st.replicas = append(st.replicas, r)
+		st.counts = append(st.counts, slot{replica: uint32(i), p: p, n: n})
+	}
+	st.ends = []uint32{uint32(len(st.counts))}
+	return st
 }

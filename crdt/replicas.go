@@ -48,6 +48,10 @@ func (t *replicaTable) intern(r ReplicaID) (uint32, error) {
 	if last := t.last.Load(); last != nil && last.id == r {
 		return last.idx, nil
 	}
+	return t.internSlow(r)
+}
+
+func (t *replicaTable) internSlow(r ReplicaID) (uint32, error) {
 	i, ok := t.load().byID[r]
 	if !ok {
 		idx, err := t.internAll([]ReplicaID{r})

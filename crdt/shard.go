@@ -2,7 +2,6 @@ package crdt
 
 import (
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -10,23 +9,25 @@ import (
 // A shard holds the keys whose hash falls on it.
 //
 // Layout, chosen to stay under 250 bytes per key with 5 replicas (see BenchmarkStoreMemory):
-//   - entries (64 bytes, one cache line each) live in fixed-size pages, so growing never moves
-//     an entry and the slack is at most one page;
+//   - entries (128 bytes, two cache lines each; entry.go) live in fixed-size pages, so growing
+//     never moves an entry and the slack is at most one page;
+//   - an entry holds the counts of up to inlineSlots replicas itself, as 24-byte {replica
+//     index, p, n} structs, and any more in one exactly sized []slot, replica IDs being
+//     interned store-wide (replicas.go);
 //   - an open-addressing index (linear probing, at most 3/4 full) maps a key to its entry:
 //     8 bytes a slot instead of a Go map's ~40 bytes an entry. Keys are never deleted (a
 //     counter only grows), so the index needs no tombstones;
-//   - each entry keeps its replicas' counts in one exactly sized []slot of 24-byte
-//     {replica index, p, n} structs, replica IDs being interned store-wide (replicas.go).
+//   - the recency-list links and versions (16 bytes a key) live in pages of their own.
 //
 // Concurrency: two levels of locking, so that a write to a key that already has a count of
-// the writing replica writes no cache line of shared shard state.
+// the writing replica writes no cache line of shared shard state, and one line of the key's.
 //   - The page directory and the index are published together, as one immutable shardTables
 //     value, through an atomic pointer, and index slots are atomic words, so a lookup needs
 //     no lock. An entry is fully written before the index slot that leads to it is
 //     published, and entries never move.
-//   - Each entry has a small lock guarding its counts (slots) and flags. The common write
-//     (Store.Apply to an existing key and replica) looks the key up without a lock and takes
-//     only the entry's lock.
+//   - Each entry has a small lock guarding its counts and flags. The common write
+//     (Store.Apply to an existing key and replica) finds the key without a lock and takes
+//     only the entry's lock (lockEntry).
 //   - mu serializes every change to the shard's structure: adding keys, growing the index and
 //     the directory, the pending list, the versions and the recency list (changes.go). It is
 //     taken before an entry lock, never after.
@@ -36,15 +37,16 @@ type shard struct {
 	_      [56]byte
 
 	mu sync.Mutex
-	// mu guards the fields below, the version and hash of every entry, and the links.
-	version uint64   // bumped for each entry a flush finds changed; see changes.go
-	count   uint32   // entries in use: entries 0..count-1
-	head    uint32   // least recently changed entry on the recency list, or noEntry
-	tail    uint32   // most recently changed entry on the recency list, or noEntry
-	merges  uint32   // Merge calls that touched the shard, mod 2^30: see entry.flags
-	pending []uint32 // entries changed since the last flush, each once (flag entryPending)
+	// mu guards the fields below, the hash of every entry, and the links.
+	version uint64      // bumped for each entry a flush finds changed; see changes.go
+	count   uint32      // entries in use: entries 0..count-1
+	head    uint32      // least recently changed entry on the recency list, or noEntry
+	tail    uint32      // most recently changed entry on the recency list, or noEntry
+	merges  uint32      // Merge calls that touched the shard, mod 2^30: see entry.flags
+	pending []uint32    // entries changed since the last flush, each once (flag entryPending)
+	links   []*linkPage // links[i>>pageBits][i&(pageSize-1)] is entry i's link
 
-	_ [256 - 64 - 8 - 8 - 4*4 - 24]byte
+	_ [256 - 64 - 8 - 8 - 4*4 - 24 - 24]byte
 }
 
 // shardTables is a shard's page directory and index. A published value is never changed,
@@ -60,58 +62,21 @@ type shardTables struct {
 	index []atomic.Uint64
 }
 
-// page holds pageSize entries and, apart, their recency-list links: the links are touched
-// only under mu, by flush and DeltasSince, so they stay off the entries' cache lines.
-type page struct {
-	entries [pageSize]entry
-	links   [pageSize]link
+// page holds pageSize entries. At 128 bytes an entry it is exactly four runtime pages, so it
+// is allocated page-aligned and with no slack.
+type page [pageSize]entry
+
+// linkPage holds the recency-list links and versions of pageSize entries, apart from the
+// entries: they are touched only under mu, by flush and DeltasSince, and would otherwise take
+// room from the entries' cache lines.
+type linkPage [pageSize]link
+
+// link holds an entry's neighbours on the recency list, or noEntry, and the shard version at
+// the flush that last found the entry changed. Guarded by mu.
+type link struct {
+	prev, next uint32
+	version    uint64
 }
-
-// link holds an entry's neighbours on the recency list, or noEntry. Guarded by mu.
-type link struct{ prev, next uint32 }
-
-// entry is one key's counter state.
-type entry struct {
-	lock entryLock
-	// flags holds entryPending and entryDead, and above them (flags >> mergeShift) the shard's
-	// merges count when a Merge last reported the entry changed, so a key a State repeats is
-	// reported once. Guarded by lock.
-	flags uint32
-	key   string // written before the entry is published; never changes
-	slots []slot // one per replica with a non-zero count; never empty; guarded by lock
-
-	// Guarded by the shard's mu.
-	version uint64 // shard version at the flush that last found the entry changed
-	hash    uint64 // stateHash of key and slots as of that flush: its part of its digest leaf
-}
-
-const (
-	entryPending = 1 << iota // changed since the last flush, and on the shard's pending list
-	entryDead                // replaced by Restore: writers must look the key up again
-
-	mergeShift = 2
-	flagBits   = 1<<mergeShift - 1
-)
-
-// slot is one replica's counts in one key.
-type slot struct {
-	replica uint32 // index in the store's replica table
-	p, n    uint64
-}
-
-// entryLock is a spin lock in 4 bytes: an entry's critical sections are a few dozen
-// nanoseconds, and a sync.Mutex would not leave room for the flags in 8 bytes.
-type entryLock struct{ state atomic.Uint32 }
-
-func (l *entryLock) lock() {
-	for spins := 0; !l.state.CompareAndSwap(0, 1); spins++ {
-		if spins > 16 {
-			runtime.Gosched()
-		}
-	}
-}
-
-func (l *entryLock) unlock() { l.state.Store(0) }
 
 const (
 	noEntry  = math.MaxUint32
@@ -127,11 +92,9 @@ func keyTag(kh uint64) uint32 { return uint32(kh >> 32) }
 func (sh *shard) at(i uint32) *entry { return sh.tables.Load().entry(i) }
 
 // link returns entry i's recency-list link. mu is held.
-func (sh *shard) link(i uint32) *link {
-	return &sh.tables.Load().dir[i>>pageBits].links[i&(pageSize-1)]
-}
+func (sh *shard) link(i uint32) *link { return &sh.links[i>>pageBits][i&(pageSize-1)] }
 
-func (t *shardTables) entry(i uint32) *entry { return &t.dir[i>>pageBits].entries[i&(pageSize-1)] }
+func (t *shardTables) entry(i uint32) *entry { return &t.dir[i>>pageBits][i&(pageSize-1)] }
 
 // lookup finds key without locking. It may miss a key added concurrently, and may return an
 // entry that Restore has since marked dead; a caller that needs certainty locks mu and calls
@@ -164,8 +127,42 @@ func (sh *shard) lookup(key string, kh uint64) (uint32, *entry) {
 // find is lookup for a caller holding mu: it finds every key the shard holds.
 func (sh *shard) find(key string, kh uint64) (uint32, *entry) { return sh.lookup(key, kh) }
 
-// add appends an entry for key, which must not be present, with the given counts, marks it
-// pending and publishes it. mu is held. It reports false if the shard is full.
+// lockEntry is lookup that returns the entry locked. It locks each entry whose index tag
+// matches before it compares the key, so that the entry's first cache line, which the
+// caller is about to write, is fetched once and for writing (see entry). A tag matches a
+// wrong entry about once in 2^32 probes; that entry is then locked and unlocked for nothing.
+// The caller must hold no entry lock, and must check entryDead.
+func (sh *shard) lockEntry(key string, kh uint64) (uint32, *entry) {
+	t := sh.tables.Load()
+	if t == nil {
+		return 0, nil
+	}
+	mask := uint32(len(t.index) - 1)
+	tag := keyTag(kh)
+	for pos := tag & mask; ; pos = (pos + 1) & mask {
+		v := t.index[pos].Load()
+		if v == 0 {
+			return 0, nil
+		}
+		if uint32(v>>32) != tag {
+			continue
+		}
+		i := uint32(v) - 1
+		if int(i>>pageBits) >= len(t.dir) {
+			return 0, nil // added after t was published: let the caller look under mu
+		}
+		e := t.entry(i)
+		e.lock.lock()
+		if e.key == key {
+			return i, e
+		}
+		e.lock.unlock()
+	}
+}
+
+// add appends an entry for key, which must not be present, with a copy of the given counts
+// (at least one), marks it pending and publishes it. mu is held. It reports false if the
+// shard is full.
 func (sh *shard) add(key string, kh uint64, slots []slot) (uint32, bool) {
 	if sh.count >= maxShardEntries {
 		return 0, false
@@ -178,9 +175,11 @@ func (sh *shard) add(key string, kh uint64, slots []slot) (uint32, bool) {
 	if int(i>>pageBits) == len(t.dir) {
 		dir := append(make([]*page, 0, len(t.dir)+1), t.dir...)
 		t = sh.publish(append(dir, new(page)), t.index)
+		sh.links = append(sh.links, new(linkPage))
 	}
 	e := t.entry(i)
-	e.key, e.slots, e.flags = key, slots, entryPending
+	e.key, e.flags = key, entryPending
+	e.setSlots(slots)
 	*sh.link(i) = link{prev: noEntry, next: noEntry}
 	sh.count++
 	sh.pending = append(sh.pending, i)
@@ -228,6 +227,7 @@ func (sh *shard) reset(n int) {
 		size *= 2
 	}
 	sh.publish(nil, make([]atomic.Uint64, size))
+	sh.links = nil
 	sh.count = 0
 	sh.head, sh.tail = noEntry, noEntry
 	sh.pending = nil

@@ -77,7 +77,8 @@ func (b *stateBuilder) add(e *entry) {
 		b.ids = ids
 	}
 	b.st.keys = append(b.st.keys, e.key)
-	for _, sl := range e.slots {
+	for k := range e.numSlots() {
+		sl := e.slotAt(k)
 		j := b.remap[sl.replica]
 		if j == noEntry {
 			j = uint32(len(b.st.replicas))

@@ -72,9 +72,13 @@ func (s *Store) shardFor(kh uint64) *shard { return &s.shards[kh&s.mask] }
 // checkKey returns ErrBadKey (wrapped) for a key the store does not accept.
 func checkKey(key string) error {
 	if len(key) == 0 || len(key) > MaxKeyLen {
-		return fmt.Errorf("%w: a key must be 1 to %d bytes, got %d", ErrBadKey, MaxKeyLen, len(key))
+		return badKeyError(len(key))
 	}
 	return nil
+}
+
+func badKeyError(n int) error {
+	return fmt.Errorf("%w: a key must be 1 to %d bytes, got %d", ErrBadKey, MaxKeyLen, n)
 }
 
 // Apply adds amount (negative to subtract) to key's counter under replica r, and returns the
@@ -98,30 +102,45 @@ func (s *Store) Apply(key string, r ReplicaID, amount int64) (int64, error) {
 	}
 	kh := hashKey(key)
 	sh := s.shardFor(kh)
-	// Fast path: the key holds a count of r already. Only the entry is locked.
-	if i, e := sh.lookup(key, kh); e != nil {
-		e.lock.lock()
-		if e.flags&entryDead == 0 {
-			if si := findSlot(e.slots, ri); si >= 0 {
-				v, err := applyToSlot(e, si, key, amount)
-				first := err == nil && e.flags&entryPending == 0
-				if first {
-					e.flags |= entryPending
-				}
-				e.lock.unlock()
-				if first {
-					sh.mu.Lock()
-					if i < sh.count && sh.at(i) == e { // not replaced by Restore meanwhile
-						sh.pending = append(sh.pending, i)
-					}
-					sh.mu.Unlock()
-				}
-				return v, err
-			}
-		}
-		e.lock.unlock()
+	if v, ok, err := sh.applyExisting(key, kh, ri, amount); ok {
+		return v, err
 	}
-	// Slow path: a new key, a new replica in the key, or an entry Restore replaced.
+	return sh.applyNew(key, kh, ri, amount)
+}
+
+// applyExisting is Apply's common case: key holds a count of replica ri already. It finds
+// the key without a lock and locks only its entry (and mu, briefly, on the entry's first
+// change since the last flush). It reports false, having done nothing, if the key or the
+// replica's count is not there.
+func (sh *shard) applyExisting(key string, kh uint64, ri uint32, amount int64) (int64, bool, error) {
+	i, e := sh.lockEntry(key, kh)
+	if e == nil {
+		return 0, false, nil
+	}
+	si := e.findSlot(ri)
+	if e.flags&entryDead != 0 || si < 0 {
+		e.lock.unlock()
+		return 0, false, nil
+	}
+	v, err := applyToSlot(e, si, key, amount)
+	first := err == nil && e.flags&entryPending == 0
+	if first {
+		e.flags |= entryPending
+	}
+	e.lock.unlock()
+	if first {
+		sh.mu.Lock()
+		if i < sh.count && sh.at(i) == e { // not replaced by Restore meanwhile
+			sh.pending = append(sh.pending, i)
+		}
+		sh.mu.Unlock()
+	}
+	return v, true, err
+}
+
+// applyNew is Apply for a new key, a new replica in the key, or an entry Restore replaced:
+// it works under mu.
+func (sh *shard) applyNew(key string, kh uint64, ri uint32, amount int64) (int64, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	i, e := sh.find(key, kh)
@@ -142,16 +161,12 @@ func (s *Store) Apply(key string, r ReplicaID, amount int64) (int64, error) {
 	}
 	e.lock.lock()
 	defer e.lock.unlock()
-	si := findSlot(e.slots, ri)
+	si := e.findSlot(ri)
 	if si < 0 {
-		if err := checkAdd(sumSlots(e.slots), 0, amount); err != nil {
+		if err := checkAdd(e.sum(), 0, amount); err != nil {
 			return 0, keyError(err, key)
 		}
-		slots := make([]slot, len(e.slots)+1)
-		copy(slots, e.slots)
-		si = len(e.slots)
-		slots[si].replica = ri
-		e.slots = slots
+		si = e.addSlot(ri)
 	}
 	v, err := applyToSlot(e, si, key, amount)
 	if err == nil && e.flags&entryPending == 0 {
@@ -161,24 +176,26 @@ func (s *Store) Apply(key string, r ReplicaID, amount int64) (int64, error) {
 	return v, err
 }
 
-// applyToSlot adds amount to slot si of e, whose lock is held, and returns the new value, or
-// refuses with ErrOverflow and changes nothing.
+// applyToSlot adds amount to slot si of e, whose lock is held, makes that slot's replica the
+// hot one (see entry), and returns the new value; or it refuses with ErrOverflow and changes
+// nothing.
 func applyToSlot(e *entry, si int, key string, amount int64) (int64, error) {
-	sl := &e.slots[si]
+	sl := e.slotAt(si)
 	own := sl.p
 	if amount < 0 {
 		own = sl.n
 	}
-	cur := sumSlots(e.slots)
-	if err := checkAdd(cur, own, amount); err != nil {
-		return 0, keyError(err, key)
+	cur := e.sum()
+	v, ok := cur.addInt(amount).int64()
+	if !ok || own+magnitude(amount) < own {
+		return 0, keyError(checkAdd(cur, own, amount), key)
 	}
 	if amount > 0 {
 		sl.p += magnitude(amount)
 	} else {
 		sl.n += magnitude(amount)
 	}
-	v, _ := cur.addInt(amount).int64()
+	e.makeHot(si)
 	return v, nil
 }
 
@@ -200,20 +217,12 @@ func checkAdd(cur wide, own uint64, amount int64) error {
 // keyError names the key in an error from checkAdd.
 func keyError(err error, key string) error { return fmt.Errorf("key %q: %w", key, err) }
 
-func sumSlots(slots []slot) wide {
-	var w wide
-	for _, sl := range slots {
-		w = w.addUint(sl.p).subUint(sl.n)
-	}
-	return w
-}
-
 // Value returns key's value. It returns ErrBadKey for an invalid key, ErrNotFound for a key
 // the store holds no counts for, and ErrValueOverflow if the merged value is outside the
 // int64 range.
 func (s *Store) Value(key string) (int64, error) {
 	var w wide
-	if err := s.read(key, func(slots []slot) { w = sumSlots(slots) }); err != nil {
+	if err := s.read(key, func(e *entry) { w = e.sum() }); err != nil {
 		return 0, err
 	}
 	v, ok := w.int64()
@@ -227,9 +236,10 @@ func (s *Store) Value(key string) (int64, error) {
 // ErrNotFound.
 func (s *Store) Counter(key string) (PNCounter, error) {
 	var c PNCounter
-	err := s.read(key, func(slots []slot) {
-		ids := s.replicas.load().ids // loaded under the entry lock: it has every replica in slots
-		for _, sl := range slots {
+	err := s.read(key, func(e *entry) {
+		ids := s.replicas.load().ids // loaded under the entry lock: it has every replica in e
+		for j := range e.numSlots() {
+			sl := e.slotAt(j)
 			c.p.raise(ids[sl.replica], sl.p)
 			c.n.raise(ids[sl.replica], sl.n)
 		}
@@ -237,18 +247,17 @@ func (s *Store) Counter(key string) (PNCounter, error) {
 	return c, err
 }
 
-// read calls f with key's counts under the entry's lock, or returns ErrBadKey or ErrNotFound.
-func (s *Store) read(key string, f func([]slot)) error {
+// read calls f with key's entry locked, or returns ErrBadKey or ErrNotFound.
+func (s *Store) read(key string, f func(*entry)) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
 	kh := hashKey(key)
 	sh := s.shardFor(kh)
-	if _, e := sh.lookup(key, kh); e != nil {
-		e.lock.lock()
+	if _, e := sh.lockEntry(key, kh); e != nil {
 		live := e.flags&entryDead == 0
 		if live {
-			f(e.slots)
+			f(e)
 		}
 		e.lock.unlock()
 		if live {
@@ -262,7 +271,7 @@ func (s *Store) read(key string, f func([]slot)) error {
 		return fmt.Errorf("%w: %q", ErrNotFound, key)
 	}
 	e.lock.lock()
-	f(e.slots)
+	f(e)
 	e.lock.unlock()
 	return nil
 }

@@ -253,9 +253,17 @@ func TestShardSize(t *testing.T) {
 	if off := unsafe.Offsetof(shard{}.mu); off != 64 {
 		t.Fatalf("shard.mu is at byte %d, want 64: the first cache line is for the tables pointer", off)
 	}
-	// 64 bytes, so that each entry (pages are allocated aligned) fills one cache line.
-	if got := unsafe.Sizeof(entry{}); got != 64 {
-		t.Fatalf("entry is %d bytes, want 64", got)
+	// 128 bytes, so that each entry (pages are allocated aligned) fills a 128-byte pair of
+	// cache lines, and a page is exactly four runtime pages.
+	if got := unsafe.Sizeof(entry{}); got != 128 {
+		t.Fatalf("entry is %d bytes, want 128", got)
+	}
+	if got := unsafe.Sizeof(page{}); got%8192 != 0 {
+		t.Fatalf("page is %d bytes, want a multiple of 8192", got)
+	}
+	// The first cache line holds what an Apply of the hot replica reads and writes.
+	if end := unsafe.Offsetof(entry{}.key) + unsafe.Sizeof(entry{}.key); end > 64 {
+		t.Fatalf("entry.key ends at byte %d, want the lock, flags, hot counts and key in the first 64", end)
 	}
 }
 
