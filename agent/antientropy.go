@@ -37,6 +37,10 @@ const (
 	aeMaxRounds = 64
 )
 
+// aeMaxDigestKeys bounds the keys of one level-2 digest message (about
+// 20-30 bytes each, so well inside a frame). A variable for tests.
+var aeMaxDigestKeys = 40_000
+
 type aeDigestRequest struct {
 	Digest []byte `msgpack:"digest"`
 }
@@ -186,18 +190,39 @@ func (a *Agent) antiEntropyRound(ctx context.Context, addr string) (repaired int
 		a.metrics.aeRounds.WithLabelValues("equal").Inc()
 		return 0, false, nil
 	}
-	kb, err := keysDigest.MarshalBinary()
+	// A level-2 digest lists every key of the differing leaves: against a
+	// peer that lost its data that is the whole store, so it goes in parts
+	// of bounded size.
+	for _, part := range keysDigest.Split(aeMaxDigestKeys) {
+		n, partMore, err := a.aeDiff(ctx, addr, part, &sent, &received)
+		repaired += n
+		more = more || partMore
+		if err != nil {
+			return repaired, false, err
+		}
+	}
+	a.metrics.aeRounds.WithLabelValues("repaired").Inc()
+	a.metrics.aeKeysRepaired.Add(float64(repaired))
+	return repaired, more, nil
+}
+
+// aeDiff sends one level-2 digest, merges the states the peer answers with
+// and pushes back the keys where this peer holds more. It adds the payload
+// bytes to sent and received.
+func (a *Agent) aeDiff(ctx context.Context, addr string, part crdt.Digest, sent, received *int) (repaired int, more bool, err error) {
+	c := a.ctr
+	kb, err := part.MarshalBinary()
 	if err != nil {
 		return 0, false, err
 	}
 	var diff aeDiffResponse
-	sent += len(kb)
+	*sent += len(kb)
 	if err := a.call(ctx, addr, methodAEDiff, &aeDigestRequest{Digest: kb}, &diff); err != nil {
 		return 0, false, err
 	}
-	received += len(diff.State)
+	*received += len(diff.State)
 	for _, k := range diff.Keys {
-		received += len(k)
+		*received += len(k)
 	}
 	var theirs crdt.State
 	if err := theirs.UnmarshalBinary(diff.State); err != nil {
@@ -232,14 +257,12 @@ func (a *Agent) antiEntropyRound(ctx context.Context, addr string) (repaired int
 			return repaired, false, err
 		}
 		var resp pushResponse
-		sent += len(b)
+		*sent += len(b)
 		if err := a.call(ctx, addr, methodPush, &pushRequest{State: b, Repair: true}, &resp); err != nil {
 			return repaired, false, err
 		}
 		repaired += resp.Changed
 	}
-	a.metrics.aeRounds.WithLabelValues("repaired").Inc()
-	a.metrics.aeKeysRepaired.Add(float64(repaired))
 	return repaired, diff.More, nil
 }
 

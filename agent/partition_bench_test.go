@@ -37,41 +37,13 @@ func BenchmarkPartitionRepair(b *testing.B) {
 	}
 	const keys = 10_000
 	for b.Loop() {
-		net, err := memnet.New(memnet.DefaultConfig())
-		if err != nil {
-			b.Fatal(err)
-		}
-		var as []*Agent
-		var ips []string
-		for i := range 5 {
-			ip := fmt.Sprintf("10.1.0.%d", i+1)
-			ips = append(ips, ip)
-			h, err := net.AddHost(ip)
-			if err != nil {
-				b.Fatal(err)
-			}
-			gossip, err := h.GossipTransport(7946)
-			if err != nil {
-				b.Fatal(err)
-			}
-			cfg := DefaultConfig()
-			cfg.NodeName = fmt.Sprintf("n%d", i+1)
-			cfg.BindAddr, cfg.RPCAddr, cfg.HTTPAddr, cfg.DataDir = ip+":7946", ip+":7947", "", ""
-			cfg.GossipTransport, cfg.RPCTransport = gossip, h
-			if i > 0 {
-				cfg.StartJoin = []string{ips[0]}
-			}
-			a, err := New(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := a.Start(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			defer a.Shutdown()
-			as = append(as, a)
-		}
+		net, as, ips := startInternalCluster(b, 5, nil)
 		waitBench(b, 30*time.Second, "5 alive everywhere", func() bool { return allSeeAlive(as, 5) })
+		defer func() {
+			for _, a := range as {
+				a.Shutdown()
+			}
+		}()
 		if err := net.Partition(ips[:2], ips[2:]); err != nil {
 			b.Fatal(err)
 		}
@@ -122,7 +94,51 @@ func BenchmarkPartitionRepair(b *testing.B) {
 	}
 }
 
-func waitBench(b *testing.B, timeout time.Duration, what string, cond func() bool) {
+// startInternalCluster starts n agents with the default timings on a new
+// in-memory network, all joined through the first; mutate may change each
+// config. The caller shuts them down.
+func startInternalCluster(tb testing.TB, n int, mutate func(i int, cfg *Config)) (*memnet.Network, []*Agent, []string) {
+	tb.Helper()
+	net, err := memnet.New(memnet.DefaultConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var as []*Agent
+	var ips []string
+	for i := range n {
+		ip := fmt.Sprintf("10.1.0.%d", i+1)
+		ips = append(ips, ip)
+		h, err := net.AddHost(ip)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		gossip, err := h.GossipTransport(7946)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		cfg.NodeName = fmt.Sprintf("n%d", i+1)
+		cfg.BindAddr, cfg.RPCAddr, cfg.HTTPAddr, cfg.DataDir = ip+":7946", ip+":7947", "", ""
+		cfg.GossipTransport, cfg.RPCTransport = gossip, h
+		if i > 0 {
+			cfg.StartJoin = []string{ips[0]}
+		}
+		if mutate != nil {
+			mutate(i, &cfg)
+		}
+		a, err := New(cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := a.Start(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		as = append(as, a)
+	}
+	return net, as, ips
+}
+
+func waitBench(b testing.TB, timeout time.Duration, what string, cond func() bool) {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
