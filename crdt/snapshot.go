@@ -1,7 +1,5 @@
 package crdt
 
-import "fmt"
-
 // Snapshot returns the state of every key. It copies one shard at a time, so writes that run
 // meanwhile may be in it or not; each key's state is one the key really had, so the snapshot
 // is a valid state that later merges or anti-entropy bring up to date.
@@ -35,20 +33,6 @@ func (s *Store) States(keys []string) State {
 		sh.mu.Unlock()
 	}
 	return b.st
-}
-
-// AppendKeyRecord appends to dst the encoding of key's state (a State holding just key), for
-// a caller that keeps one durable record per key. Rebuild a store from such records with
-// State.AppendEncoded and Restore. It returns ErrBadKey or ErrNotFound.
-func (s *Store) AppendKeyRecord(dst []byte, key string) ([]byte, error) {
-	if err := checkKey(key); err != nil {
-		return nil, err
-	}
-	st := s.States([]string{key})
-	if st.Len() == 0 {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, key)
-	}
-	return st.AppendBinary(dst)
 }
 
 // Restore replaces the store's content with st. It is meant for startup, before the store
