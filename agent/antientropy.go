@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -17,7 +18,8 @@ import (
 //     answers with the leaf hashes of the buckets that differ.
 //  2. ae.diff: A answers that with the keys and key hashes of its leaves
 //     that differ; B finds the exact keys whose states differ and answers
-//     with its states of them (at most aeMaxKeys; more = another round).
+//     with its states of them (at most aeMaxReplyBytes; more = another
+//     round); a large level-2 digest goes in parts (aeMaxDigestBytes).
 //  3. A merges them, and pushes back (counter.push) only the keys where it
 //     holds counts B's answer lacked.
 //
@@ -30,16 +32,13 @@ import (
 const (
 	methodAEDigest = "ae.digest"
 	methodAEDiff   = "ae.diff"
-	// aeMaxKeys bounds the keys one round repairs; a round that hits it is
-	// followed at once by another.
-	aeMaxKeys = 8192
 	// aeMaxRounds bounds the back-to-back rounds of one tick.
 	aeMaxRounds = 64
 )
 
-// aeMaxDigestKeys bounds the keys of one level-2 digest message (about
-// 20-30 bytes each, so well inside a frame). A variable for tests.
-var aeMaxDigestKeys = 40_000
+// aeMaxDigestBytes bounds one level-2 digest message (its keys and their
+// hashes), well inside a peer RPC frame. A variable for tests.
+var aeMaxDigestBytes = 1 << 20
 
 type aeDigestRequest struct {
 	Digest []byte `msgpack:"digest"`
@@ -50,11 +49,19 @@ type aeDigestResponse struct {
 	Digest []byte `msgpack:"digest,omitempty"`
 }
 
+// aeDiffResponse answers a level-2 digest with the responder's states of
+// the keys that differ, in chunks (each an encoded crdt.State), and the
+// differing keys it does not hold. It stops at about aeMaxReplyBytes and
+// says More; the next round goes on from there.
 type aeDiffResponse struct {
-	Keys  []string `msgpack:"keys"`
-	State []byte   `msgpack:"state"`
-	More  bool     `msgpack:"more"`
+	States  [][]byte `msgpack:"states"`
+	Missing []string `msgpack:"missing"`
+	More    bool     `msgpack:"more"`
 }
+
+// aeMaxReplyBytes bounds the states of one ae.diff answer, well inside a
+// peer RPC frame (4 MiB) whatever the keys' sizes.
+const aeMaxReplyBytes = 2 << 20
 
 func (a *Agent) handleAEDigest(ctx context.Context, req *aeDigestRequest) (*aeDigestResponse, error) {
 	var d crdt.Digest
@@ -84,15 +91,32 @@ func (a *Agent) handleAEDiff(ctx context.Context, req *aeDigestRequest) (*aeDiff
 		return nil, fmt.Errorf("ae.diff wants a level-2 digest, got level %d", d.Level())
 	}
 	_, diff := a.ctr.store.CompareDigest(d)
-	more := len(diff) > aeMaxKeys
-	if more {
-		diff = diff[:aeMaxKeys]
+	resp := &aeDiffResponse{}
+	size := 0
+	for i := 0; i < len(diff); i += stateChunkKeys {
+		if size >= aeMaxReplyBytes {
+			resp.More = true
+			break
+		}
+		chunk := diff[i:min(i+stateChunkKeys, len(diff))]
+		msgs, err := a.ctr.encodeStates(chunk)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			for _, b := range m {
+				size += len(b)
+				resp.States = append(resp.States, b)
+			}
+		}
+		for _, k := range chunk {
+			if _, err := a.ctr.store.Value(k); errors.Is(err, crdt.ErrNotFound) {
+				resp.Missing = append(resp.Missing, k)
+				size += len(k)
+			}
+		}
 	}
-	b, err := a.ctr.store.States(diff).MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	return &aeDiffResponse{Keys: diff, State: b, More: more}, nil
+	return resp, nil
 }
 
 // antiEntropyLoop runs a comparison with a random alive peer every
@@ -193,7 +217,7 @@ func (a *Agent) antiEntropyRound(ctx context.Context, addr string) (repaired int
 	// A level-2 digest lists every key of the differing leaves: against a
 	// peer that lost its data that is the whole store, so it goes in parts
 	// of bounded size.
-	for _, part := range keysDigest.Split(aeMaxDigestKeys) {
+	for _, part := range keysDigest.Split(aeMaxDigestBytes) {
 		n, partMore, err := a.aeDiff(ctx, addr, part, &sent, &received)
 		repaired += n
 		more = more || partMore
@@ -201,7 +225,11 @@ func (a *Agent) antiEntropyRound(ctx context.Context, addr string) (repaired int
 			return repaired, false, err
 		}
 	}
-	a.metrics.aeRounds.WithLabelValues("repaired").Inc()
+	if repaired > 0 {
+		a.metrics.aeRounds.WithLabelValues("repaired").Inc()
+	} else {
+		a.metrics.aeRounds.WithLabelValues("equal").Inc()
+	}
 	a.metrics.aeKeysRepaired.Add(float64(repaired))
 	return repaired, more, nil
 }
@@ -220,45 +248,54 @@ func (a *Agent) aeDiff(ctx context.Context, addr string, part crdt.Digest, sent,
 	if err := a.call(ctx, addr, methodAEDiff, &aeDigestRequest{Digest: kb}, &diff); err != nil {
 		return 0, false, err
 	}
-	*received += len(diff.State)
-	for _, k := range diff.Keys {
+	// Merge their states; the keys that differ are theirs and the missing
+	// ones.
+	var keys []string
+	theirState := map[string]crdt.PNCounter{}
+	for _, b := range diff.States {
+		*received += len(b)
+		var theirs crdt.State
+		if err := theirs.UnmarshalBinary(b); err != nil {
+			return repaired, false, err
+		}
+		for k, pn := range theirs.All() {
+			theirState[k] = pn
+			keys = append(keys, k)
+		}
+		changed, err := c.mergeRemote(theirs, false)
+		for _, k := range changed {
+			c.dirty.add(k)
+		}
+		repaired += len(changed)
+		if err != nil {
+			return repaired, false, err
+		}
+	}
+	for _, k := range diff.Missing {
 		*received += len(k)
 	}
-	var theirs crdt.State
-	if err := theirs.UnmarshalBinary(diff.State); err != nil {
-		return 0, false, err
-	}
-	changed, err := c.mergeRemote(theirs, false)
-	for _, k := range changed {
-		c.dirty.add(k)
-	}
-	repaired += len(changed)
-	if err != nil {
-		return repaired, false, err
-	}
+	keys = append(keys, diff.Missing...)
 	// Push back the keys where this peer holds more than their answer.
-	theirState := make(map[string]crdt.PNCounter, theirs.Len())
-	for k, pn := range theirs.All() {
-		theirState[k] = pn
-	}
 	var back []string
-	for _, k := range diff.Keys {
+	for _, k := range keys {
 		mine, err := c.store.Counter(k)
 		if err != nil {
-			continue // not held here: they had it, we merged it or never had it
+			continue // not held here either
 		}
 		if t, ok := theirState[k]; !ok || !t.Equal(mine) {
 			back = append(back, k)
 		}
 	}
-	for chunk := range slices.Chunk(back, spreadChunk) {
-		b, err := c.store.States(chunk).MarshalBinary()
-		if err != nil {
-			return repaired, false, err
-		}
+	msgs, err := c.encodeStates(back)
+	if err != nil {
+		return repaired, false, err
+	}
+	for _, m := range msgs {
 		var resp pushResponse
-		*sent += len(b)
-		if err := a.call(ctx, addr, methodPush, &pushRequest{State: b, Repair: true}, &resp); err != nil {
+		for _, b := range m {
+			*sent += len(b)
+		}
+		if err := a.call(ctx, addr, methodPush, &pushRequest{States: m, Repair: true}, &resp); err != nil {
 			return repaired, false, err
 		}
 		repaired += resp.Changed

@@ -15,7 +15,7 @@ import (
 //
 // Every SpreadInterval the keys written on this peer since the last round
 // are pushed, as their current state, to every alive peer over peer RPC,
-// in one message per peer (chunked at spreadChunk keys); a peer that is
+// in one message per peer (more when they exceed messageBytes); a peer that is
 // failed or cut off has its keys queued until it is back (at most
 // maxPending). Why direct pushes
 // rather than serf user events or random fan-out: user events are capped
@@ -33,13 +33,11 @@ import (
 const (
 	methodPush   = "counter.push"
 	methodStates = "counter.states"
-	// spreadChunk bounds the keys in one push message.
-	spreadChunk = 2048
 )
 
 type pushRequest struct {
-	// State is an encoded crdt.State.
-	State []byte `msgpack:"state"`
+	// States are encoded crdt.States (see encodeStates).
+	States [][]byte `msgpack:"states"`
 	// Sync asks the receiver to have the state on disk before answering
 	// (a consistency=majority write).
 	Sync bool `msgpack:"sync"`
@@ -61,25 +59,80 @@ type statesResponse struct {
 }
 
 func (a *Agent) handlePush(ctx context.Context, req *pushRequest) (*pushResponse, error) {
-	var st crdt.State
-	if err := st.UnmarshalBinary(req.State); err != nil {
-		return nil, err
-	}
-	changed, err := a.ctr.mergeRemote(st, req.Sync)
-	if err != nil {
-		return nil, err
-	}
-	if req.Repair {
-		for _, k := range changed {
-			a.ctr.dirty.add(k)
+	// Decode everything first: a bad message merges nothing.
+	sts := make([]crdt.State, len(req.States))
+	for i, b := range req.States {
+		if err := sts[i].UnmarshalBinary(b); err != nil {
+			return nil, err
 		}
 	}
-	return &pushResponse{Changed: len(changed)}, nil
+	total := 0
+	for i, st := range sts {
+		// Only the last merge needs to sync: it syncs everything before.
+		changed, err := a.ctr.mergeRemote(st, req.Sync && i == len(sts)-1)
+		if err != nil {
+			return nil, err
+		}
+		total += len(changed)
+		if req.Repair {
+			for _, k := range changed {
+				a.ctr.dirty.add(k)
+			}
+		}
+	}
+	return &pushResponse{Changed: total}, nil
+}
+
+// Messages carry states in chunks of at most stateChunkKeys keys and
+// stateChunkBytes bytes (a chunk over it is halved), packed up to
+// messageBytes a message, so no message nears the peer RPC frame limit
+// (4 MiB) whatever the keys' sizes and replica counts.
+const (
+	stateChunkKeys  = 256
+	stateChunkBytes = 512 << 10
+	messageBytes    = 2 << 20
+)
+
+// encodeStates encodes the states of keys this peer holds, grouped into
+// messages (each a list of encoded crdt.States).
+func (c *counters) encodeStates(keys []string) ([][][]byte, error) {
+	var chunks [][]byte
+	var encode func(keys []string) error
+	encode = func(keys []string) error {
+		b, err := c.store.States(keys).MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if len(b) > stateChunkBytes && len(keys) > 1 {
+			if err := encode(keys[:len(keys)/2]); err != nil {
+				return err
+			}
+			return encode(keys[len(keys)/2:])
+		}
+		chunks = append(chunks, b)
+		return nil
+	}
+	for chunk := range slices.Chunk(keys, stateChunkKeys) {
+		if err := encode(chunk); err != nil {
+			return nil, err
+		}
+	}
+	var msgs [][][]byte
+	size := 0
+	for _, ch := range chunks {
+		if len(msgs) == 0 || size+len(ch) > messageBytes {
+			msgs = append(msgs, nil)
+			size = 0
+		}
+		msgs[len(msgs)-1] = append(msgs[len(msgs)-1], ch)
+		size += len(ch)
+	}
+	return msgs, nil
 }
 
 func (a *Agent) handleStates(ctx context.Context, req *statesRequest) (*statesResponse, error) {
-	if len(req.Keys) > spreadChunk {
-		return nil, fmt.Errorf("asked for %d keys, at most %d", len(req.Keys), spreadChunk)
+	if len(req.Keys) > stateChunkKeys {
+		return nil, fmt.Errorf("asked for %d keys, at most %d", len(req.Keys), stateChunkKeys)
 	}
 	b, err := a.ctr.store.States(req.Keys).MarshalBinary()
 	if err != nil {
@@ -227,20 +280,16 @@ func (a *Agent) pushKeys(ctx context.Context, keys []string, sync bool, peers ma
 	if len(peers) == 0 {
 		return 0, nil
 	}
-	msgs := make([][]byte, 0, (len(keys)+spreadChunk-1)/spreadChunk)
-	for chunk := range slices.Chunk(keys, spreadChunk) {
-		b, err := a.ctr.store.States(chunk).MarshalBinary()
-		if err != nil {
-			return 0, []error{err}
-		}
-		msgs = append(msgs, b)
+	msgs, err := a.ctr.encodeStates(keys)
+	if err != nil {
+		return 0, []error{err}
 	}
 	results := make(chan error, len(peers))
 	for name, addr := range peers {
 		go func() {
 			for _, m := range msgs {
 				var resp pushResponse
-				if err := a.call(ctx, addr, methodPush, &pushRequest{State: m, Sync: sync}, &resp); err != nil {
+				if err := a.call(ctx, addr, methodPush, &pushRequest{States: m, Sync: sync}, &resp); err != nil {
 					results <- fmt.Errorf("%s: %w", name, err)
 					return
 				}

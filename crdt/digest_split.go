@@ -2,13 +2,18 @@ package crdt
 
 import "slices"
 
-// Split cuts a level-2 digest into digests of at most maxKeys keys each, by whole leaves
-// (a leaf with more keys than maxKeys goes alone), so that comparing a large store with an
-// empty or very different one can be done in messages of bounded size: CompareDigest of
-// each part finds the differing keys of its leaves. A digest of another level, or one that
-// already fits, is returned as the only part.
-func (d Digest) Split(maxKeys int) []Digest {
-	if d.level != 2 || len(d.keys) <= maxKeys || maxKeys < 1 {
+// Split cuts a level-2 digest into digests of about maxBytes encoded bytes at most (each
+// key counts its length plus 10: its hash and headers), by whole leaves (a leaf bigger
+// than maxBytes goes alone), so that comparing a large store with an empty or very
+// different one can be done in messages of bounded size: CompareDigest of each part finds
+// the differing keys of its leaves. A digest of another level, or one that already fits,
+// is returned as the only part.
+func (d Digest) Split(maxBytes int) []Digest {
+	total := 0
+	for _, k := range d.keys {
+		total += len(k) + splitKeyOverhead
+	}
+	if d.level != 2 || total <= maxBytes || maxBytes < 1 {
 		return []Digest{d}
 	}
 	byLeaf := make(map[uint16][]int, len(d.nodes))
@@ -20,12 +25,19 @@ func (d Digest) Split(maxKeys int) []Digest {
 	slices.Sort(leaves)
 	var parts []Digest
 	cur := Digest{level: 2}
+	size := 0
 	for _, leaf := range leaves {
 		idx := byLeaf[leaf]
-		if len(cur.nodes) > 0 && len(cur.keys)+len(idx) > maxKeys {
+		leafSize := 0
+		for _, i := range idx {
+			leafSize += len(d.keys[i]) + splitKeyOverhead
+		}
+		if len(cur.nodes) > 0 && size+leafSize > maxBytes {
 			parts = append(parts, cur)
 			cur = Digest{level: 2}
+			size = 0
 		}
+		size += leafSize
 		cur.nodes = append(cur.nodes, leaf)
 		for _, i := range idx {
 			cur.keys = append(cur.keys, d.keys[i])
@@ -37,3 +49,7 @@ func (d Digest) Split(maxKeys int) []Digest {
 	}
 	return parts
 }
+
+// splitKeyOverhead is what Split counts for a key besides its bytes: its 8-byte hash and
+// the msgpack header of its string.
+const splitKeyOverhead = 10
