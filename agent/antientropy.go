@@ -311,6 +311,8 @@ func (a *Agent) aeDiff(ctx context.Context, addr string, part crdt.Digest, sent,
 // beyond ctx.
 func (a *Agent) handOff(ctx context.Context) {
 	a.ctr.id.Store(nil)
+	a.ctr.writing.Lock() // wait for the writes in flight; later ones see no ID
+	a.ctr.writing.Unlock()
 	a.spreadOnce(ctx)
 	peers, total := a.aliveVoters()
 	results := make(chan error, len(peers))

@@ -93,6 +93,10 @@ type counters struct {
 	// id is this peer's replica ID; nil until the startup identity check
 	// is done (writes are refused until then), and again while leaving.
 	id atomic.Pointer[crdt.ReplicaID]
+	// writing is held shared by every local write from taking the ID to
+	// marking its keys dirty; the hand-off on leave takes it alone after
+	// clearing id, so no write it missed can still be acknowledged.
+	writing sync.RWMutex
 
 	dirty dirtySet
 
@@ -124,7 +128,7 @@ func applyErr(key string, delta int64, err error) error {
 	case errors.Is(err, crdt.ErrBadAmount):
 		return fmt.Errorf("%w: delta must be a non-zero integer", ErrBadDelta)
 	case errors.Is(err, crdt.ErrOverflow):
-		return fmt.Errorf("%w: adding %d to %q would take it out of the int64 range; nothing was changed", ErrBadDelta, delta, key)
+		return fmt.Errorf("%w: adding %d to %q would take its value out of the int64 range, or this peer's running total of its additions or subtractions to it past 2^64; it was not applied", ErrBadDelta, delta, key)
 	}
 	return err
 }
@@ -153,18 +157,20 @@ func validateItems(items []CounterItem) error {
 // (overflow): the items before it are applied and committed, and the error
 // says how many.
 func (c *counters) applyLocal(items []CounterItem, rec func([]CounterResult, *store.Batch) error) ([]CounterResult, error) {
+	c.writing.RLock()
+	defer c.writing.RUnlock()
 	id, err := c.replica()
 	if err != nil {
 		return nil, err
 	}
 	results := make([]CounterResult, 0, len(items))
 	var applyErrAt error
-	for i, it := range items {
+	for _, it := range items {
 		v, err := c.store.Apply(it.Key, id, it.Delta)
 		if err != nil {
-			applyErrAt = fmt.Errorf("item %d (%q): %w", i, it.Key, applyErr(it.Key, it.Delta, err))
-			if i > 0 {
-				applyErrAt = fmt.Errorf("%w (items 0 to %d were applied)", applyErrAt, i-1)
+			applyErrAt = applyErr(it.Key, it.Delta, err)
+			if len(items) > 1 {
+				applyErrAt = fmt.Errorf("%w; the batch's items before it were applied, the rest were not (see \"applied\")", applyErrAt)
 			}
 			break
 		}

@@ -65,8 +65,10 @@ func checkExact(t *testing.T, as []*agent.Agent, want map[string]int64) {
 		seen := map[string]bool{}
 		for _, e := range entries {
 			seen[e.Key] = true
-			if e.Value != want[e.Key] {
-				t.Errorf("%s: %q = %d, want exactly %d (%+d)", a.NodeName(), e.Key, e.Value, want[e.Key], e.Value-want[e.Key])
+			if e.Value == nil {
+				t.Errorf("%s: %q: %s, want exactly %d", a.NodeName(), e.Key, e.Error, want[e.Key])
+			} else if *e.Value != want[e.Key] {
+				t.Errorf("%s: %q = %d, want exactly %d (%+d)", a.NodeName(), e.Key, *e.Value, want[e.Key], *e.Value-want[e.Key])
 			}
 		}
 		for k, v := range want {

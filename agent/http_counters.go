@@ -255,6 +255,10 @@ type CounterPage struct {
 
 func (a *Agent) handleListCounters(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if c := q.Get("consistency"); c != "" && c != "local" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("consistency=%q: a listing reads this peer's state (local); read single keys with consistency=majority", c))
+		return
+	}
 	limit := defaultListLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -276,6 +280,10 @@ func (a *Agent) handleBatch(w http.ResponseWriter, r *http.Request) {
 	cons, err := consistencyOf(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if r.Header.Get("Idempotency-Key") != "" {
+		writeError(w, http.StatusBadRequest, `a batch takes no Idempotency-Key header (it would not make the batch idempotent); give each item its own "idempotency_key"`)
 		return
 	}
 	body, err := io.ReadAll(r.Body)

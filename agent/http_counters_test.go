@@ -64,7 +64,7 @@ func TestCounterHTTPAPI(t *testing.T) {
 		{"batch idempotent retry", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1,"idempotency_key":"bk"}]}`, "", 200, `"replayed": true`},
 		{"batch bad item", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1},{"key":"b2","delta":0}]}`, "", 400, `item 1`},
 		{"batch empty", "POST", "/v1/counters:batch", `{"items":[]}`, "", 400, `no items`},
-		{"batch overflow mid-way", "POST", "/v1/counters:batch", `{"items":[{"key":"b2","delta":1},{"key":"hits","delta":9223372036854775807}]}`, "", 400, `items 0 to 0 were applied`},
+		{"batch overflow mid-way", "POST", "/v1/counters:batch", `{"items":[{"key":"b2","delta":1},{"key":"hits","delta":9223372036854775807}]}`, "", 400, `"applied":[{"key":"b2","value":-2}]`},
 		{"list", "GET", "/v1/counters?prefix=b", "", "", 200, `{"key": "b2", "value": -2}`},
 		{"list page", "GET", "/v1/counters?limit=2", "", "", 200, `"next": "b1"`},
 		{"list after", "GET", "/v1/counters?prefix=b&after=b1", "", "", 200, `"next": ""`},

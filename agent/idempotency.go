@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -51,18 +49,16 @@ const (
 	MaxIdempotencyKeyLen = store.MaxIdempotencyKeyLen
 )
 
-// validateIdempotencyKey checks an Idempotency-Key: 1-255 bytes of UTF-8
-// without control characters.
+// validateIdempotencyKey checks an Idempotency-Key: 1-255 bytes of
+// printable ASCII (space to '~'), the same rule for the header and for a
+// batch item's idempotency_key, and what the CLI checks.
 func validateIdempotencyKey(k string) error {
-	switch {
-	case k == "" || len(k) > MaxIdempotencyKeyLen:
+	if k == "" || len(k) > MaxIdempotencyKeyLen {
 		return fmt.Errorf("%w: an Idempotency-Key must be 1 to %d bytes, got %d", ErrBadKey, MaxIdempotencyKeyLen, len(k))
-	case !utf8.ValidString(k):
-		return fmt.Errorf("%w: Idempotency-Key is not valid UTF-8", ErrBadKey)
 	}
-	for _, r := range k {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: Idempotency-Key has control character %U", ErrBadKey, r)
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return fmt.Errorf("%w: Idempotency-Key byte %d (%#02x) is not printable ASCII", ErrBadKey, i, k[i])
 		}
 	}
 	return nil
@@ -215,10 +211,7 @@ func (a *Agent) applyIdempotent(ctx context.Context, items []CounterItem) ([]Cou
 		results[freshAt[j]] = r
 		keys = append(keys, r.Key)
 	}
-	if err != nil {
-		return nil, keys, err
-	}
-	return results, keys, nil
+	return results, keys, err
 }
 
 // sweepIdempotency deletes expired idempotency records every few seconds

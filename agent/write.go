@@ -132,6 +132,11 @@ type addRequest struct {
 
 type addResponse struct {
 	Results []CounterResult `msgpack:"results"`
+	// States are the owner's states of the keys it applied (encoded
+	// crdt.States, left out past messageBytes): the forwarding peer merges
+	// them, so a read there right after includes the write. The answer
+	// itself is the owner's value, the one a retry replays.
+	States [][]byte `msgpack:"states,omitempty"`
 }
 
 // forwardAdd sends idempotent items to the owner of their keys.
@@ -144,6 +149,15 @@ func (a *Agent) forwardAdd(ctx context.Context, v *View, owner string, items []C
 	}
 	if len(resp.Results) != len(items) {
 		return nil, fmt.Errorf("agent: peer %s answered %d results for %d items", owner, len(resp.Results), len(items))
+	}
+	for _, b := range resp.States {
+		var st crdt.State
+		if err := st.UnmarshalBinary(b); err != nil {
+			return resp.Results, nil // keep the owner's values
+		}
+		if _, err := a.ctr.mergeRemote(st, false); err != nil {
+			return resp.Results, nil
+		}
 	}
 	return resp.Results, nil
 }
@@ -160,7 +174,17 @@ func (a *Agent) handleAdd(ctx context.Context, req *addRequest) (*addResponse, e
 	if err != nil {
 		return nil, toRemote(err)
 	}
-	return &addResponse{Results: res}, nil
+	resp := &addResponse{Results: res}
+	var keys []string
+	for _, r := range res {
+		if !r.Replayed {
+			keys = append(keys, r.Key)
+		}
+	}
+	if msgs, err := a.ctr.encodeStates(keys); err == nil && len(msgs) == 1 {
+		resp.States = msgs[0]
+	}
+	return resp, nil
 }
 
 // Error codes that carry the counter errors over peer RPC.
@@ -191,13 +215,23 @@ func fromRemote(err error, owner string) error {
 	if errors.As(err, &re) {
 		for _, rc := range remoteCodes {
 			if re.Code == rc.code {
-				return fmt.Errorf("%w: %s (at peer %s)", rc.err, re.Message, owner)
+				return &remoteError{is: rc.err, msg: fmt.Sprintf("%s (at peer %s, the owner of the Idempotency-Key)", re.Message, owner)}
 			}
 		}
 		return fmt.Errorf("agent: peer %s: %w", owner, err)
 	}
-	return fmt.Errorf("%w: peer %s owns this Idempotency-Key and cannot be reached (%v); the write was not applied: retry, or write without the key", ErrUnavailable, owner, err)
+	return fmt.Errorf("%w: peer %s owns the Idempotency-Key and cannot be reached (%v); what was sent to it was not applied: retry, or write without the key", ErrUnavailable, owner, err)
 }
+
+// remoteError is a peer's error as this peer passes it on: its message
+// (which already names the error) and the sentinel errors.Is matches.
+type remoteError struct {
+	is  error
+	msg string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.is }
 
 // Value returns key's value. With Majority it first merges the state of
 // key held by a strict majority of the voters, so a write acknowledged
@@ -217,11 +251,11 @@ func (a *Agent) Value(ctx context.Context, key string, cons Consistency) (int64,
 	return a.ctr.value(key)
 }
 
-// CounterEntry is one counter of a listing. Error is set, and Value zero,
-// for a key whose merged value is outside int64.
+// CounterEntry is one counter of a listing. For a key whose merged value
+// is outside int64, Value is nil and Error says so.
 type CounterEntry struct {
 	Key   string `json:"key"`
-	Value int64  `json:"value"`
+	Value *int64 `json:"value,omitempty"`
 	Error string `json:"error,omitempty"`
 }
 
@@ -235,10 +269,11 @@ func (a *Agent) ListCounters(prefix, after string, limit int) ([]CounterEntry, s
 	keys, more := a.ctr.store.Keys(prefix, after, limit)
 	out := make([]CounterEntry, 0, len(keys))
 	for _, k := range keys {
-		v, err := a.ctr.store.Value(k)
-		e := CounterEntry{Key: k, Value: v}
-		if errors.Is(err, crdt.ErrValueOverflow) {
-			e.Value, e.Error = 0, "value out of int64 range"
+		e := CounterEntry{Key: k}
+		if v, err := a.ctr.store.Value(k); errors.Is(err, crdt.ErrValueOverflow) {
+			e.Error = "value out of int64 range: its writers together added past the limit; add the opposite amount to bring it back"
+		} else {
+			e.Value = &v
 		}
 		out = append(out, e)
 	}

@@ -127,12 +127,16 @@ func envName(flag string) string {
 	return "PEER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// notFromEnv are flags that name one request: an environment variable left
+// set in a shell would silently apply them to every later command.
+var notFromEnv = map[string]bool{"help": true, "idempotency-key": true}
+
 // applyEnv sets every flag not given on the command line from its
 // environment variable, if set.
 func applyEnv(fs *pflag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || f.Name == "help" {
+		if err != nil || f.Changed || notFromEnv[f.Name] {
 			return
 		}
 		v, ok := os.LookupEnv(envName(f.Name))
