@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -106,18 +107,21 @@ func newDecoder(b []byte, kind uint64, fields int) (*decoder, error) {
 	if b[0] != formatVersion {
 		return nil, fmt.Errorf("%w: format version %d, this build reads version %d", ErrBadEncoding, b[0], formatVersion)
 	}
-	dec := &decoder{}
+	dec := decoderPool.Get().(*decoder)
 	dec.r.Reset(b[1:])
-	dec.d = msgpack.NewDecoder(&dec.r)
+	dec.d.Reset(&dec.r)
 	n, err := dec.arrayLen(1)
 	if err != nil {
+		dec.release()
 		return nil, err
 	}
 	k, err := dec.uint()
 	if err != nil {
+		dec.release()
 		return nil, err
 	}
 	if k != kind {
+		dec.release()
 		name, ok := kindNames[k]
 		if !ok {
 			name = fmt.Sprintf("unknown kind %d", k)
@@ -125,9 +129,27 @@ func newDecoder(b []byte, kind uint64, fields int) (*decoder, error) {
 		return nil, fmt.Errorf("%w: input is a %s, not a %s", ErrBadEncoding, name, kindNames[kind])
 	}
 	if n != fields+1 {
+		dec.release()
 		return nil, fmt.Errorf("%w: %s has %d fields, want %d", ErrBadEncoding, kindNames[kind], n-1, fields)
 	}
 	return dec, nil
+}
+
+// decoderPool keeps decoders (each with its msgpack decoder) for reuse: a storage merge
+// decodes every record of a key, and a new msgpack decoder each time was a tenth of it.
+var decoderPool = sync.Pool{New: func() any {
+	dec := &decoder{}
+	dec.d = msgpack.NewDecoder(&dec.r)
+	return dec
+}}
+
+// release returns dec to the pool; the caller must not use it after.
+func (dec *decoder) release() {
+	dec.r.Reset(nil)
+	if cap(dec.buf) > 64<<10 {
+		dec.buf = nil
+	}
+	decoderPool.Put(dec)
 }
 
 func (dec *decoder) fail(what string, err error) error {

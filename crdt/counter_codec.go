@@ -79,6 +79,7 @@ func decodeCounts(b []byte, kind uint64, fields int, add func(r ReplicaID, p, n 
 	if err != nil {
 		return err
 	}
+	defer dec.release()
 	// An entry takes at least 1 (array) + 1 (replica array) + 2 (node) + 1 (incarnation)
 	// + 1 byte per count (fields - 1 of them).
 	entries, err := dec.arrayLen(4 + fields)

@@ -103,6 +103,7 @@ func (c *Cursor) UnmarshalBinary(b []byte) error {
 	if err != nil {
 		return err
 	}
+	defer dec.release()
 	instance, err := dec.uint()
 	if err != nil {
 		return err

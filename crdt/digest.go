@@ -202,6 +202,7 @@ func (d *Digest) UnmarshalBinary(b []byte) error {
 	if err != nil {
 		return err
 	}
+	defer dec.release()
 	var out Digest
 	level, err := dec.uint()
 	if err != nil {

@@ -123,6 +123,7 @@ func (rc *ReplicaCounts) UnmarshalBinary(b []byte) error {
 	if err != nil {
 		return err
 	}
+	defer dec.release()
 	out := ReplicaCounts{}
 	if out.replica, err = dec.replica(); err != nil {
 		return err

@@ -61,6 +61,7 @@ func (st *State) AppendEncoded(b []byte) error {
 	if err != nil {
 		return err
 	}
+	defer dec.release()
 	// A replica takes at least 4 bytes: array, node header and byte, incarnation.
 	nrep, err := dec.arrayLen(4)
 	if err != nil {
