@@ -79,6 +79,8 @@ type Agent struct {
 	// rejoining says a background join (retry-join or the rejoin of known
 	// peers) was started, so the identity check waits for peers.
 	rejoining bool
+	// spread holds the push queues (spread.go); anti-entropy reads them.
+	spread *spreader
 	// rpcListener waits here between listenRPC and serveRPC.
 	rpcListener net.Listener
 	rpcAddr     string
@@ -113,6 +115,7 @@ func New(cfg Config) (*Agent, error) {
 		stop:    make(chan struct{}),
 		fatal:   make(chan error, 1),
 	}
+	a.spread = &spreader{a: a, peers: map[string]*peerQueue{}}
 	a.metrics.registerMembers(a)
 	a.view.store(emptyView(cfg.VNodes))
 	return a, nil

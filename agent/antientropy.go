@@ -40,6 +40,10 @@ const (
 // hashes), well inside a peer RPC frame. A variable for tests.
 var aeMaxDigestBytes = 1 << 20
 
+// aeMaxSkip is how many ticks in a row a peer with pushes queued for it
+// may be left out of the choice.
+const aeMaxSkip = 10
+
 type aeDigestRequest struct {
 	Digest []byte `msgpack:"digest"`
 }
@@ -123,6 +127,7 @@ func (a *Agent) handleAEDiff(ctx context.Context, req *aeDigestRequest) (*aeDiff
 // AntiEntropyInterval until the agent stops. It is counted in a.wg.
 func (a *Agent) antiEntropyLoop() {
 	defer a.wg.Done()
+	skipped := map[string]int{} // by peer: ticks skipped in a row for a backlog
 	for {
 		// Jitter the interval by ±25% so peers do not all compare at once.
 		d := a.cfg.Counters.AntiEntropyInterval
@@ -134,15 +139,27 @@ func (a *Agent) antiEntropyLoop() {
 			t.Stop()
 			return
 		}
-		// Leave a peer that just came back (a healed partition, a restart)
-		// to the push queues for one interval: they carry what changed
-		// meanwhile at no comparison cost; a round then finds what they
-		// missed.
+		// Leave a peer that just came back (a healed partition, a restart),
+		// or that this peer still has pushes queued for, to the push queues:
+		// they carry what changed meanwhile at no comparison cost; a round
+		// afterwards finds what they missed. A peer with a queue that never
+		// empties (steady writes) still gets a round every aeMaxSkip
+		// intervals.
 		peers := a.alivePeers()
 		v := a.view.load()
+		now := a.clock.Now()
 		for name := range peers {
-			if a.clock.Now().Sub(v.since[name]) < a.cfg.Counters.AntiEntropyInterval {
+			switch {
+			case now.Sub(v.since[name]) < a.cfg.Counters.AntiEntropyInterval:
+				delete(peers, name) // just back
+			case a.spread.backlog(name) && skipped[name] < aeMaxSkip:
+				skipped[name]++
 				delete(peers, name)
+			}
+		}
+		for name := range skipped {
+			if _, ok := v.RPC[name]; !ok {
+				delete(skipped, name)
 			}
 		}
 		if len(peers) == 0 {
@@ -154,6 +171,7 @@ func (a *Agent) antiEntropyLoop() {
 		}
 		slices.Sort(names)
 		name := names[rand.N(len(names))]
+		skipped[name] = 0
 		ctx, cancel := context.WithTimeout(context.Background(), 4*a.cfg.RPCTimeout)
 		if _, err := a.antiEntropy(ctx, peers[name]); err != nil {
 			a.log.Debug("anti-entropy round failed", "peer", name, "err", err)

@@ -145,7 +145,7 @@ func (a *Agent) handleStates(ctx context.Context, req *statesRequest) (*statesRe
 // stops. It is counted in a.wg.
 func (a *Agent) spreadLoop() {
 	defer a.wg.Done()
-	sp := &spreader{a: a, peers: map[string]*peerQueue{}}
+	sp := a.spread
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for {
@@ -177,6 +177,15 @@ type spreader struct {
 type peerQueue struct {
 	busy    bool
 	pending map[string]struct{}
+}
+
+// backlog reports whether keys written here are queued or on their way to
+// the peer name.
+func (sp *spreader) backlog(name string) bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	q := sp.peers[name]
+	return q != nil && (q.busy || len(q.pending) > 0)
 }
 
 // maxPending bounds the keys queued for one peer that is down or cut off;
