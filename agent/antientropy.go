@@ -333,25 +333,10 @@ func (a *Agent) handOff(ctx context.Context) {
 	a.ctr.writing.Unlock()
 	a.spreadOnce(ctx)
 	peers, total := a.aliveVoters()
-	results := make(chan error, len(peers))
-	for name, addr := range peers {
-		go func() {
-			_, err := a.antiEntropy(ctx, addr)
-			if err != nil {
-				err = fmt.Errorf("%s: %w", name, err)
-			}
-			results <- err
-		}()
-	}
-	ok := 0
-	var errs []error
-	for range peers {
-		if err := <-results; err != nil {
-			errs = append(errs, err)
-		} else {
-			ok++
-		}
-	}
+	ok, errs := fanOut(peers, 0, func(_, addr string) error {
+		_, err := a.antiEntropy(ctx, addr)
+		return err
+	})
 	if ok+1 >= majorityOf(total) {
 		a.log.Info("handed counter changes to the peers before leaving", "peers_in_sync", ok, "voters", total)
 		return

@@ -293,17 +293,30 @@ func (a *Agent) pushKeys(ctx context.Context, keys []string, sync bool, peers ma
 	if err != nil {
 		return 0, []error{err}
 	}
+	return fanOut(peers, enough, func(name, addr string) error {
+		for _, m := range msgs {
+			var resp pushResponse
+			if err := a.call(ctx, addr, methodPush, &pushRequest{States: m, Sync: sync}, &resp); err != nil {
+				return err
+			}
+		}
+		a.metrics.deltasSent.Add(float64(len(keys)))
+		return nil
+	})
+}
+
+// fanOut runs fn for every peer at once and returns how many succeeded and
+// the errors of the others, each naming its peer. With enough > 0 it
+// returns as soon as that many succeeded; the calls still running finish
+// on their own (fn must end with its context).
+func fanOut(peers map[string]string, enough int, fn func(name, addr string) error) (int, []error) {
 	results := make(chan error, len(peers))
 	for name, addr := range peers {
 		go func() {
-			for _, m := range msgs {
-				var resp pushResponse
-				if err := a.call(ctx, addr, methodPush, &pushRequest{States: m, Sync: sync}, &resp); err != nil {
-					results <- fmt.Errorf("%s: %w", name, err)
-					return
-				}
+			if err := fn(name, addr); err != nil {
+				results <- fmt.Errorf("%s: %w", name, err)
+				return
 			}
-			a.metrics.deltasSent.Add(float64(len(keys)))
 			results <- nil
 		}()
 	}
@@ -312,11 +325,10 @@ func (a *Agent) pushKeys(ctx context.Context, keys []string, sync bool, peers ma
 	for range peers {
 		if err := <-results; err != nil {
 			errs = append(errs, err)
-		} else {
-			ok++
-			if enough > 0 && ok >= enough {
-				return ok, errs
-			}
+			continue
+		}
+		if ok++; enough > 0 && ok >= enough {
+			break
 		}
 	}
 	return ok, errs
@@ -390,33 +402,20 @@ func (a *Agent) readMajority(ctx context.Context, keys []string) error {
 	if len(peers) < need {
 		return fmt.Errorf("%w: only %d of %d voters are alive, %d needed for a majority read; read with consistency=local for this peer's value", ErrNoMajority, len(peers)+1, total, need+1)
 	}
-	results := make(chan error, len(peers))
-	for name, addr := range peers {
-		go func() {
-			var resp statesResponse
-			if err := a.call(ctx, addr, methodStates, &statesRequest{Keys: keys}, &resp); err != nil {
-				results <- fmt.Errorf("%s: %w", name, err)
-				return
-			}
-			var st crdt.State
-			if err := st.UnmarshalBinary(resp.State); err != nil {
-				results <- fmt.Errorf("%s: %w", name, err)
-				return
-			}
-			_, err := a.ctr.mergeRemote(st, false)
-			results <- err
-		}()
-	}
-	ok := 0
-	var errs []error
-	for range peers {
-		if err := <-results; err != nil {
-			errs = append(errs, err)
-			continue
+	ok, errs := fanOut(peers, need, func(name, addr string) error {
+		var resp statesResponse
+		if err := a.call(ctx, addr, methodStates, &statesRequest{Keys: keys}, &resp); err != nil {
+			return err
 		}
-		if ok++; ok >= need {
-			return nil
+		var st crdt.State
+		if err := st.UnmarshalBinary(resp.State); err != nil {
+			return err
 		}
+		_, err := a.ctr.mergeRemote(st, false)
+		return err
+	})
+	if ok >= need {
+		return nil
 	}
 	return fmt.Errorf("%w: %d of %d voters answered within %v (%d needed; %v); read with consistency=local for this peer's value", ErrNoMajority, ok+1, total, a.cfg.Counters.MajorityTimeout, need+1, firstErr(errs))
 }
