@@ -368,20 +368,29 @@ func (a *Agent) aliveVoters() (peers map[string]string, total int) {
 	return peers, len(voters)
 }
 
+// majorityPeers returns the alive voters but this peer, the number of
+// voters, and how many of the alive ones a strict majority needs besides
+// this peer; ErrNoMajority, its message ending in hint, when too few are
+// alive.
+func (a *Agent) majorityPeers(hint string) (peers map[string]string, total, need int, err error) {
+	peers, total = a.aliveVoters()
+	need = majorityOf(total) - 1
+	if len(peers) < need {
+		return nil, total, need, fmt.Errorf("%w: only %d of %d voters are alive, %d needed%s", ErrNoMajority, len(peers)+1, total, need+1, hint)
+	}
+	return peers, total, need, nil
+}
+
 // replicateMajority pushes keys, synced, to the alive voters until a strict
 // majority of the voters (this peer included, which already holds them
 // durably) have them on disk.
 func (a *Agent) replicateMajority(ctx context.Context, keys []string) error {
-	peers, total := a.aliveVoters()
-	need := majorityOf(total) - 1
-	if need == 0 {
-		return nil
+	peers, total, need, err := a.majorityPeers("; the increment was applied and made durable on this peer and will spread when the others are back")
+	if err != nil || need == 0 {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Counters.MajorityTimeout)
 	defer cancel()
-	if len(peers) < need {
-		return fmt.Errorf("%w: only %d of %d voters are alive, %d needed; the increment was applied and made durable on this peer and will spread when the others are back", ErrNoMajority, len(peers)+1, total, need+1)
-	}
 	ok, errs := a.pushKeys(ctx, keys, true, peers, need)
 	if ok >= need {
 		return nil
@@ -392,16 +401,12 @@ func (a *Agent) replicateMajority(ctx context.Context, keys []string) error {
 // readMajority merges the states of keys held by a strict majority of the
 // voters into this peer's store.
 func (a *Agent) readMajority(ctx context.Context, keys []string) error {
-	peers, total := a.aliveVoters()
-	need := majorityOf(total) - 1
-	if need == 0 {
-		return nil
+	peers, total, need, err := a.majorityPeers(" for a majority read; read with consistency=local for this peer's value")
+	if err != nil || need == 0 {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Counters.MajorityTimeout)
 	defer cancel()
-	if len(peers) < need {
-		return fmt.Errorf("%w: only %d of %d voters are alive, %d needed for a majority read; read with consistency=local for this peer's value", ErrNoMajority, len(peers)+1, total, need+1)
-	}
 	ok, errs := fanOut(peers, need, func(name, addr string) error {
 		var resp statesResponse
 		if err := a.call(ctx, addr, methodStates, &statesRequest{Keys: keys}, &resp); err != nil {
