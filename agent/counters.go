@@ -249,7 +249,7 @@ func (c *counters) value(key string) (int64, error) {
 	case errors.Is(err, crdt.ErrNotFound):
 		return 0, nil
 	case errors.Is(err, crdt.ErrValueOverflow):
-		return 0, fmt.Errorf("%w: the replicas of %q together hold a value outside int64 (writes on both sides of a partition); add the opposite amount to bring it back", ErrValueOverflow, key)
+		return 0, fmt.Errorf("%w: the replicas of %q together hold a value outside int64 (its writers each stayed in range, e.g. on both sides of a partition); add the opposite amount to bring it back", ErrValueOverflow, key)
 	case errors.Is(err, crdt.ErrBadKey):
 		return 0, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
