@@ -46,7 +46,7 @@ func (c *conn) opError(op string, err error) error {
 }
 
 // Read reads the peer's bytes. It blocks while there are none, or while a
-// fault holds them, until bytes can be read, the peer closes (io.EOF once
+// fault holds them or latency has not yet let them arrive, until bytes can be read, the peer closes (io.EOF once
 // all was read), the read deadline passes (os.ErrDeadlineExceeded) or the
 // conn is closed (net.ErrClosed).
 func (c *conn) Read(b []byte) (int, error) {
@@ -61,18 +61,28 @@ func (c *conn) Read(b []byte) (int, error) {
 		if len(b) == 0 {
 			return 0, nil
 		}
-		n, eof, pipeChanged, faultsChanged := c.in.read(b)
+		n, eof, pipeChanged, faultsChanged, wait := c.in.read(b)
 		if eof {
 			return 0, io.EOF
 		}
 		if n > 0 {
 			return n, nil
 		}
+		var ready <-chan time.Time
+		var timer *time.Timer
+		if wait > 0 { // latency: the next bytes are readable after wait
+			timer = time.NewTimer(wait)
+			ready = timer.C
+		}
 		select {
 		case <-pipeChanged:
 		case <-faultsChanged:
 		case <-c.done:
 		case <-expired:
+		case <-ready:
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"time"
 )
 
 // faults is one immutable picture of everything wrong with the network.
@@ -19,9 +20,24 @@ type faults struct {
 	isolated map[netip.Addr]bool
 	// cut holds the directed links that carry nothing.
 	cut map[link]bool
+	// paused hosts neither send nor receive (see Pause).
+	paused map[netip.Addr]bool
+
+	// loss is the percentage of packets lost on every link between two
+	// hosts; linkLoss overrides it for one directed link.
+	loss     float64
+	linkLoss map[link]float64
+	// latency delays traffic on every link between two hosts; linkLatency
+	// overrides it for one directed link.
+	latency     latency
+	linkLatency map[link]latency
 
 	changed chan struct{}
 }
+
+// latency is the delay of one link: base plus a uniformly random extra of
+// up to jitter, drawn per packet and per stream write.
+type latency struct{ base, jitter time.Duration }
 
 // link is one direction between two hosts.
 type link struct{ from, to netip.Addr }
@@ -29,8 +45,11 @@ type link struct{ from, to netip.Addr }
 func newFaults() *faults {
 	return &faults{
 		isolated: make(map[netip.Addr]bool),
-		cut:      make(map[link]bool),
-		changed:  make(chan struct{}),
+		cut:         make(map[link]bool),
+		paused:      make(map[netip.Addr]bool),
+		linkLoss:    make(map[link]float64),
+		linkLatency: make(map[link]latency),
+		changed:     make(chan struct{}),
 	}
 }
 
@@ -38,7 +57,12 @@ func newFaults() *faults {
 type verdict struct {
 	// blocked: packets are dropped, stream bytes wait in their buffer
 	// (as TCP retransmits into a partition), dials wait for a handshake.
+	// A paused host blocks every link to and from it.
 	blocked bool
+	// loss is the percentage of packets dropped (streams lose nothing).
+	loss float64
+	// latency delays packets and stream bytes.
+	latency latency
 }
 
 // route is the one place where the network decides the fate of traffic
@@ -54,7 +78,17 @@ func (f *faults) route(from, to netip.Addr) verdict {
 	if f.group != nil && f.group[from] != f.group[to] {
 		blocked = true
 	}
-	return verdict{blocked: blocked}
+	if f.paused[from] || f.paused[to] {
+		blocked = true
+	}
+	v := verdict{blocked: blocked, loss: f.loss, latency: f.latency}
+	if p, ok := f.linkLoss[link{from, to}]; ok {
+		v.loss = p
+	}
+	if l, ok := f.linkLatency[link{from, to}]; ok {
+		v.latency = l
+	}
+	return v
 }
 
 // change applies edit to a copy of the current picture and swaps the copy
@@ -65,10 +99,15 @@ func (n *Network) change(edit func(next *faults) error) error {
 	defer n.faultMu.Unlock()
 	cur := n.faults.Load()
 	next := &faults{
-		group:    maps.Clone(cur.group),
-		isolated: maps.Clone(cur.isolated),
-		cut:      maps.Clone(cur.cut),
-		changed:  make(chan struct{}),
+		group:       maps.Clone(cur.group),
+		isolated:    maps.Clone(cur.isolated),
+		cut:         maps.Clone(cur.cut),
+		paused:      maps.Clone(cur.paused),
+		loss:        cur.loss,
+		linkLoss:    maps.Clone(cur.linkLoss),
+		latency:     cur.latency,
+		linkLatency: maps.Clone(cur.linkLatency),
+		changed:     make(chan struct{}),
 	}
 	if err := edit(next); err != nil {
 		return err
@@ -182,13 +221,21 @@ func (n *Network) Isolate(ip string) error {
 	})
 }
 
-// Heal removes every fault at once: the partition, cuts and isolations.
-// Stream bytes held by a fault flow again, and waiting dials go through.
+// Heal removes every fault at once: the partition, cuts, isolations, packet
+// loss and latency, and it resumes every paused host (see Resume). Stream
+// bytes held by a fault flow again, and waiting dials go through. Bytes and
+// packets already delayed by latency keep their delivery time. Clock skew
+// and drift (SetClock) are not network faults and stay.
 func (n *Network) Heal() {
 	_ = n.change(func(next *faults) error {
 		next.group = nil
 		clear(next.isolated)
 		clear(next.cut)
+		next.loss = 0
+		clear(next.linkLoss)
+		next.latency = latency{}
+		clear(next.linkLatency)
+		clear(next.paused)
 		return nil
 	})
 }

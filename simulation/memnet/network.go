@@ -14,8 +14,9 @@ import (
 // each other packets and streams through one fault policy (faults.go).
 //
 // A Network owns no goroutine: packets are delivered by their sender's call
-// and stream bytes are moved by their reader's, so there is nothing to shut
-// down. All methods are safe for concurrent use.
+// and stream bytes are moved by their reader's. The one exception is
+// latency: a delayed packet waits on a timer the network owns, which Close
+// stops (inflight.go). All methods are safe for concurrent use.
 type Network struct {
 	cfg Config
 
@@ -28,6 +29,15 @@ type Network struct {
 	mu    sync.RWMutex
 	hosts map[netip.Addr]*Host
 	rng   *rand.Rand
+
+	// randMu guards rand, the random source of packet loss and jitter,
+	// seeded from Config.Seed apart from rng so that adding hosts does not
+	// change the faults' draws.
+	randMu sync.Mutex
+	rand   *rand.Rand
+
+	// inflight holds the packets latency delays.
+	inflight inflight
 }
 
 // New returns an empty network, or the error from cfg.Validate. It keeps a
@@ -40,6 +50,7 @@ func New(cfg Config) (*Network, error) {
 		cfg:   cfg,
 		hosts: make(map[netip.Addr]*Host),
 		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6d656d6e6574)),
+		rand:  rand.New(rand.NewPCG(cfg.Seed^0x6661756c7473, cfg.Seed)),
 	}
 	n.faults.Store(newFaults())
 	return n, nil

@@ -2,8 +2,10 @@ package memnet_test
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringleader/ringleader/simulation/memnet"
 )
@@ -76,6 +78,18 @@ func TestFaultArguments(t *testing.T) {
 		{name: "one-way cut from itself", apply: func(n *memnet.Network) error { return n.CutOneWay(ipB, ipB) }, wantMsg: "from itself"},
 		{name: "isolate", apply: func(n *memnet.Network) error { return n.Isolate(ipC) }},
 		{name: "isolate unknown host", apply: func(n *memnet.Network) error { return n.Isolate("10.9.9.9") }, wantErr: memnet.ErrUnknownHost},
+		{name: "loss", apply: func(n *memnet.Network) error { return n.SetLoss(12.5) }},
+		{name: "loss negative", apply: func(n *memnet.Network) error { return n.SetLoss(-1) }, wantMsg: "not from 0 to 100"},
+		{name: "loss over 100", apply: func(n *memnet.Network) error { return n.SetLoss(101) }, wantMsg: "not from 0 to 100"},
+		{name: "loss NaN", apply: func(n *memnet.Network) error { return n.SetLoss(math.NaN()) }, wantMsg: "not from 0 to 100"},
+		{name: "link loss", apply: func(n *memnet.Network) error { return n.SetLinkLoss(ipA, ipC, 50) }},
+		{name: "link loss unknown host", apply: func(n *memnet.Network) error { return n.SetLinkLoss(ipA, "10.9.9.9", 50) }, wantErr: memnet.ErrUnknownHost},
+		{name: "link loss to itself", apply: func(n *memnet.Network) error { return n.SetLinkLoss(ipA, ipA, 50) }, wantMsg: "from itself"},
+		{name: "link loss bad percent", apply: func(n *memnet.Network) error { return n.SetLinkLoss(ipA, ipB, 200) }, wantMsg: "not from 0 to 100"},
+		{name: "latency negative", apply: func(n *memnet.Network) error { return n.SetLatency(-time.Second, 0) }, wantMsg: "negative"},
+		{name: "jitter negative", apply: func(n *memnet.Network) error { return n.SetLatency(0, -1) }, wantMsg: "negative"},
+		{name: "link latency unknown host", apply: func(n *memnet.Network) error { return n.SetLinkLatency("10.9.9.9", ipB, time.Second, 0) }, wantErr: memnet.ErrUnknownHost},
+		{name: "link latency negative", apply: func(n *memnet.Network) error { return n.SetLinkLatency(ipA, ipB, -1, 0) }, wantMsg: "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,8 +92,8 @@ func (t *Transport) WriteTo(b []byte, addr string) (time.Time, error) {
 
 // WriteToAddress sends b as one packet to a.Addr (a.Name is not used),
 // with UDP's manners: it never blocks, and a packet is silently dropped if a
-// fault blocks the link, nobody is bound there, or the receiver's queue is
-// full. It fails only for a bad address, a payload larger than a datagram
+// fault blocks the link or loses it, nobody is bound there, or the
+// receiver's queue is full. Latency delays its arrival, not the call. It fails only for a bad address, a payload larger than a datagram
 // (syscall.EMSGSIZE), or after Shutdown (net.ErrClosed). b may be reused
 // once it returns.
 func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
@@ -115,30 +115,51 @@ func (t *Transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, e
 	return now, nil
 }
 
-// deliver hands one packet to whatever gossip transport is bound at to, or
-// drops it. Its fate is decided by route.
+// deliver sends one packet to whatever gossip transport is bound at to,
+// or drops it. Its fate is decided by route: when it is sent (blocked,
+// lost, delayed) and, for a delayed packet, again when it arrives (a link
+// blocked meanwhile drops it, as a packet in flight into a new partition is
+// lost).
 func (n *Network) deliver(src *Host, from, to netip.AddrPort, b []byte, now time.Time) {
 	size := uint64(len(b))
 	src.stats.packetsSent.Add(1)
 	src.stats.packetBytesSent.Add(size)
-	if dest := n.receiver(from, to); dest != nil {
-		packet := &memberlist.Packet{
-			Buf:       append([]byte(nil), b...),
-			From:      udpAddr(from),
-			Timestamp: now,
-		}
-		select {
-		case dest.packets <- packet:
-			src.stats.packetsDelivered.Add(1)
-			src.stats.packetBytesDelivered.Add(size)
-			dest.host.stats.packetsReceived.Add(1)
-			dest.host.stats.packetBytesReceived.Add(size)
-			return
-		default: // the receiver's queue is full
-		}
+	dropped := func() {
+		src.stats.packetsDropped.Add(1)
+		src.stats.packetBytesDropped.Add(size)
 	}
-	src.stats.packetsDropped.Add(1)
-	src.stats.packetBytesDropped.Add(size)
+	v := n.faults.Load().route(from.Addr(), to.Addr())
+	if v.blocked || n.lose(v) {
+		dropped()
+		return
+	}
+	packet := &memberlist.Packet{
+		Buf:       append([]byte(nil), b...),
+		From:      udpAddr(from),
+		Timestamp: now,
+	}
+	arrive := func() {
+		if dest := n.receiver(from, to); dest != nil {
+			select {
+			case dest.packets <- packet:
+				src.stats.packetsDelivered.Add(1)
+				src.stats.packetBytesDelivered.Add(size)
+				dest.host.stats.packetsReceived.Add(1)
+				dest.host.stats.packetBytesReceived.Add(size)
+				return
+			default: // the receiver's queue is full
+			}
+		}
+		dropped()
+	}
+	if d := n.delay(v); d > 0 {
+		n.inflight.after(d, func() {
+			packet.Timestamp = time.Now() // memberlist reads it as the time of receipt
+			arrive()
+		}, dropped)
+		return
+	}
+	arrive()
 }
 
 // receiver returns the open transport a packet from from to to reaches,
