@@ -44,7 +44,7 @@ type link struct{ from, to netip.Addr }
 
 func newFaults() *faults {
 	return &faults{
-		isolated: make(map[netip.Addr]bool),
+		isolated:    make(map[netip.Addr]bool),
 		cut:         make(map[link]bool),
 		paused:      make(map[netip.Addr]bool),
 		linkLoss:    make(map[link]float64),
