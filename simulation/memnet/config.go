@@ -34,9 +34,9 @@ type Config struct {
 	// ends even when its caller set no deadline. Default 10 s.
 	ConnectTimeout time.Duration
 
-	// Seed seeds the network's random source (ephemeral port numbers now;
-	// the random faults of later versions too), so that a run repeats.
-	// Default 0, which is as good a seed as any.
+	// Seed seeds the network's random sources: ephemeral port numbers, and
+	// which packets SetLoss loses and how much jitter SetLatency adds, so
+	// that a run repeats. Default 0, which is as good a seed as any.
 	Seed uint64
 }
 

@@ -33,8 +33,37 @@
 //
 // Partition puts hosts not listed in any group together in one more group.
 //
+// Network.SetLoss and SetLinkLoss drop a percentage of packets, all links'
+// or one directed link's; streams lose nothing, as TCP retransmits. The
+// draws come from a random source seeded by Config.Seed, so the same seed
+// and the same order of sends lose the same packets (goroutines that send
+// concurrently make the order, and so the draws, vary between runs).
+//
+// Network.SetLatency and SetLinkLatency delay traffic by a base plus a
+// seeded random jitter: a packet arrives late (and may overtake others), a
+// stream write's bytes become readable late but in order. Senders never
+// wait for latency.
+//
+// Network.Pause stops a host like SIGSTOP or a long GC pause: packets to
+// and from it are dropped, its stream bytes and dials wait, and its Clock
+// stands still with its timers, until Resume or Heal, when the clock jumps
+// forward and due timers fire.
+//
+// Each host has a Clock (Host.Clock) with Now and NewTimer; Network.SetClock
+// gives it a skew and a drift of at most MaxClockDrift. Heal leaves clocks
+// as they are.
+//
+// Heal removes every fault at once: partition, cuts, isolations, loss,
+// latency and pauses. Each fault method swaps in a new fault picture whole,
+// so no packet or stream byte ever sees half of a change.
+//
+// # Goroutines
+//
 // Every decision about a packet, a stream read or a dial goes through one
-// policy function, so faults such as loss, latency and paused hosts can be
-// added there. A Network owns no goroutine: the sender delivers a packet
-// and the reader moves stream bytes.
+// policy function. A Network owns no goroutine: the sender delivers a
+// packet and the reader moves stream bytes. Two kinds of runtime timer
+// exist: a packet delayed by latency waits on a timer the Network owns,
+// which Network.Close stops (dropping the packet) and waits for; a Clock's
+// Timer waits on a timer that its Stop, or its firing, releases. Neither
+// timer's func blocks.
 package memnet

@@ -27,8 +27,8 @@ var (
 	ErrHostExists = errors.New("memnet: a host with this ip is already on the network")
 
 	// ErrUnknownHost is returned by the fault methods (Partition, Cut,
-	// CutOneWay, Isolate) for an IP that names no host; add it with AddHost
-	// first.
+	// CutOneWay, Isolate, SetLinkLoss, SetLinkLatency, Pause, Resume,
+	// SetClock) for an IP that names no host; add it with AddHost first.
 	ErrUnknownHost = errors.New("memnet: no host has this ip; add it with AddHost first")
 )
 

@@ -235,6 +235,11 @@ func (n *Network) Heal() {
 		clear(next.linkLoss)
 		next.latency = latency{}
 		clear(next.linkLatency)
+		for ip := range next.paused {
+			if h := n.host(ip); h != nil {
+				h.clock.resume()
+			}
+		}
 		clear(next.paused)
 		return nil
 	})

@@ -73,6 +73,7 @@ func (n *Network) AddHost(ip string) (*Host, error) {
 		net:       n,
 		ip:        addr,
 		stats:     new(hostStats),
+		clock:     newClock(),
 		listeners: make(map[uint16]*listener),
 		gossip:    make(map[uint16]*Transport),
 		ephemeral: uint16(ephemeralFirst + n.rng.IntN(ephemeralCount)),
@@ -95,6 +96,7 @@ type Host struct {
 	net   *Network
 	ip    netip.Addr
 	stats *hostStats
+	clock *Clock
 
 	// mu guards listeners, gossip and ephemeral: the host's port tables.
 	// listeners holds the stream (TCP) ports, gossip the packet (UDP) ports;
