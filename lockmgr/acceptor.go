@@ -79,7 +79,7 @@ func NewAcceptor(cfg Config) (*Acceptor, error) {
 //   - ErrBadDeadline for a deadline not after now or more than LockDelay after it;
 //   - ErrBadKey, ErrBadOwner, ErrBadEpoch for bad arguments.
 //
-// A renewal by the live promise's owner keeps the later of the two deadlines. The answer is
+// A promise to the live promise's owner keeps the later of the two deadlines. The answer is
 // the promise now in force.
 func (a *Acceptor) Promise(key string, owner Owner, epoch uint32, deadline, now time.Time) (Promise, error) {
 	if err := a.check(key, owner, epoch, deadline, now); err != nil {
@@ -98,7 +98,9 @@ func (a *Acceptor) Promise(key string, owner Owner, epoch uint32, deadline, now 
 	if epoch <= k.highest && !renewal {
 		return Promise{}, &RefusedError{Err: ErrStaleEpoch, Live: Promise{Key: key}, Highest: k.highest}
 	}
-	if renewal && k.promise.Deadline.After(deadline) {
+	// A live promise is never shortened, not even by its own owner under a new epoch: the
+	// owner may act on the deadline it was given first.
+	if live && k.promise.Deadline.After(deadline) {
 		deadline = k.promise.Deadline
 	}
 	k.promise = Promise{Key: key, Owner: owner, Epoch: epoch, Deadline: deadline}
