@@ -48,8 +48,10 @@ func (n *Network) SetLinkLoss(from, to string, percent float64) error {
 // stream write's bytes become readable after theirs, never before the
 // bytes written earlier, as TCP keeps order. A sender never waits for the
 // delay: packets are handed to a network timer, stream bytes wait in the
-// stream's buffer. SetLatency(0, 0) removes the network-wide latency; Heal
-// removes all. It fails, changing nothing, for a negative duration.
+// stream's buffer. Dials are not delayed. SetLatency(0, 0) removes the
+// network-wide latency; Heal removes all. A network with latency should be
+// closed (Network.Close) when done with, to stop the timers of packets
+// still in flight. It fails, changing nothing, for a negative duration.
 func (n *Network) SetLatency(delay, jitter time.Duration) error {
 	if err := checkLatency(delay, jitter); err != nil {
 		return err

@@ -7,8 +7,10 @@ import "sync/atomic"
 // Dropped); Received counts what reached it from any host.
 type HostStats struct {
 	// Packets and their payload bytes. A packet is delivered when it
-	// enters the receiving transport's queue; it is dropped by a fault, a
-	// full queue, or a closed or missing receiver.
+	// enters the receiving transport's queue; it is dropped by a fault
+	// (blocked link, loss, paused host), a full queue, a closed or missing
+	// receiver, or Network.Close while latency delays it. Until a delayed
+	// packet arrives it is sent but neither delivered nor dropped.
 	PacketsSent, PacketsDelivered, PacketsDropped, PacketsReceived                 uint64
 	PacketBytesSent, PacketBytesDelivered, PacketBytesDropped, PacketBytesReceived uint64
 
