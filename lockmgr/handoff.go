@@ -1,6 +1,7 @@
 package lockmgr
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -141,51 +142,45 @@ func (st *KeyState) validate(maxTTL time.Duration) error {
 // formatVersion is the first byte of an encoded KeyState; decoders refuse other versions.
 const formatVersion = 1
 
-// wire forms: msgpack arrays, times as Unix nanoseconds.
-type wireState struct {
-	_        struct{} `msgpack:",as_array"`
-	Key      string
-	Epoch    uint32
-	Sequence uint32
-	Held     []wireHeld // 0 or 1
-	Waiters  []wireWaiter
-}
-
-type wireHeld struct {
-	_      struct{} `msgpack:",as_array"`
-	Token  int64
-	ID     []byte
-	Expiry int64
-	Holder string
-	TTL    int64
-}
-
-type wireWaiter struct {
-	_        struct{} `msgpack:",as_array"`
-	Ticket   uint64
-	Holder   string
-	TTL      int64
-	Deadline int64
-}
-
-// MarshalBinary encodes st: a format-version byte, then msgpack.
+// MarshalBinary encodes st: a format-version byte, then one msgpack array
+//
+//	[key, epoch, sequence, held, waiters]
+//	held:    [] or [[token, id (bin 16), expiry (Unix ns), holder, ttl (ns)]]
+//	waiters: [[ticket, holder, ttl (ns), deadline (Unix ns)], ...]
 func (st KeyState) MarshalBinary() ([]byte, error) {
-	w := wireState{Key: st.Key, Epoch: st.Epoch, Sequence: st.Sequence}
+	var buf bytes.Buffer
+	buf.WriteByte(formatVersion)
+	e := msgpack.NewEncoder(&buf)
+	e.EncodeArrayLen(5)
+	e.EncodeString(st.Key)
+	e.EncodeUint(uint64(st.Epoch))
+	e.EncodeUint(uint64(st.Sequence))
 	if h := st.Held; h != nil {
-		w.Held = []wireHeld{{Token: h.Lease.Token, ID: h.Lease.ID[:], Expiry: h.Lease.Expiry.UnixNano(), Holder: h.Holder, TTL: int64(h.TTL)}}
+		e.EncodeArrayLen(1)
+		e.EncodeArrayLen(5)
+		e.EncodeInt(h.Lease.Token)
+		e.EncodeBytes(h.Lease.ID[:])
+		e.EncodeInt(h.Lease.Expiry.UnixNano())
+		e.EncodeString(h.Holder)
+		e.EncodeInt(int64(h.TTL))
+	} else {
+		e.EncodeArrayLen(0)
 	}
-	for _, x := range st.Waiters {
-		w.Waiters = append(w.Waiters, wireWaiter{Ticket: uint64(x.Ticket), Holder: x.Holder, TTL: int64(x.TTL), Deadline: x.Deadline.UnixNano()})
+	e.EncodeArrayLen(len(st.Waiters))
+	for _, w := range st.Waiters {
+		e.EncodeArrayLen(4)
+		e.EncodeUint(uint64(w.Ticket))
+		e.EncodeString(w.Holder)
+		e.EncodeInt(int64(w.TTL))
+		if err := e.EncodeInt(w.Deadline.UnixNano()); err != nil {
+			return nil, err
+		}
 	}
-	b, err := msgpack.Marshal(&w)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{formatVersion}, b...), nil
+	return buf.Bytes(), nil
 }
 
 // UnmarshalBinary decodes what MarshalBinary encoded. Bad bytes give ErrBadEncoding, never a
-// panic; on error st is unchanged.
+// panic, and never an allocation larger than the input allows; on error st is unchanged.
 func (st *KeyState) UnmarshalBinary(b []byte) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty", ErrBadEncoding)
@@ -193,28 +188,167 @@ func (st *KeyState) UnmarshalBinary(b []byte) error {
 	if b[0] != formatVersion {
 		return fmt.Errorf("%w: format version %d, this build reads version %d", ErrBadEncoding, b[0], formatVersion)
 	}
-	var w wireState
-	if err := msgpack.Unmarshal(b[1:], &w); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadEncoding, err)
+	d := &stateDecoder{}
+	d.r.Reset(b[1:])
+	d.d = msgpack.NewDecoder(&d.r)
+	out, err := d.state()
+	if err != nil {
+		return err
 	}
-	out := KeyState{Key: w.Key, Epoch: w.Epoch, Sequence: w.Sequence}
-	if len(w.Held) > 1 {
-		return fmt.Errorf("%w: %d holders, at most 1", ErrBadEncoding, len(w.Held))
-	}
-	if len(w.Held) == 1 {
-		h := w.Held[0]
-		if len(h.ID) != len(LeaseID{}) {
-			return fmt.Errorf("%w: lease id of %d bytes", ErrBadEncoding, len(h.ID))
-		}
-		out.Held = &HeldState{Lease: Lease{Key: w.Key, Token: h.Token, Expiry: time.Unix(0, h.Expiry)}, Holder: h.Holder, TTL: time.Duration(h.TTL)}
-		copy(out.Held.Lease.ID[:], h.ID)
-	}
-	for _, x := range w.Waiters {
-		out.Waiters = append(out.Waiters, WaiterState{Ticket: Ticket(x.Ticket), Holder: x.Holder, TTL: time.Duration(x.TTL), Deadline: time.Unix(0, x.Deadline)})
+	if d.r.Len() != 0 {
+		return fmt.Errorf("%w: %d bytes after the state", ErrBadEncoding, d.r.Len())
 	}
 	if err := out.validate(time.Duration(1<<63 - 1)); err != nil {
 		return err
 	}
 	*st = out
 	return nil
+}
+
+type stateDecoder struct {
+	r   bytes.Reader
+	d   *msgpack.Decoder
+	err error
+}
+
+// array reads an array header of want elements (want < 0: any number, each taking at least
+// minBytes of the input left).
+func (d *stateDecoder) array(want, minBytes int) int {
+	if d.err != nil {
+		return 0
+	}
+	n, err := d.d.DecodeArrayLen()
+	switch {
+	case err != nil:
+		d.err = fmt.Errorf("%w: %v", ErrBadEncoding, err)
+	case n < 0 || (want >= 0 && n != want):
+		d.err = fmt.Errorf("%w: array of %d elements, want %d", ErrBadEncoding, n, want)
+	case n > d.r.Len()/minBytes:
+		d.err = fmt.Errorf("%w: array of %d elements does not fit in the %d bytes left", ErrBadEncoding, n, d.r.Len())
+	default:
+		return n
+	}
+	return 0
+}
+
+func (d *stateDecoder) int64() int64 {
+	if d.err != nil {
+		return 0
+	}
+	x, err := d.d.DecodeInt64()
+	if err != nil {
+		d.err = fmt.Errorf("%w: %v", ErrBadEncoding, err)
+	}
+	return x
+}
+
+func (d *stateDecoder) uint64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	x, err := d.d.DecodeUint64()
+	if err != nil {
+		d.err = fmt.Errorf("%w: %v", ErrBadEncoding, err)
+	}
+	return x
+}
+
+func (d *stateDecoder) uint32() uint32 {
+	if d.err != nil {
+		return 0
+	}
+	x, err := d.d.DecodeUint64()
+	if err != nil || x > 1<<32-1 {
+		d.err = fmt.Errorf("%w: bad 32-bit integer %d: %v", ErrBadEncoding, x, err)
+	}
+	return uint32(x)
+}
+
+// raw reads a msgpack str or bin of at most max bytes (nil reads as empty). It parses the
+// header itself so that a declared length larger than the input left allocates nothing.
+func (d *stateDecoder) raw(max int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	fail := func(format string, a ...any) []byte {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrBadEncoding}, a...)...)
+		return nil
+	}
+	c, err := d.r.ReadByte()
+	if err != nil {
+		return fail("reading a string: %v", err)
+	}
+	var size int // bytes of the length that follow c
+	n := 0
+	switch {
+	case c == 0xc0:
+		return nil
+	case c >= 0xa0 && c <= 0xbf:
+		n = int(c & 0x1f)
+	case c == 0xd9 || c == 0xc4:
+		size = 1
+	case c == 0xda || c == 0xc5:
+		size = 2
+	case c == 0xdb || c == 0xc6:
+		size = 4
+	default:
+		return fail("code %#x where a string belongs", c)
+	}
+	for range size {
+		x, err := d.r.ReadByte()
+		if err != nil {
+			return fail("reading a string length: %v", err)
+		}
+		n = n<<8 | int(x)
+	}
+	if n > max || n > d.r.Len() {
+		return fail("string of %d bytes, at most %d and %d left", n, max, d.r.Len())
+	}
+	b := make([]byte, n)
+	d.r.Read(b)
+	return b
+}
+
+func (d *stateDecoder) string(max int) string { return string(d.raw(max)) }
+
+func (d *stateDecoder) state() (KeyState, error) {
+	var st KeyState
+	d.array(5, 1)
+	st.Key = d.string(MaxKeyLen)
+	st.Epoch = d.uint32()
+	st.Sequence = d.uint32()
+	if n := d.array(-1, 8); n > 1 {
+		return st, fmt.Errorf("%w: %d holders, at most 1", ErrBadEncoding, n)
+	} else if n == 1 {
+		h := &HeldState{}
+		d.array(5, 1)
+		h.Lease.Key = st.Key
+		h.Lease.Token = d.int64()
+		id := d.raw(len(h.Lease.ID))
+		if d.err == nil && len(id) != len(h.Lease.ID) {
+			return st, fmt.Errorf("%w: lease id of %d bytes, want %d", ErrBadEncoding, len(id), len(h.Lease.ID))
+		}
+		copy(h.Lease.ID[:], id)
+		h.Lease.Expiry = time.Unix(0, d.int64())
+		h.Holder = d.string(MaxHolderLen)
+		h.TTL = time.Duration(d.int64())
+		st.Held = h
+	}
+	n := d.array(-1, 5)
+	if n > MaxWaitersLimit {
+		return st, fmt.Errorf("%w: %d waiters, at most %d", ErrBadEncoding, n, MaxWaitersLimit)
+	}
+	for range n {
+		d.array(4, 1)
+		var w WaiterState
+		w.Ticket = Ticket(d.uint64())
+		w.Holder = d.string(MaxHolderLen)
+		w.TTL = time.Duration(d.int64())
+		w.Deadline = time.Unix(0, d.int64())
+		if d.err != nil {
+			break
+		}
+		st.Waiters = append(st.Waiters, w)
+	}
+	return st, d.err
 }
