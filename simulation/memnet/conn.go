@@ -18,8 +18,10 @@ type conn struct {
 	// in carries the peer's bytes to us, out ours to the peer.
 	in, out                     *pipe
 	readDeadline, writeDeadline *deadline
-	// tracker, if not nil, is told when the conn closes.
-	tracker *connSet
+	// trackMu guards trackers, the sets told when the conn closes: both
+	// hosts', and a Transport's when it dialed or accepted the conn.
+	trackMu  sync.Mutex
+	trackers []*connSet
 
 	closeOnce sync.Once
 	// done is closed by Close.
@@ -131,8 +133,11 @@ func (c *conn) Close() error {
 		close(c.done)
 		c.out.closeWrite()
 		c.in.closeRead()
-		if c.tracker != nil {
-			c.tracker.remove(c)
+		c.trackMu.Lock()
+		trackers := c.trackers
+		c.trackMu.Unlock()
+		for _, s := range trackers {
+			s.remove(c)
 		}
 	})
 	if !first {
@@ -172,7 +177,8 @@ func (c *conn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// connSet is the set of open conns a Transport closes on Shutdown.
+// connSet is a set of open conns: those a Transport closes on Shutdown, or
+// those of a host, which Network.Crash closes.
 type connSet struct {
 	// mu guards conns, which is nil once the set is closed.
 	mu    sync.Mutex
@@ -189,7 +195,9 @@ func (s *connSet) add(c *conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
-	c.tracker = s
+	c.trackMu.Lock()
+	c.trackers = append(c.trackers, s)
+	c.trackMu.Unlock()
 	return true
 }
 
@@ -197,6 +205,19 @@ func (s *connSet) remove(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
+}
+
+// closeEach closes every tracked conn; conns added later are tracked.
+func (s *connSet) closeEach() {
+	s.mu.Lock()
+	conns := s.conns
+	if conns != nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
 }
 
 // closeAll closes every tracked conn and refuses new ones.

@@ -49,6 +49,9 @@
 // stands still with its timers, until Resume or Heal, when the clock jumps
 // forward and due timers fire.
 //
+// Network.Crash closes every socket of a host at once, as kill -9 would:
+// peers read what it sent, then io.EOF; its ports are free for a restart.
+//
 // Each host has a Clock (Host.Clock) with Now and NewTimer; Network.SetClock
 // gives it a skew and a drift of at most MaxClockDrift. Heal leaves clocks
 // as they are.

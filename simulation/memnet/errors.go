@@ -28,7 +28,7 @@ var (
 
 	// ErrUnknownHost is returned by the fault methods (Partition, Cut,
 	// CutOneWay, Isolate, SetLinkLoss, SetLinkLatency, Pause, Resume,
-	// SetClock) for an IP that names no host; add it with AddHost first.
+	// SetClock, Crash) for an IP that names no host; add it with AddHost first.
 	ErrUnknownHost = errors.New("memnet: no host has this ip; add it with AddHost first")
 )
 

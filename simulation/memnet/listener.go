@@ -216,6 +216,8 @@ func (h *Host) dialOnce(ctx context.Context, addr string, tracker *connSet) (*co
 	}
 
 	client, server := newConnPair(h.net, h, from, dest, to)
+	h.conns.add(client)
+	dest.conns.add(server)
 	if tracker != nil && !tracker.add(client) {
 		return nil, fail(net.ErrClosed)
 	}

@@ -74,6 +74,7 @@ func (n *Network) AddHost(ip string) (*Host, error) {
 		ip:        addr,
 		stats:     new(hostStats),
 		clock:     newClock(),
+		conns:     newConnSet(),
 		listeners: make(map[uint16]*listener),
 		gossip:    make(map[uint16]*Transport),
 		ephemeral: uint16(ephemeralFirst + n.rng.IntN(ephemeralCount)),
@@ -97,6 +98,8 @@ type Host struct {
 	ip    netip.Addr
 	stats *hostStats
 	clock *Clock
+	// conns holds every open stream with an end on this host, for Crash.
+	conns *connSet
 
 	// mu guards listeners, gossip and ephemeral: the host's port tables.
 	// listeners holds the stream (TCP) ports, gossip the packet (UDP) ports;
