@@ -117,6 +117,18 @@ func TestClockTimers(t *testing.T) {
 // A paused host's clock stands still and its timers wait; on resume the
 // clock jumps by the pause and due timers fire.
 func TestClockPause(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		resume func(n *memnet.Network) error
+	}{
+		{name: "resume", resume: func(n *memnet.Network) error { return n.Resume(ipA) }},
+		{name: "heal", resume: func(n *memnet.Network) error { n.Heal(); return nil }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testClockPause(t, tt.resume) })
+	}
+}
+
+func testClockPause(t *testing.T, resume func(n *memnet.Network) error) {
 	const pause = 50 * time.Millisecond
 	n, a, b, _ := newNetwork(t, memnet.DefaultConfig())
 	c := a.Clock()
@@ -139,8 +151,8 @@ func TestClockPause(t *testing.T) {
 	if b.Clock().Now().Sub(frozen) < pause {
 		t.Errorf("another host's clock stood still too")
 	}
-	if err := n.Resume(ipA); err != nil {
-		t.Fatalf("Resume: %v", err)
+	if err := resume(n); err != nil {
+		t.Fatalf("resume: %v", err)
 	}
 	if jump := c.Now().Sub(frozen); jump < pause {
 		t.Errorf("clock advanced %v over the resume; want a jump of at least %v", jump, pause)

@@ -66,10 +66,11 @@ type verdict struct {
 }
 
 // route is the one place where the network decides the fate of traffic
-// from one host to another: every packet, every stream read and every dial
-// asks it. Faults to come (loss, latency and jitter, a paused host) extend
-// verdict and this function; the callers already ask per packet and per
-// chunk of stream data.
+// from one host to another: every packet, every stream read and write and
+// every dial asks it. A host's traffic to itself meets no fault. Links cut
+// by a partition, a cut, an isolation or a paused host at either end are
+// blocked; loss and latency come from the link's own setting, else the
+// network-wide one.
 func (f *faults) route(from, to netip.Addr) verdict {
 	if from == to {
 		return verdict{}
