@@ -46,14 +46,16 @@
 //   - Before the first grant on K: get promises for K from a strict majority of voters with
 //     an epoch above every Highest they report, timed from when the requests were sent;
 //     then Table.SetEpoch(K, epoch). Grant (Acquire) and Renew only while the majority
-//     promise outlasts the lease's expiry by Config.DriftMargin — the table does not know
-//     about promises, so the agent checks this before calling.
+//     promise outlasts the lease's expiry by Config.DriftMargin: tell the table with
+//     SetOwnedUntil(K, deadline) after each promise round, and it refuses (ErrNotOwned) or
+//     defers (waiters) any grant or renewal that would outlast it. Set it to a past time
+//     the moment the majority is lost.
 //   - Sync each accepted promise and the highest epoch to disk before answering; after a
 //     restart, Acceptor.Restore the highest epochs and promise nothing for one LockDelay.
-//   - Call Tick at NextDeadline (and after Acquire, Renew, Cancel, SetEpoch and Import) and
+//   - Call Tick at NextDeadline (and after Acquire, Renew, Cancel, SetOwnedUntil and Import) and
 //     answer the blocked requests named in the events; answer a Release's events at once.
 //   - Handoff: stop granting K, Export it, send KeyState.MarshalBinary to the new owner,
-//     which decodes and Imports it (mapping the old tickets to the returned new ones), then
+//     which sets its SetEpoch and SetOwnedUntil, decodes and Imports it (mapping the old tickets to the returned new ones), then
 //     Transfer the promises; Remove K on the old owner. On failure, wait the promises out.
 //
 // Not here yet: anything about voters, routing, persistence and the wire protocol; those are

@@ -44,6 +44,12 @@ var (
 	// larger epoch (a new promise round) and call SetEpoch before it can grant again.
 	ErrSequenceExhausted = errors.New("lockmgr: sequence exhausted for epoch, get a new epoch")
 
+	// ErrNotOwned is returned by Acquire with wait 0 and by Renew when the key has an
+	// ownership deadline (Table.SetOwnedUntil) and the lease would not end at least
+	// Config.DriftMargin before it. The agent renews its promises or answers 503. A waiter
+	// stays queued instead, and is granted when the ownership is extended.
+	ErrNotOwned = errors.New("lockmgr: ownership lease does not outlast the lock lease")
+
 	// ErrUnknownLease is returned by Renew and Release for a lease that is not the key's live
 	// lease (released, expired, never granted, or a stale token). The agent answers 404.
 	ErrUnknownLease = errors.New("lockmgr: unknown lease")

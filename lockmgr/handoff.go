@@ -105,6 +105,9 @@ func (t *Table) Import(st KeyState, now time.Time) ([]Ticket, error) {
 		t.enqueue(ks, t.ticket, w.Holder, w.TTL, w.Deadline)
 		tickets = append(tickets, t.ticket)
 	}
+	if ks.epoch != 0 {
+		t.grantNext(ks, now) // a free key with waiters: collect the grants with Tick
+	}
 	return tickets, nil
 }
 

@@ -22,6 +22,8 @@ type tableModel struct {
 	epoch  map[string]uint32
 	queue  map[string][]Ticket
 	leases []Lease
+	ttl    map[LeaseID]time.Duration
+	until  map[string]time.Time // ownership deadline per key (zero: none)
 	seed   uint64
 }
 
@@ -29,7 +31,8 @@ var propKeys = []string{"a", "b", "c"}
 
 func newTableModel(t *rapid.T) *tableModel {
 	m := &tableModel{t: t, now: t0, cur: map[string]*Lease{}, ended: map[string]bool{},
-		last: map[string]int64{}, epoch: map[string]uint32{}, queue: map[string][]Ticket{}}
+		last: map[string]int64{}, epoch: map[string]uint32{}, queue: map[string][]Ticket{},
+		ttl: map[LeaseID]time.Duration{}, until: map[string]time.Time{}}
 	m.tab = m.fresh()
 	for _, k := range propKeys {
 		m.tab.SetEpoch(k, 1)
@@ -66,6 +69,10 @@ func (m *tableModel) granted(l Lease) {
 	if e, _ := SplitToken(l.Token); e != m.epoch[l.Key] {
 		m.t.Fatalf("granted under epoch %d, epoch in force %d", e, m.epoch[l.Key])
 	}
+	if u := m.until[l.Key]; !u.IsZero() && l.Expiry.Add(DefaultConfig().DriftMargin).After(u) {
+		m.t.Fatalf("lease on %q until %v outlasts the ownership until %v minus the drift margin", l.Key, l.Expiry, u)
+	}
+	m.ttl[l.ID] = l.Expiry.Sub(m.now)
 	m.last[l.Key] = l.Token
 	m.cur[l.Key] = &l
 	m.ended[l.Key] = false
@@ -100,6 +107,11 @@ func (m *tableModel) events(ev []Event) {
 	}
 }
 
+func (m *tableModel) owned(key string, expiry time.Time) bool {
+	u := m.until[key]
+	return u.IsZero() || !expiry.Add(DefaultConfig().DriftMargin).After(u)
+}
+
 func (m *tableModel) pickLease(t *rapid.T) (Lease, bool) {
 	if len(m.leases) == 0 {
 		return Lease{}, false
@@ -113,7 +125,7 @@ func (m *tableModel) isCurrent(l Lease) bool {
 }
 
 func (m *tableModel) step(t *rapid.T) {
-	switch rapid.IntRange(0, 9).Draw(t, "op") {
+	switch rapid.IntRange(0, 10).Draw(t, "op") {
 	case 0, 1, 2: // acquire
 		key := rapid.SampledFrom(propKeys).Draw(t, "key")
 		ttl := time.Duration(rapid.IntRange(1, 13).Draw(t, "ttl")) * time.Second
@@ -128,6 +140,10 @@ func (m *tableModel) step(t *rapid.T) {
 			m.granted(a.Lease)
 		case err == nil:
 			m.queue[key] = append(m.queue[key], a.Ticket)
+		case errors.Is(err, ErrNotOwned):
+			if m.owned(key, m.now.Add(ttl)) {
+				m.t.Fatalf("ErrNotOwned with ownership until %v for a lease until %v", m.until[key], m.now.Add(ttl))
+			}
 		case errors.Is(err, ErrHeld), errors.Is(err, ErrTooManyWaiters):
 			if !m.live(key) && len(m.queue[key]) == 0 {
 				m.t.Fatalf("refused free key %q: %v", key, err)
@@ -143,10 +159,14 @@ func (m *tableModel) step(t *rapid.T) {
 		ev := m.tab.Tick(m.now)
 		m.events(ev)
 		nl, err := m.tab.Renew(l, 0, m.now)
-		if (err == nil) != m.isCurrent(l) {
-			m.t.Fatalf("renew of %+v: %v, model live %v", l, err, m.isCurrent(l))
+		want := m.isCurrent(l) && m.owned(l.Key, m.now.Add(m.ttl[l.ID]))
+		if (err == nil) != want {
+			m.t.Fatalf("renew of %+v: %v, model says it can renew: %v", l, err, want)
 		}
 		if err == nil {
+			if u := m.until[l.Key]; !u.IsZero() && nl.Expiry.Add(DefaultConfig().DriftMargin).After(u) {
+				m.t.Fatalf("renewed lease outlasts the ownership")
+			}
 			m.cur[l.Key] = &nl
 		}
 	case 4, 5: // release
@@ -166,6 +186,17 @@ func (m *tableModel) step(t *rapid.T) {
 		m.events(ev)
 	case 6, 7: // time passes
 		m.now = m.now.Add(time.Duration(rapid.IntRange(0, 6000).Draw(t, "ms")) * time.Millisecond)
+		m.events(m.tab.Tick(m.now))
+	case 10: // ownership deadline moves (or is lifted)
+		key := rapid.SampledFrom(propKeys).Draw(t, "key")
+		var u time.Time
+		if rapid.IntRange(0, 3).Draw(t, "limited") > 0 {
+			u = m.now.Add(time.Duration(rapid.IntRange(0, 30).Draw(t, "until")) * time.Second)
+		}
+		if err := m.tab.SetOwnedUntil(key, u, m.now); err != nil {
+			m.t.Fatal(err)
+		}
+		m.until[key] = u
 		m.events(m.tab.Tick(m.now))
 	case 8: // new epoch
 		key := rapid.SampledFrom(propKeys).Draw(t, "key")
@@ -195,6 +226,10 @@ func (m *tableModel) handoff() {
 			m.t.Fatal(err)
 		}
 		m.tab.Remove(k)
+		// The new owner sets its ownership deadline before it imports.
+		if err := nw.SetOwnedUntil(k, m.until[k], m.now); err != nil {
+			m.t.Fatal(err)
+		}
 		tickets, err := nw.Import(got, m.now)
 		if err != nil {
 			m.t.Fatal(err)

@@ -2,6 +2,7 @@ package lockmgr
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -106,6 +107,7 @@ type keyState struct {
 	key     string
 	epoch   uint32
 	seq     uint32
+	until   time.Time // ownership deadline; zero: not limited by the table
 	holder  *holding
 	waiters []*waiter // FIFO
 }
@@ -189,6 +191,35 @@ func (t *Table) SetEpoch(key string, epoch uint32) error {
 	return nil
 }
 
+// SetOwnedUntil tells the table until when the owner holds its ownership lease on key (the
+// earliest deadline it may count on from a majority of promises, timed from when it sent
+// them). From then on the table grants and renews on key only leases that end at least
+// Config.DriftMargin before until; Acquire and Renew refuse others with ErrNotOwned, and
+// waiters stay queued until the ownership is extended. A zero until lifts the limit (the
+// agent then checks it itself). Extending it grants to waiters that can now be granted:
+// collect the events with Tick.
+func (t *Table) SetOwnedUntil(key string, until, now time.Time) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	now = t.advance(now)
+	ks := t.keys[key]
+	if ks == nil {
+		ks = &keyState{key: key}
+		t.keys[key] = ks
+	}
+	ks.until = until
+	if ks.epoch != 0 {
+		t.grantNext(ks, now)
+	}
+	return nil
+}
+
+// owned reports whether a lease on ks ending at expiry may be granted or renewed.
+func (t *Table) owned(ks *keyState, expiry time.Time) bool {
+	return ks.until.IsZero() || !expiry.Add(t.cfg.DriftMargin).After(ks.until)
+}
+
 // Epoch returns the epoch and sequence in force for key (0, 0 if none was set).
 func (t *Table) Epoch(key string) (epoch, seq uint32) {
 	if ks := t.keys[key]; ks != nil {
@@ -223,12 +254,13 @@ func (t *Table) Acquire(key, holder string, ttl, wait time.Duration, now time.Ti
 	}
 	if ks.holder == nil && len(ks.waiters) == 0 {
 		l, err := t.grant(ks, holder, ttl, now)
-		if err != nil {
+		switch {
+		case err == nil:
+			return Acquired{Granted: true, Lease: l}, nil
+		case !errors.Is(err, ErrNotOwned) || wait == 0:
 			return Acquired{}, err
 		}
-		return Acquired{Granted: true, Lease: l}, nil
-	}
-	if wait == 0 {
+	} else if wait == 0 {
 		return Acquired{}, fmt.Errorf("%w: key %q", ErrHeld, key)
 	}
 	if len(ks.waiters) >= t.cfg.MaxWaiters {
@@ -256,6 +288,10 @@ func (t *Table) schedule(tm *timer) {
 
 // grant makes a new lease on a free key.
 func (t *Table) grant(ks *keyState, holder string, ttl time.Duration, now time.Time) (Lease, error) {
+	if !t.owned(ks, now.Add(ttl)) {
+		return Lease{}, fmt.Errorf("%w: key %q owned until %v, a %v lease needs %v more",
+			ErrNotOwned, ks.key, ks.until, ttl, now.Add(ttl+t.cfg.DriftMargin).Sub(ks.until))
+	}
 	if ks.seq >= MaxSequence {
 		return Lease{}, fmt.Errorf("%w: key %q at epoch %d", ErrSequenceExhausted, ks.key, ks.epoch)
 	}
@@ -297,13 +333,17 @@ func (t *Table) Renew(l Lease, ttl time.Duration, now time.Time) (Lease, error) 
 	if err != nil {
 		return Lease{}, err
 	}
-	if ttl != 0 {
-		if ttl, err = t.checkTTL(ttl); err != nil {
-			return Lease{}, err
-		}
-		ks.holder.ttl = ttl
+	if ttl == 0 {
+		ttl = ks.holder.ttl
+	} else if ttl, err = t.checkTTL(ttl); err != nil {
+		return Lease{}, err
 	}
 	h := ks.holder
+	if !t.owned(ks, now.Add(ttl)) {
+		return Lease{}, fmt.Errorf("%w: key %q owned until %v; the lease keeps its expiry %v",
+			ErrNotOwned, ks.key, ks.until, h.lease.Expiry)
+	}
+	h.ttl = ttl
 	h.lease.Expiry = now.Add(h.ttl)
 	h.timer.at = h.lease.Expiry
 	t.order++
@@ -352,10 +392,14 @@ func (t *Table) dequeue(w *waiter) {
 	}
 }
 
-// grantNext grants a free key to its waiters in FIFO order until one holds it.
+// grantNext grants a free key to its waiters in FIFO order until one holds it, or until the
+// first waiter's lease would outlast the ownership (it stays first in the queue).
 func (t *Table) grantNext(ks *keyState, now time.Time) {
 	for ks.holder == nil && len(ks.waiters) > 0 {
 		w := ks.waiters[0]
+		if !t.owned(ks, now.Add(w.ttl)) {
+			return
+		}
 		t.dequeue(w)
 		l, err := t.grant(ks, w.holder, w.ttl, now)
 		if err != nil {

@@ -260,3 +260,31 @@ func TestTooManyWaiters(t *testing.T) {
 		t.Fatalf("next deadline %v %v", d, ok)
 	}
 }
+
+func TestOwnedUntil(t *testing.T) {
+	s := time.Second
+	tab := newTestTable(t, 7)
+	tab.SetEpoch("k", 1)
+	// Owned until 10 s with a 2 s drift margin: leases may end at 8 s at the latest.
+	tab.SetOwnedUntil("k", at(10*s), t0)
+	if _, err := tab.Acquire("k", "a", 9*s, 0, t0); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("9 s lease: %v", err)
+	}
+	a, err := tab.Acquire("k", "a", 8*s, 0, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tab.Renew(a.Lease, 8*s, at(s)); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("renew past ownership: %v", err)
+	}
+	w, _ := tab.Acquire("k", "w", 5*s, 20*s, at(s))
+	ev, _ := tab.Release(a.Lease, at(4*s))
+	if len(ev) != 0 {
+		t.Fatalf("waiter granted past the ownership: %+v", ev)
+	}
+	tab.SetOwnedUntil("k", at(20*s), at(4*s))
+	ev = tab.Tick(at(4 * s))
+	if len(ev) != 1 || ev[0].Kind != WaiterGranted || ev[0].Ticket != w.Ticket {
+		t.Fatalf("after extending: %+v", ev)
+	}
+}
