@@ -69,11 +69,14 @@ func (t *Table) Remove(key string) {
 }
 
 // Import takes in a key's entries from its previous owner, after running the timers due by
-// now. The epoch and sequence only grow: they become the larger of the table's and the
-// state's (a larger epoch restarts nothing: the sequence carries on). A key with a holder or
-// waiters here already is refused with ErrKeyBusy; a bad state with ErrBadEncoding. It
-// returns the new tickets of the state's waiters, in order (tickets are per table).
-// Deadlines that passed already fire at the next Tick.
+// now. The caller must first SetEpoch the key to its own epoch (from its promises, at least
+// the state's epoch), and SetOwnedUntil it: the table keeps granting only under that epoch,
+// so the next token is above every token in the state. A key with no epoch, or one below
+// the state's, is refused with ErrNoEpoch or ErrBadEpoch; under the same epoch the sequence
+// becomes the larger of the two. A key with a holder or waiters here already is refused with
+// ErrKeyBusy; a bad state with ErrBadEncoding. It returns the new tickets of the state's
+// waiters, in order (tickets are per table). Deadlines that passed already fire at the next
+// Tick, and a free key's waiters are granted at once: collect the events with Tick.
 func (t *Table) Import(st KeyState, now time.Time) ([]Ticket, error) {
 	if err := st.validate(t.cfg.MaxTTL()); err != nil {
 		return nil, err
@@ -86,13 +89,12 @@ func (t *Table) Import(st KeyState, now time.Time) ([]Ticket, error) {
 	if ks != nil && (ks.holder != nil || len(ks.waiters) > 0) {
 		return nil, fmt.Errorf("%w: key %q", ErrKeyBusy, st.Key)
 	}
-	if ks == nil {
-		ks = &keyState{key: st.Key}
-		t.keys[st.Key] = ks
-	}
 	switch {
+	case ks == nil || ks.epoch == 0:
+		return nil, fmt.Errorf("%w %q: SetEpoch to the new owner's epoch (at least %d) before Import", ErrNoEpoch, st.Key, st.Epoch)
 	case st.Epoch > ks.epoch:
-		ks.epoch, ks.seq = st.Epoch, st.Sequence
+		return nil, fmt.Errorf("%w: key %q is at epoch %d, the imported state at %d; set a larger epoch first",
+			ErrBadEpoch, st.Key, ks.epoch, st.Epoch)
 	case st.Epoch == ks.epoch:
 		ks.seq = max(ks.seq, st.Sequence)
 	}
@@ -105,9 +107,7 @@ func (t *Table) Import(st KeyState, now time.Time) ([]Ticket, error) {
 		t.enqueue(ks, t.ticket, w.Holder, w.TTL, w.Deadline)
 		tickets = append(tickets, t.ticket)
 	}
-	if ks.epoch != 0 {
-		t.grantNext(ks, now) // a free key with waiters: collect the grants with Tick
-	}
+	t.grantNext(ks, now) // a free key with waiters: collect the grants with Tick
 	return tickets, nil
 }
 

@@ -37,6 +37,14 @@ func TestExportImport(t *testing.T) {
 	}
 
 	nw := newTestTable(t, 5)
+	if _, err := nw.Import(got, at(time.Second)); !errors.Is(err, ErrNoEpoch) {
+		t.Fatalf("import without an epoch: %v", err)
+	}
+	nw.SetEpoch("k", 2)
+	if _, err := nw.Import(got, at(time.Second)); !errors.Is(err, ErrBadEpoch) {
+		t.Fatalf("import above the epoch: %v", err)
+	}
+	nw.SetEpoch("k", 4)
 	tickets, err := nw.Import(got, at(time.Second))
 	if err != nil || len(tickets) != 2 {
 		t.Fatal(tickets, err)
@@ -81,6 +89,7 @@ func TestImportRefusesBadState(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tab := newTestTable(t, 6)
+			tab.SetEpoch("k", 1)
 			if _, err := tab.Import(tt.st, t0); !errors.Is(err, ErrBadEncoding) {
 				t.Fatalf("err %v", err)
 			}

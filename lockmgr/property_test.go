@@ -199,6 +199,7 @@ func (m *tableModel) step(t *rapid.T) {
 		m.until[key] = u
 		m.events(m.tab.Tick(m.now))
 	case 8: // new epoch
+		m.events(m.tab.Tick(m.now)) // grants made before the new epoch
 		key := rapid.SampledFrom(propKeys).Draw(t, "key")
 		m.epoch[key]++
 		if err := m.tab.SetEpoch(key, m.epoch[key]); err != nil {
@@ -226,7 +227,14 @@ func (m *tableModel) handoff() {
 			m.t.Fatal(err)
 		}
 		m.tab.Remove(k)
-		// The new owner sets its ownership deadline before it imports.
+		// The new owner sets its epoch (sometimes the same, mostly one above: a Transfer)
+		// and its ownership deadline before it imports.
+		if rapid.IntRange(0, 3).Draw(m.t, "new epoch") > 0 {
+			m.epoch[k]++
+		}
+		if err := nw.SetEpoch(k, m.epoch[k]); err != nil {
+			m.t.Fatal(err)
+		}
 		if err := nw.SetOwnedUntil(k, m.until[k], m.now); err != nil {
 			m.t.Fatal(err)
 		}
@@ -241,6 +249,7 @@ func (m *tableModel) handoff() {
 		m.queue[k] = tickets
 	}
 	m.tab = nw
+	m.events(m.tab.Tick(m.now))
 }
 
 // Random acquire/renew/release/tick/epoch/handoff sequences never leave two live leases on
