@@ -59,9 +59,15 @@ type acceptorKey struct {
 //
 // An Acceptor is not safe for concurrent use: one goroutine of the agent owns it.
 type Acceptor struct {
-	cfg  Config
-	keys map[string]*acceptorKey
+	cfg   Config
+	keys  map[string]*acceptorKey
+	quiet time.Time // no promises before this
 }
+
+// QuietUntil makes the acceptor refuse every promise with ErrQuiet before until. After a
+// restart the agent calls it with its start time plus Config.LockDelay (and Restore for
+// each durable highest epoch) before it answers any request.
+func (a *Acceptor) QuietUntil(until time.Time) { a.quiet = until }
 
 // NewAcceptor returns an acceptor with no promises, or an error wrapping ErrBadConfig.
 func NewAcceptor(cfg Config) (*Acceptor, error) {
@@ -77,6 +83,7 @@ func NewAcceptor(cfg Config) (*Acceptor, error) {
 //   - ErrStaleEpoch (a *RefusedError) for an epoch not above the highest ever promised for
 //     the key, except that the owner of the live promise may renew it with its own epoch;
 //   - ErrBadDeadline for a deadline not after now or more than LockDelay after it;
+//   - ErrQuiet during the quiet period after a restart (QuietUntil);
 //   - ErrBadKey, ErrBadOwner, ErrBadEpoch for bad arguments.
 //
 // A promise to the live promise's owner keeps the later of the two deadlines. The answer is
@@ -110,6 +117,9 @@ func (a *Acceptor) Promise(key string, owner Owner, epoch uint32, deadline, now 
 }
 
 func (a *Acceptor) check(key string, owner Owner, epoch uint32, deadline, now time.Time) error {
+	if now.Before(a.quiet) {
+		return fmt.Errorf("%w: promises resume at %v", ErrQuiet, a.quiet.UTC().Format(time.RFC3339Nano))
+	}
 	if err := checkKey(key); err != nil {
 		return err
 	}

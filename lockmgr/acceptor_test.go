@@ -117,3 +117,14 @@ func TestAcceptorBatchAndTransfer(t *testing.T) {
 		t.Fatal("Restore lowered the highest epoch")
 	}
 }
+
+func TestAcceptorQuiet(t *testing.T) {
+	acc, _ := NewAcceptor(DefaultConfig())
+	acc.QuietUntil(at(15 * time.Second))
+	if _, err := acc.Promise("k", Owner{"a", 1}, 1, at(20*time.Second), at(14*time.Second)); !errors.Is(err, ErrQuiet) {
+		t.Fatalf("during the quiet period: %v", err)
+	}
+	if _, err := acc.Promise("k", Owner{"a", 1}, 1, at(20*time.Second), at(15*time.Second)); err != nil {
+		t.Fatalf("after it: %v", err)
+	}
+}

@@ -51,7 +51,7 @@
 //     defers (waiters) any grant or renewal that would outlast it. Set it to a past time
 //     the moment the majority is lost.
 //   - Sync each accepted promise and the highest epoch to disk before answering; after a
-//     restart, Acceptor.Restore the highest epochs and promise nothing for one LockDelay.
+//     restart, Acceptor.Restore the highest epochs and QuietUntil(start + LockDelay).
 //   - Call Tick at NextDeadline (and after Acquire, Renew, Cancel, SetOwnedUntil and Import) and
 //     answer the blocked requests named in the events; answer a Release's events at once.
 //   - Handoff: stop granting K, Export it, send KeyState.MarshalBinary to the new owner,

@@ -80,6 +80,11 @@ var (
 	// than Config.LockDelay after now.
 	ErrBadDeadline = errors.New("lockmgr: bad promise deadline")
 
+	// ErrQuiet is returned by Acceptor.Promise and Transfer before the acceptor's quiet
+	// period ends (Acceptor.QuietUntil): a restarted acceptor forgot the deadlines it
+	// promised, so it promises nothing for one promise period.
+	ErrQuiet = errors.New("lockmgr: acceptor is in its quiet period after a restart")
+
 	// ErrBadOwner is returned by Acceptor.Promise for an owner with an empty name.
 	ErrBadOwner = errors.New("lockmgr: bad owner")
 )
