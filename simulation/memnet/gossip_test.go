@@ -47,60 +47,17 @@ func TestMemberlistOverMemnet(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	var (
-		members []*memberlist.Memberlist
-		names   []string
-	)
-	for i := 1; i <= 5; i++ {
-		h, err := n.AddHost(fmt.Sprintf("10.0.1.%d", i))
-		if err != nil {
-			t.Fatalf("AddHost: %v", err)
-		}
-		tr, err := h.GossipTransport(7946)
-		if err != nil {
-			t.Fatalf("GossipTransport: %v", err)
-		}
-		name := fmt.Sprintf("n%d", i)
-		m, err := memberlist.Create(fastMemberlist(name, tr))
-		if err != nil {
-			tr.Shutdown()
-			t.Fatalf("memberlist.Create(%s): %v", name, err)
-		}
-		t.Cleanup(func() { m.Shutdown() })
-		members = append(members, m)
-		names = append(names, name)
-	}
-	for _, m := range members[1:] {
-		if _, err := m.Join([]string{"10.0.1.1:7946"}); err != nil {
-			t.Fatalf("%s Join: %v", m.LocalNode().Name, err)
-		}
-	}
-	seeAll := func(ms []*memberlist.Memberlist, want []string) func() bool {
-		return func() bool {
-			for _, m := range ms {
-				if !slices.Equal(alive(m), want) {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	views := func() string {
-		var b strings.Builder
-		for _, m := range members {
-			fmt.Fprintf(&b, "\n%s sees %v alive", m.LocalNode().Name, alive(m))
-		}
-		return b.String()
-	}
+	members, names := startMembers(t, n, "10.0.1", 5)
+	views := func() string { return views(members) }
 	start := time.Now()
-	eventually(t, 10*time.Second, seeAll(members, names), "not all see 5 alive:%s", views())
+	eventually(t, 10*time.Second, seeAllAlive(members, names), "not all see 5 alive:%s", views())
 	t.Logf("all 5 alive after %v", time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
 	if err := n.Isolate("10.0.1.5"); err != nil {
 		t.Fatalf("Isolate: %v", err)
 	}
-	eventually(t, 10*time.Second, seeAll(members[:4], names[:4]), "the isolated n5 is still alive to some:%s", views())
+	eventually(t, 10*time.Second, seeAllAlive(members[:4], names[:4]), "the isolated n5 is still alive to some:%s", views())
 	t.Logf("n5 dead to the other 4 after %v", time.Since(start).Round(time.Millisecond))
 	for _, m := range members[:4] {
 		for _, node := range m.Members() {
@@ -117,7 +74,7 @@ func TestMemberlistOverMemnet(t *testing.T) {
 	if _, err := members[4].Join([]string{"10.0.1.1:7946"}); err != nil {
 		t.Fatalf("n5 Join after heal: %v", err)
 	}
-	eventually(t, 10*time.Second, seeAll(members, names), "not all see 5 alive after heal:%s", views())
+	eventually(t, 10*time.Second, seeAllAlive(members, names), "not all see 5 alive after heal:%s", views())
 	t.Logf("all 5 alive again after %v", time.Since(start).Round(time.Millisecond))
 }
 
@@ -171,4 +128,61 @@ func TestSerfOverMemnet(t *testing.T) {
 		return true
 	}
 	eventually(t, 10*time.Second, allAlive, "not all 3 serf agents see 3 alive peers with tags")
+}
+
+// startMembers starts count memberlist instances on new hosts prefix.1 to
+// prefix.count, all joined through the first, and shuts them down when the
+// test ends. It returns them and their names, n1 to n<count>.
+func startMembers(t *testing.T, n *memnet.Network, prefix string, count int) ([]*memberlist.Memberlist, []string) {
+	t.Helper()
+	var (
+		members []*memberlist.Memberlist
+		names   []string
+	)
+	for i := 1; i <= count; i++ {
+		h, err := n.AddHost(fmt.Sprintf("%s.%d", prefix, i))
+		if err != nil {
+			t.Fatalf("AddHost: %v", err)
+		}
+		tr, err := h.GossipTransport(7946)
+		if err != nil {
+			t.Fatalf("GossipTransport: %v", err)
+		}
+		name := fmt.Sprintf("n%d", i)
+		m, err := memberlist.Create(fastMemberlist(name, tr))
+		if err != nil {
+			tr.Shutdown()
+			t.Fatalf("memberlist.Create(%s): %v", name, err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		members = append(members, m)
+		names = append(names, name)
+	}
+	for _, m := range members[1:] {
+		if _, err := m.Join([]string{prefix + ".1:7946"}); err != nil {
+			t.Fatalf("%s Join: %v", m.LocalNode().Name, err)
+		}
+	}
+	return members, names
+}
+
+// seeAllAlive reports whether every member of ms sees exactly want alive.
+func seeAllAlive(ms []*memberlist.Memberlist, want []string) func() bool {
+	return func() bool {
+		for _, m := range ms {
+			if !slices.Equal(alive(m), want) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// views describes who each member sees alive, for failure messages.
+func views(members []*memberlist.Memberlist) string {
+	var b strings.Builder
+	for _, m := range members {
+		fmt.Fprintf(&b, "\n%s sees %v alive", m.LocalNode().Name, alive(m))
+	}
+	return b.String()
 }
