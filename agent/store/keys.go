@@ -19,9 +19,11 @@ import (
 //	                               is unix nanoseconds, big-endian with the sign bit flipped,
 //	                               so byte order is time order
 //	'M' name                       meta value: raw bytes the agent owns (e.g. incarnation)
+//	'E' lock key                   the highest ownership epoch this peer's acceptor ever
+//	                               promised for the lock key: 4 bytes big-endian
 //
-// Reserved for later issues, so that nothing else takes them: 'E' lock epochs, 'P' ownership
-// promises, 'V' the voter set. A new keyspace takes a new byte; a change to the encoding of
+// Reserved for later issues, so that nothing else takes them: 'P' ownership promises, 'V' the
+// voter set. A new keyspace takes a new byte; a change to the encoding of
 // an existing one raises formatVersion.
 const (
 	prefixSystem      byte = 0x00
@@ -29,6 +31,7 @@ const (
 	prefixIdempotency byte = 'I'
 	prefixExpiry      byte = 'X'
 	prefixMeta        byte = 'M'
+	prefixLockEpoch   byte = 'E'
 )
 
 // formatKey holds the store format version.
@@ -50,6 +53,8 @@ const (
 	MaxMetaNameLen = 255
 	// MaxMetaValueLen is the largest meta value, in bytes.
 	MaxMetaValueLen = 1 << 20
+	// MaxLockKeyLen is the longest lock key, the same as lockmgr.MaxKeyLen.
+	MaxLockKeyLen = 1024
 )
 
 // appendKey appends prefix and name to dst.

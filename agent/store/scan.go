@@ -67,23 +67,29 @@ func (db *DB) LoadCounters(s *crdt.Store) (int, error) {
 // scanCounters calls fn with every counter key (without its prefix) and record; both are
 // only valid during the call.
 func (db *DB) scanCounters(fn func(key, record []byte) error) error {
+	return db.scanKeyspace(prefixCounter, "scan counters", fn)
+}
+
+// scanKeyspace calls fn with every key of one keyspace (without its prefix byte) and its
+// value; both are only valid during the call. what names the scan in errors.
+func (db *DB) scanKeyspace(prefix byte, what string, fn func(key, value []byte) error) error {
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
 	if db.closed {
 		return ErrClosed
 	}
 	iter, err := db.pdb.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixCounter},
-		UpperBound: keyspaceEnd(prefixCounter),
+		LowerBound: []byte{prefix},
+		UpperBound: keyspaceEnd(prefix),
 	})
 	if err != nil {
-		return db.readError("scan counters", err)
+		return db.readError(what, err)
 	}
 	for valid := iter.First(); valid; valid = iter.Next() {
 		rec, err := iter.ValueAndErr()
 		if err != nil {
 			_ = iter.Close()
-			return db.readError("scan counters", err)
+			return db.readError(what, err)
 		}
 		if err := fn(iter.Key()[1:], rec); err != nil {
 			_ = iter.Close()
@@ -92,10 +98,10 @@ func (db *DB) scanCounters(fn func(key, record []byte) error) error {
 	}
 	if err := iter.Error(); err != nil {
 		_ = iter.Close()
-		return db.readError("scan counters", err)
+		return db.readError(what, err)
 	}
 	if err := iter.Close(); err != nil {
-		return db.readError("scan counters", err)
+		return db.readError(what, err)
 	}
 	return nil
 }
