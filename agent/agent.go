@@ -76,6 +76,8 @@ type Agent struct {
 	// ctr is the counter service, set by Start before any RPC or HTTP
 	// request can reach it.
 	ctr *counters
+	// locks is the lock service, set by Start like ctr.
+	locks *lockService
 	// rejoining says a background join (retry-join or the rejoin of known
 	// peers) was started, so the identity check waits for peers.
 	rejoining bool
@@ -111,7 +113,7 @@ func New(cfg Config) (*Agent, error) {
 		log:     cfg.Logger.With("node", cfg.NodeName),
 		clock:   cfg.Clock,
 		metrics: newMetrics(),
-		guard:   &settingsGuard{self: cfg.NodeName, mine: settingsTags(cfg.VNodes)},
+		guard:   &settingsGuard{self: cfg.NodeName, mine: settingsTags(cfg)},
 		stop:    make(chan struct{}),
 		fatal:   make(chan error, 1),
 	}
@@ -147,6 +149,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.metrics.registerCounters(a.ctr)
+	if err := a.openLocks(); err != nil {
+		return err
+	}
 	if err := a.listenRPC(); err != nil {
 		return err
 	}
@@ -194,7 +199,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	} else if err := a.settleIdentity(ctx, false); err != nil {
 		return err
 	}
-	a.wg.Add(3)
+	a.wg.Add(5)
+	go a.locks.runTimers()
+	go a.locks.renewLoop()
 	go a.spreadLoop()
 	go a.antiEntropyLoop()
 	go a.sweepIdempotency()
@@ -289,7 +296,7 @@ func (a *Agent) startSerf() error {
 	sc.ReconnectTimeout = t.ReconnectTimeout
 	sc.LeavePropagateDelay = t.LeavePropagateDelay
 	sc.Tags = map[string]string{TagRole: RolePeer, TagRPC: a.rpcAddr}
-	maps.Copy(sc.Tags, settingsTags(a.cfg.VNodes))
+	maps.Copy(sc.Tags, settingsTags(a.cfg))
 	if a.cfg.DataDir != "" {
 		sc.SnapshotPath = filepath.Join(a.cfg.DataDir, "serf.snapshot")
 	}

@@ -81,6 +81,9 @@ func hostConfig(t *testing.T, host *memnet.Host, i int) agent.Config {
 	cfg.Counters.AntiEntropyInterval = 250 * time.Millisecond
 	cfg.Counters.MajorityTimeout = time.Second
 	cfg.Counters.IdentityTimeout = 5 * time.Second
+	cfg.Locks.LockDelay = 2 * time.Second
+	cfg.Locks.DriftMargin = 200 * time.Millisecond
+	cfg.Locks.DefaultTTL = time.Second
 	cfg.Logger = testLogger(t).With("test", t.Name())
 	return cfg
 }

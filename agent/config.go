@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/memberlist"
 
+	"github.com/ringleader/ringleader/lockmgr"
 	"github.com/ringleader/ringleader/ring"
 )
 
@@ -85,6 +86,73 @@ type Config struct {
 	StoreFS vfs.FS
 	// Counters tunes the counter service.
 	Counters CounterConfig
+	// Locks tunes the lock service.
+	Locks LockConfig
+}
+
+// LockConfig tunes the lock service (docs/locks.md). LockDelay and
+// DriftMargin are cluster-wide: every peer must use the same (they travel
+// in serf tags, and a peer whose settings differ is refused).
+type LockConfig struct {
+	// LockDelay is the promise period: how long an acceptor promises a lock
+	// key to one owner, so the longest a dead owner's keys stay
+	// ungrantable, and how long a restarted peer promises nothing. Default
+	// 15 s.
+	LockDelay time.Duration
+	// DriftMargin is how much two peers' clocks may disagree about one
+	// LockDelay (bounded clock-rate drift). Lock leases end DriftMargin
+	// before the ownership lease they are granted under, so the longest TTL
+	// is LockDelay - DriftMargin. Default 2 s.
+	DriftMargin time.Duration
+	// DefaultTTL is the TTL of a request that gives none. Default 10 s.
+	DefaultTTL time.Duration
+	// MaxWait is the longest wait a request may ask for. Default 5 min.
+	MaxWait time.Duration
+	// MaxWaiters is how many waiters one key queues. Default 1024.
+	MaxWaiters int
+	// BootstrapExpect withholds every grant until this many voters have
+	// formed (seen as role=peer members that have not left). Default 1.
+	BootstrapExpect int
+}
+
+// DefaultLockConfig returns the lock defaults.
+func DefaultLockConfig() LockConfig {
+	d := lockmgr.DefaultConfig()
+	return LockConfig{
+		LockDelay:       d.LockDelay,
+		DriftMargin:     d.DriftMargin,
+		DefaultTTL:      d.DefaultTTL,
+		MaxWait:         d.MaxWait,
+		MaxWaiters:      d.MaxWaiters,
+		BootstrapExpect: 1,
+	}
+}
+
+// lockmgrConfig is the lockmgr configuration these settings make.
+func (c LockConfig) lockmgrConfig() lockmgr.Config {
+	return lockmgr.Config{
+		LockDelay:   c.LockDelay,
+		DriftMargin: c.DriftMargin,
+		DefaultTTL:  c.DefaultTTL,
+		MaxWait:     c.MaxWait,
+		MaxWaiters:  c.MaxWaiters,
+	}
+}
+
+func (c LockConfig) validate() error {
+	if c.LockDelay < 2*time.Second {
+		return fmt.Errorf("agent: lock-delay %v must be at least 2s", c.LockDelay)
+	}
+	if c.DriftMargin < c.LockDelay/20 {
+		return fmt.Errorf("agent: lock drift margin %v must be at least 5%% of the lock-delay %v", c.DriftMargin, c.LockDelay)
+	}
+	if c.BootstrapExpect < 1 {
+		return fmt.Errorf("agent: bootstrap-expect %d must be at least 1", c.BootstrapExpect)
+	}
+	if err := c.lockmgrConfig().Validate(); err != nil {
+		return fmt.Errorf("agent: locks: %w", err)
+	}
+	return nil
 }
 
 // CounterConfig tunes how counters spread, repair and deduplicate.
@@ -223,6 +291,7 @@ func DefaultConfig() Config {
 		Timings:              DefaultTimings(),
 		RPCTimeout:           2 * time.Second,
 		Counters:             DefaultCounterConfig(),
+		Locks:                DefaultLockConfig(),
 	}
 }
 
@@ -266,6 +335,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("agent: rpc timeout %v must be positive", c.RPCTimeout)
 	}
 	if err := c.Counters.validate(); err != nil {
+		return err
+	}
+	if err := c.Locks.validate(); err != nil {
 		return err
 	}
 	return c.Timings.validate()

@@ -73,6 +73,10 @@ func (a *Agent) keyRoutes() []keyRoute {
 		{method: "GET", prefix: "/v1/ring/owner/", serve: a.handleOwner},
 		{method: "GET", prefix: "/v1/counters/", serve: a.handleGetCounter},
 		{method: "POST", prefix: "/v1/counters/", serve: a.handlePostCounter},
+		{method: "POST", prefix: "/v1/locks/", serve: a.handleAcquireLock},
+		{method: "PUT", prefix: "/v1/locks/", serve: a.handleRenewLock},
+		{method: "DELETE", prefix: "/v1/locks/", serve: a.handleReleaseLock},
+		{method: "GET", prefix: "/v1/locks/", serve: a.handleLockInfo},
 	}
 }
 

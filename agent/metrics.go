@@ -33,6 +33,16 @@ type metrics struct {
 	aeRounds       *prometheus.CounterVec
 	aeBytes        *prometheus.CounterVec
 	aeKeysRepaired prometheus.Counter
+
+	// locks
+	lockGrants           prometheus.Counter
+	lockWaits            prometheus.Counter
+	lockExpiries         prometheus.Counter
+	lockHandoffs         prometheus.Counter
+	lockRedirects        prometheus.Counter
+	lockRounds           *prometheus.CounterVec
+	lockNoQuorum         prometheus.Counter
+	lockPromisesAnswered prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -81,6 +91,23 @@ func newMetrics() *metrics {
 		Help: "Keys whose state changed, on either side, in anti-entropy rounds this peer started.",
 	})
 	m.reg.MustRegister(m.increments, m.deltasSent, m.deltasReceived, m.aeRounds, m.aeBytes, m.aeKeysRepaired)
+	newCounter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		m.reg.MustRegister(c)
+		return c
+	}
+	m.lockGrants = newCounter("ringleader_lock_grants_total", "Lock leases this peer granted as the owner of their keys.")
+	m.lockWaits = newCounter("ringleader_lock_waits_total", "Lock requests this peer queued behind a holder (wait > 0).")
+	m.lockExpiries = newCounter("ringleader_lock_expiries_total", "Lock leases that ran out on this peer without being renewed or released.")
+	m.lockHandoffs = newCounter("ringleader_lock_handoffs_total", "Lock keys this peer handed to a new owner when the ring moved them.")
+	m.lockRedirects = newCounter("ringleader_lock_redirects_total", "Lock requests this peer sent on to another peer because that peer's ring (or this one's) names it the owner.")
+	m.lockNoQuorum = newCounter("ringleader_lock_no_quorum_total", "Lock requests refused because no strict majority of the voters promised the key.")
+	m.lockPromisesAnswered = newCounter("ringleader_lock_promises_answered_total", "Ownership promise requests (one per key) this peer's acceptor answered, promised or refused.")
+	m.lockRounds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ringleader_lock_promise_rounds_total",
+		Help: "Ownership promise rounds this peer ran as an owner, by kind (claim: a new epoch; renew: a batch renewal) and result (ok or failed).",
+	}, []string{"kind", "result"})
+	m.reg.MustRegister(m.lockRounds)
 	m.gossipOut = m.gossipBytes.WithLabelValues("sent")
 	m.gossipIn = m.gossipBytes.WithLabelValues("received")
 	m.rpcOut = m.rpcBytesVec.WithLabelValues("sent")

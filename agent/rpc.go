@@ -87,6 +87,8 @@ func (a *Agent) serveRPC() error {
 		peerrpc.Handle(server, methodAEDiff, a.handleAEDiff),
 		peerrpc.Handle(server, methodAdd, a.handleAdd),
 		peerrpc.Handle(server, methodIdemGet, a.handleIdemGet),
+		peerrpc.Handle(server, methodLockPromise, a.handleLockPromise),
+		peerrpc.Handle(server, methodLockOp, a.handleLockOp),
 	} {
 		if err != nil {
 			l.Close()

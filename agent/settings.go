@@ -17,6 +17,8 @@ const (
 	TagRPC      = "rpc"
 	TagProtocol = "rl-proto"
 	TagVNodes   = "rl-vnodes"
+	// TagLocks carries the cluster-wide lock timings: "<lock-delay>/<drift margin>".
+	TagLocks = "rl-locks"
 )
 
 // ErrSettingsMismatch is returned (wrapped, naming the setting) by Start and
@@ -32,13 +34,15 @@ type clusterSetting struct {
 var clusterSettings = []clusterSetting{
 	{tag: TagProtocol, flag: "protocol version (upgrade the older peer)"},
 	{tag: TagVNodes, flag: "--vnodes"},
+	{tag: TagLocks, flag: "--lock-delay and --lock-drift-margin"},
 }
 
 // settingsTags are this peer's cluster-wide settings as serf tags.
-func settingsTags(vnodes int) map[string]string {
+func settingsTags(cfg Config) map[string]string {
 	return map[string]string{
 		TagProtocol: strconv.Itoa(ProtocolVersion),
-		TagVNodes:   strconv.Itoa(vnodes),
+		TagVNodes:   strconv.Itoa(cfg.VNodes),
+		TagLocks:    cfg.Locks.LockDelay.String() + "/" + cfg.Locks.DriftMargin.String(),
 	}
 }
 

@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Lock routes (docs/locks.md):
+//
+//	POST   /v1/locks/{key...}  {"ttl":"10s","wait":"5s","holder":"label"} → {"key","token","lease","ttl_ms","owner"}
+//	PUT    /v1/locks/{key...}  {"lease":"<32 hex>","ttl":"10s"}           → same as POST
+//	DELETE /v1/locks/{key...}?lease=<32 hex>                              → {"key","released"}
+//	GET    /v1/locks/{key...}                                             → {"key","held","holder","token","remaining_ms","waiters","owner"}
+//
+// 400 bad input, 404 unknown lease, 409 still held after the wait (with
+// "holder" and "remaining_ms"), 503 no quorum or owner unreachable.
+
+// lockStatus maps the lock errors to HTTP status codes.
+func lockStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrBadLock):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrLockHeld):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnknownLease):
+		return http.StatusNotFound
+	case errors.Is(err, ErrNoQuorum), errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return errorStatus(err)
+}
+
+func writeLockError(w http.ResponseWriter, err error) {
+	var held *LockHeldError
+	if errors.As(err, &held) {
+		writeJSON(w, http.StatusConflict, lockHeldAnswer{Error: err.Error(), Holder: held.Holder, RemainingMS: held.Remaining.Milliseconds()})
+		return
+	}
+	writeError(w, lockStatus(err), err.Error())
+}
+
+type lockHeldAnswer struct {
+	Error       string `json:"error"`
+	Holder      string `json:"holder"`
+	RemainingMS int64  `json:"remaining_ms"`
+}
+
+type lockGrantAnswer struct {
+	Key   string `json:"key"`
+	Token int64  `json:"token"`
+	Lease string `json:"lease"`
+	TTLMS int64  `json:"ttl_ms"`
+	Owner string `json:"owner"`
+}
+
+type lockInfoAnswer struct {
+	Key         string `json:"key"`
+	Held        bool   `json:"held"`
+	Holder      string `json:"holder"`
+	Token       int64  `json:"token"`
+	RemainingMS int64  `json:"remaining_ms"`
+	Waiters     int    `json:"waiters"`
+	Owner       string `json:"owner"`
+}
+
+// lockBody is the JSON body of POST and PUT; durations are Go duration
+// strings ("10s", "1m30s").
+type lockBody struct {
+	TTL    *string `json:"ttl"`
+	Wait   *string `json:"wait"`
+	Holder string  `json:"holder"`
+	Lease  string  `json:"lease"`
+}
+
+// readLockBody decodes an optional body (empty means every default).
+func readLockBody(r *http.Request) (lockBody, error) {
+	var b lockBody
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		if errors.Is(err, io.EOF) {
+			return lockBody{}, nil
+		}
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return b, err
+		}
+		return b, fmt.Errorf("%w: body is not the expected JSON (%v); send {\"ttl\":\"10s\",\"wait\":\"5s\",\"holder\":\"label\"}", ErrBadLock, err)
+	}
+	if dec.More() {
+		return b, fmt.Errorf("%w: body has more than one JSON value", ErrBadLock)
+	}
+	return b, nil
+}
+
+// parseLockDuration reads an optional Go duration string.
+func parseLockDuration(name string, s *string) (time.Duration, error) {
+	if s == nil || *s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(*s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%w: %s %q is not a duration; give one like \"10s\" or \"1m30s\"", ErrBadLock, name, *s)
+	}
+	return d, nil
+}
+
+func (a *Agent) handleAcquireLock(w http.ResponseWriter, r *http.Request, key string) {
+	b, err := readLockBody(r)
+	if err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	if b.Lease != "" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v: POST acquires and takes no lease; renew with PUT", ErrBadLock))
+		return
+	}
+	ttl, err := parseLockDuration("ttl", b.TTL)
+	if err == nil {
+		var wait time.Duration
+		if wait, err = parseLockDuration("wait", b.Wait); err == nil {
+			var g LockGrant
+			if g, err = a.AcquireLock(r.Context(), key, LockRequest{TTL: ttl, Wait: wait, Holder: b.Holder}); err == nil {
+				writeJSON(w, http.StatusOK, grantAnswer(g))
+				return
+			}
+		}
+	}
+	writeLockError(w, err)
+}
+
+func grantAnswer(g LockGrant) lockGrantAnswer {
+	return lockGrantAnswer{Key: g.Key, Token: g.Token, Lease: g.Lease, TTLMS: g.TTL.Milliseconds(), Owner: g.Owner}
+}
+
+func (a *Agent) handleRenewLock(w http.ResponseWriter, r *http.Request, key string) {
+	b, err := readLockBody(r)
+	if err != nil {
+		writeBodyError(w, err)
+		return
+	}
+	if b.Wait != nil || b.Holder != "" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v: PUT renews and takes only \"lease\" and \"ttl\"", ErrBadLock))
+		return
+	}
+	ttl, err := parseLockDuration("ttl", b.TTL)
+	if err == nil {
+		var g LockGrant
+		if g, err = a.RenewLock(r.Context(), key, b.Lease, ttl); err == nil {
+			writeJSON(w, http.StatusOK, grantAnswer(g))
+			return
+		}
+	}
+	writeLockError(w, err)
+}
+
+func (a *Agent) handleReleaseLock(w http.ResponseWriter, r *http.Request, key string) {
+	if err := a.ReleaseLock(r.Context(), key, r.URL.Query().Get("lease")); err != nil {
+		writeLockError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"key": key, "released": true})
+}
+
+func (a *Agent) handleLockInfo(w http.ResponseWriter, r *http.Request, key string) {
+	st, err := a.LockInfo(r.Context(), key)
+	if err != nil {
+		writeLockError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lockInfoAnswer{Key: key, Held: st.Held, Holder: st.Holder, Token: st.Token,
+		RemainingMS: st.Remaining.Milliseconds(), Waiters: st.Waiters, Owner: st.Owner})
+}

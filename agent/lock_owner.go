@@ -1,0 +1,335 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ringleader/ringleader/lockmgr"
+)
+
+// Epochs come from a hybrid clock: a new epoch is above every epoch the
+// acceptors of its round report and at least the current second since
+// epochBase, and never more than the lock-delay's half ahead of it. So an
+// epoch granted after an acceptor lost its disk — which takes that acceptor
+// at least a lock-delay of quiet period — is above every epoch granted
+// before, even when that acceptor was the only one of the new majority that
+// knew the old epoch (docs/locks.md, "Tokens").
+var epochBase = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// epochAt returns the clock epoch of t: whole seconds since epochBase, at
+// least 1.
+func epochAt(t time.Time) uint32 {
+	s := int64(t.Sub(epochBase) / time.Second)
+	return uint32(min(max(s, 1), lockmgr.MaxEpoch))
+}
+
+// maxEpochsAhead is how far a new epoch may run ahead of the clock epoch.
+func (ls *lockService) maxEpochsAhead() uint32 {
+	return uint32(max(ls.cfg.LockDelay/2/time.Second, 1))
+}
+
+// ensureOwned returns once this peer holds a majority promise on key that
+// outlasts a ttl lease by the drift margin, running (or joining) a promise
+// round when it does not, or when force asks for a fresh one.
+func (ls *lockService) ensureOwned(ctx context.Context, key string, ttl time.Duration, force bool) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		ls.mu.Lock()
+		now := ls.a.clock.Now()
+		c := ls.claims[key]
+		if c == nil {
+			c = &claim{lastUsed: now}
+			ls.claims[key] = c
+		}
+		if c.round == nil && !force && c.until.After(now.Add(ttl+ls.cfg.DriftMargin)) {
+			c.lastUsed = now
+			ls.mu.Unlock()
+			return nil
+		}
+		r := c.round
+		mine := r == nil
+		if mine {
+			r = &round{done: make(chan struct{})}
+			c.round = r
+		}
+		ls.mu.Unlock()
+		if mine {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ls.a.cfg.RPCTimeout)
+			r.err = ls.claimRound(rctx, key)
+			cancel()
+			ls.mu.Lock()
+			c.round = nil
+			ls.mu.Unlock()
+			close(r.done)
+			if r.err != nil {
+				return r.err
+			}
+			force = false
+			continue
+		}
+		select {
+		case <-r.done:
+			if r.err != nil {
+				return r.err
+			}
+			force = false
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for the ownership of %q: %v", ErrUnavailable, key, ctx.Err())
+		}
+	}
+	return fmt.Errorf("%w: the ownership lease on %q cannot cover a %v lease; retry", ErrNoQuorum, key, ttl)
+}
+
+// claimRound gets (or renews) a majority promise on key. A live claim is
+// renewed under its own epoch; otherwise the round asks for a new epoch
+// above everything this peer knows, and once more above what the acceptors
+// report if they refuse it as stale.
+func (ls *lockService) claimRound(ctx context.Context, key string) error {
+	ls.mu.Lock()
+	c := ls.claims[key]
+	now := ls.a.clock.Now()
+	live := c.until.After(now)
+	tableEpoch, _ := ls.table.Epoch(key)
+	epoch := c.epoch
+	ls.mu.Unlock()
+	if !live {
+		epoch = max(c.epoch, tableEpoch, ls.acceptor.highest(key)) + 1
+	}
+	for try := 0; ; try++ {
+		if !live {
+			clock := epochAt(ls.a.clock.Now())
+			epoch = max(epoch, clock)
+			if epoch > clock+ls.maxEpochsAhead() {
+				ls.a.metrics.lockNoQuorum.Inc()
+				return fmt.Errorf("%w: epochs of %q ran %d s ahead of the clock (too many owner changes); retry in a few seconds",
+					ErrNoQuorum, key, epoch-clock)
+			}
+		}
+		sent := ls.a.clock.Now()
+		res, err := ls.ask(ctx, []promiseKey{{Key: key, Epoch: epoch}})
+		if err != nil {
+			ls.a.metrics.lockNoQuorum.Inc()
+			ls.a.metrics.lockRounds.WithLabelValues("claim", "failed").Inc()
+			return err
+		}
+		ok, highest := res.tally(0)
+		if ok >= res.need {
+			ls.a.metrics.lockRounds.WithLabelValues("claim", "ok").Inc()
+			ls.extend(key, epoch, sent.Add(ls.cfg.LockDelay))
+			return nil
+		}
+		ls.a.metrics.lockRounds.WithLabelValues("claim", "failed").Inc()
+		if live || highest < epoch || try > 0 {
+			ls.a.metrics.lockNoQuorum.Inc()
+			return res.refusal(key, 0, ok)
+		}
+		epoch = highest + 1
+	}
+}
+
+// extend records a successful round: key is owned under epoch until until.
+func (ls *lockService) extend(key string, epoch uint32, until time.Time) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	c := ls.claims[key]
+	if c == nil || epoch < c.epoch {
+		return // a renewal that crossed a newer round, or a dropped claim
+	}
+	now := ls.a.clock.Now()
+	if epoch != c.epoch {
+		if err := ls.table.SetEpoch(key, epoch); err != nil {
+			ls.a.log.Error("lock epoch refused by the table; the key stays unowned", "key", key, "epoch", epoch, "err", err)
+			return
+		}
+		c.epoch, c.until = epoch, until
+	} else if until.After(c.until) {
+		c.until = until
+	}
+	if err := ls.table.SetOwnedUntil(key, c.until, now); err != nil {
+		ls.a.log.Error("lock ownership refused by the table", "key", key, "err", err)
+	}
+	ls.dispatch(ls.table.Tick(now))
+	ls.wake()
+}
+
+// voterAnswers is what every voter answered to one promise request.
+type voterAnswers struct {
+	total, need int
+	// answers[i] holds voter names[i]'s answers, one per key; nil when
+	// that voter failed, could not be reached, or errs says why.
+	names   []string
+	answers [][]promiseAnswer
+	errs    []error
+}
+
+// tally counts the voters that promised key number i, and the highest
+// epoch any of them reports.
+func (v *voterAnswers) tally(i int) (ok int, highest uint32) {
+	for _, as := range v.answers {
+		if as == nil {
+			continue
+		}
+		if as[i].OK {
+			ok++
+		}
+		highest = max(highest, as[i].Highest)
+	}
+	return ok, highest
+}
+
+// refusal explains a failed round for key number i.
+func (v *voterAnswers) refusal(key string, i, ok int) error {
+	var why []string
+	for j, name := range v.names {
+		switch {
+		case v.errs[j] != nil:
+			why = append(why, fmt.Sprintf("%s: %v", name, v.errs[j]))
+		case v.answers[j] == nil:
+			why = append(why, name+": not reachable")
+		case !v.answers[j][i].OK:
+			a := v.answers[j][i]
+			if a.Reason == refusedPromised {
+				why = append(why, fmt.Sprintf("%s: promised to %s for %v more", name, a.Holder, a.Remaining.Round(time.Millisecond)))
+			} else {
+				why = append(why, name+": "+a.Reason)
+			}
+		}
+	}
+	sort.Strings(why)
+	return fmt.Errorf("%w: %d of %d voters promised lock key %q, %d needed (%s); retry later",
+		ErrNoQuorum, ok, v.total, key, v.need, strings.Join(why, "; "))
+}
+
+// ask sends one promise request for keys to every voter — this peer's own
+// acceptor directly, the alive others over peer RPC, in parallel — and
+// collects the answers. Failed voters count in total but are not asked.
+func (ls *lockService) ask(ctx context.Context, keys []promiseKey) (*voterAnswers, error) {
+	voters := ls.a.voters()
+	slices.Sort(voters)
+	res := &voterAnswers{total: len(voters), need: majorityOf(len(voters)), names: voters,
+		answers: make([][]promiseAnswer, len(voters)), errs: make([]error, len(voters))}
+	if want := ls.a.cfg.Locks.BootstrapExpect; len(voters) < want {
+		return nil, fmt.Errorf("%w: %d of the %d voters --bootstrap-expect waits for have joined; no lock is granted before they have",
+			ErrNoQuorum, len(voters), want)
+	}
+	view := ls.a.view.load()
+	req := &promiseRequest{Owner: ls.self.Name, Incarnation: ls.self.Incarnation, Period: ls.cfg.LockDelay, Keys: keys}
+	var wg sync.WaitGroup
+	for i, name := range voters {
+		if name == ls.self.Name {
+			res.answers[i], res.errs[i] = ls.acceptor.promise(ls.self, ls.cfg.LockDelay, keys)
+			continue
+		}
+		addr, ok := view.RPC[name]
+		if !ok {
+			res.errs[i] = fmt.Errorf("failed or not yet alive")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var resp promiseResponse
+			if err := ls.a.call(ctx, addr, methodLockPromise, req, &resp); err != nil {
+				res.errs[i] = err
+				return
+			}
+			if len(resp.Answers) != len(keys) {
+				res.errs[i] = fmt.Errorf("answered %d keys of %d", len(resp.Answers), len(keys))
+				return
+			}
+			res.answers[i] = resp.Answers
+		}()
+	}
+	wg.Wait()
+	return res, nil
+}
+
+// renewLoop keeps the claims on keys in use warm: every sixth of a
+// lock-delay it renews them in one request per voter, and drops claims
+// that lapsed on keys with nothing left in the table.
+func (ls *lockService) renewLoop() {
+	defer ls.a.wg.Done()
+	every := ls.cfg.LockDelay / 6
+	for {
+		t := ls.a.clock.NewTimer(every)
+		select {
+		case <-t.C():
+		case <-ls.a.stop:
+			t.Stop()
+			return
+		}
+		ls.renewClaims()
+	}
+}
+
+// renewClaims renews every claim in use that this peer's ring still names
+// it the owner of.
+func (ls *lockService) renewClaims() {
+	view := ls.a.view.load()
+	var keys []promiseKey
+	ls.mu.Lock()
+	now := ls.a.clock.Now()
+	for key, c := range ls.claims {
+		if c.round != nil {
+			continue
+		}
+		in := ls.table.Info(key, now)
+		busy := in.Held || in.Waiters > 0
+		if !c.until.After(now) {
+			if !busy {
+				delete(ls.claims, key)
+				ls.table.Remove(key)
+			}
+			continue
+		}
+		owner, err := view.Ring.Owner(key)
+		if err != nil || owner != ls.self.Name {
+			continue // the ring moved the key away: let the promises lapse
+		}
+		if busy || now.Sub(c.lastUsed) < ls.cfg.LockDelay {
+			keys = append(keys, promiseKey{Key: key, Epoch: c.epoch})
+		}
+	}
+	ls.mu.Unlock()
+	for len(keys) > 0 {
+		n := min(len(keys), maxPromiseKeys)
+		ls.renewBatch(keys[:n])
+		keys = keys[n:]
+	}
+}
+
+func (ls *lockService) renewBatch(keys []promiseKey) {
+	ctx, cancel := context.WithTimeout(context.Background(), ls.a.cfg.RPCTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-ls.a.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	sent := ls.a.clock.Now()
+	res, err := ls.ask(ctx, keys)
+	if err != nil {
+		ls.a.metrics.lockRounds.WithLabelValues("renew", "failed").Inc()
+		return
+	}
+	failed := 0
+	for i, k := range keys {
+		if ok, _ := res.tally(i); ok >= res.need {
+			ls.extend(k.Key, k.Epoch, sent.Add(ls.cfg.LockDelay))
+		} else {
+			failed++
+		}
+	}
+	result := "ok"
+	if failed > 0 {
+		result = "failed"
+		ls.a.log.Warn("lock ownership renewal lost the majority on some keys", "keys", failed, "of", len(keys))
+	}
+	ls.a.metrics.lockRounds.WithLabelValues("renew", result).Inc()
+}

@@ -1,0 +1,294 @@
+package agent
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ringleader/ringleader/lockmgr"
+)
+
+// Peer RPC method that carries a lock request to the owner of its key.
+const methodLockOp = "lock.op"
+
+// maxLockHops is how many times a lock request follows another peer's view
+// of who owns its key before giving up with 503.
+const maxLockHops = 3
+
+// Lock operations.
+const (
+	opAcquire = "acquire"
+	opRenew   = "renew"
+	opRelease = "release"
+	opInfo    = "info"
+)
+
+// lockOpRequest is one lock request forwarded to the owner of Key.
+type lockOpRequest struct {
+	Op     string        `msgpack:"op"`
+	Key    string        `msgpack:"k"`
+	Holder string        `msgpack:"h,omitempty"`
+	TTL    time.Duration `msgpack:"t,omitempty"`
+	Wait   time.Duration `msgpack:"w,omitempty"`
+	Lease  string        `msgpack:"l,omitempty"`
+}
+
+// lockOpResponse is the owner's answer: Code says which (the agent's error
+// it stands for), Redirect names the owner in the answering peer's view
+// when it is not the owner itself.
+type lockOpResponse struct {
+	Code      string        `msgpack:"c"`
+	Error     string        `msgpack:"e,omitempty"`
+	Redirect  string        `msgpack:"r,omitempty"`
+	Owner     string        `msgpack:"o,omitempty"`
+	Token     int64         `msgpack:"tk,omitempty"`
+	Lease     string        `msgpack:"l,omitempty"`
+	TTL       time.Duration `msgpack:"t,omitempty"`
+	Held      bool          `msgpack:"hd,omitempty"`
+	Holder    string        `msgpack:"h,omitempty"`
+	Remaining time.Duration `msgpack:"rm,omitempty"`
+	Waiters   int           `msgpack:"wt,omitempty"`
+}
+
+// Codes of a lockOpResponse.
+const (
+	codeOK          = "ok"
+	codeRedirect    = "redirect"
+	codeHeld        = "held"
+	codeBadRequest  = "bad-request"
+	codeUnknown     = "unknown-lease"
+	codeNoQuorum    = "no-quorum"
+	codeUnavailable = "unavailable"
+)
+
+// AcquireLock grants key to req through the key's owner (any peer takes
+// the request and forwards it), waiting up to req.Wait while it is held.
+func (a *Agent) AcquireLock(ctx context.Context, key string, req LockRequest) (LockGrant, error) {
+	resp, err := a.lockOp(ctx, &lockOpRequest{Op: opAcquire, Key: key, Holder: req.Holder, TTL: req.TTL, Wait: req.Wait})
+	if err != nil {
+		return LockGrant{}, err
+	}
+	return LockGrant{Key: key, Token: resp.Token, Lease: resp.Lease, TTL: resp.TTL, Owner: resp.Owner}, nil
+}
+
+// RenewLock extends the live lease on key to ttl from now (0: the TTL it
+// was granted with).
+func (a *Agent) RenewLock(ctx context.Context, key, lease string, ttl time.Duration) (LockGrant, error) {
+	resp, err := a.lockOp(ctx, &lockOpRequest{Op: opRenew, Key: key, Lease: lease, TTL: ttl})
+	if err != nil {
+		return LockGrant{}, err
+	}
+	return LockGrant{Key: key, Token: resp.Token, Lease: resp.Lease, TTL: resp.TTL, Owner: resp.Owner}, nil
+}
+
+// ReleaseLock ends the live lease on key and hands the key to the next
+// waiter.
+func (a *Agent) ReleaseLock(ctx context.Context, key, lease string) error {
+	_, err := a.lockOp(ctx, &lockOpRequest{Op: opRelease, Key: key, Lease: lease})
+	return err
+}
+
+// LockInfo describes key as its owner sees it.
+func (a *Agent) LockInfo(ctx context.Context, key string) (LockStatus, error) {
+	resp, err := a.lockOp(ctx, &lockOpRequest{Op: opInfo, Key: key})
+	if err != nil {
+		return LockStatus{}, err
+	}
+	return LockStatus{Key: key, Held: resp.Held, Holder: resp.Holder, Token: resp.Token,
+		Remaining: resp.Remaining, Waiters: resp.Waiters, Owner: resp.Owner}, nil
+}
+
+// lockOp checks req, then takes it to the owner of its key: served here when
+// this peer's ring names it the owner, else forwarded over peer RPC,
+// following the owner's own view at most maxLockHops times.
+func (a *Agent) lockOp(ctx context.Context, req *lockOpRequest) (*lockOpResponse, error) {
+	ls, err := a.lockService()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLockRequest(req); err != nil {
+		return nil, err
+	}
+	target, err := a.view.load().Ring.Owner(req.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no alive peer owns lock key %q: %v", ErrUnavailable, req.Key, err)
+	}
+	timeout := a.cfg.RPCTimeout + req.Wait
+	for hop := 0; ; hop++ {
+		var resp *lockOpResponse
+		if target == a.cfg.NodeName {
+			resp = ls.serve(ctx, req)
+		} else {
+			if resp, err = a.forwardLock(ctx, target, req, timeout); err != nil {
+				return nil, err
+			}
+		}
+		if resp.Code != codeRedirect {
+			return resp, resp.err(req.Key)
+		}
+		a.metrics.lockRedirects.Inc()
+		if hop == maxLockHops {
+			return nil, fmt.Errorf("%w: the peers disagree on who owns lock key %q (last said %s after %d redirects); the ring is settling, retry in a moment",
+				ErrUnavailable, req.Key, resp.Redirect, hop)
+		}
+		target = resp.Redirect
+	}
+}
+
+func (a *Agent) forwardLock(ctx context.Context, target string, req *lockOpRequest, timeout time.Duration) (*lockOpResponse, error) {
+	addr, ok := a.view.load().RPC[target]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s, the owner of lock key %q, is not alive here; retry once the ring has settled", ErrUnavailable, target, req.Key)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var resp lockOpResponse
+	if err := a.call(ctx, addr, methodLockOp, req, &resp); err != nil {
+		return nil, fmt.Errorf("%w: %s, the owner of lock key %q, did not answer: %v", ErrUnavailable, target, req.Key, err)
+	}
+	return &resp, nil
+}
+
+func (a *Agent) handleLockOp(ctx context.Context, req *lockOpRequest) (*lockOpResponse, error) {
+	ls, err := a.lockService()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLockRequest(req); err != nil {
+		return errorResponse(err), nil
+	}
+	return ls.serve(ctx, req), nil
+}
+
+// checkLockRequest refuses bad input before it travels.
+func checkLockRequest(req *lockOpRequest) error {
+	if req.Key == "" || len(req.Key) > lockmgr.MaxKeyLen {
+		return fmt.Errorf("%w: a lock key must be 1 to %d bytes, got %d", ErrBadLock, lockmgr.MaxKeyLen, len(req.Key))
+	}
+	if len(req.Holder) > lockmgr.MaxHolderLen {
+		return fmt.Errorf("%w: a holder label must be at most %d bytes, got %d", ErrBadLock, lockmgr.MaxHolderLen, len(req.Holder))
+	}
+	switch req.Op {
+	case opAcquire, opInfo:
+	case opRenew, opRelease:
+		if _, err := parseLeaseID(req.Lease); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: unknown lock operation %q", ErrBadLock, req.Op)
+	}
+	if req.TTL < 0 || req.Wait < 0 {
+		return fmt.Errorf("%w: ttl and wait must not be negative", ErrBadLock)
+	}
+	return nil
+}
+
+// parseLeaseID reads a lease ID: 32 hex digits.
+func parseLeaseID(s string) (lockmgr.LeaseID, error) {
+	var id lockmgr.LeaseID
+	if len(s) != 2*len(id) {
+		return id, fmt.Errorf("%w: a lease ID is %d hex digits, got %d characters", ErrBadLock, 2*len(id), len(s))
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("%w: lease ID %q is not hex", ErrBadLock, s)
+	}
+	return id, nil
+}
+
+// serve answers a lock request here if this peer's ring names it the owner
+// of the key, else redirects to the owner it sees.
+func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpResponse {
+	owner, err := ls.a.view.load().Ring.Owner(req.Key)
+	if err != nil {
+		return errorResponse(fmt.Errorf("%w: no alive peer owns lock key %q here: %v", ErrUnavailable, req.Key, err))
+	}
+	if owner != ls.self.Name {
+		return &lockOpResponse{Code: codeRedirect, Redirect: owner}
+	}
+	me := ls.self.Name
+	switch req.Op {
+	case opAcquire:
+		l, err := ls.acquire(ctx, req.Key, LockRequest{TTL: req.TTL, Wait: req.Wait, Holder: req.Holder})
+		if err != nil {
+			return errorResponse(err)
+		}
+		ttl, _ := ls.checkTTL(req.TTL)
+		return grantResponse(l, me, ttl)
+	case opRenew, opRelease:
+		id, err := parseLeaseID(req.Lease)
+		if err != nil {
+			return errorResponse(err)
+		}
+		if req.Op == opRelease {
+			if err := ls.release(req.Key, id); err != nil {
+				return errorResponse(err)
+			}
+			return &lockOpResponse{Code: codeOK, Owner: me}
+		}
+		l, err := ls.renew(ctx, req.Key, id, req.TTL)
+		if err != nil {
+			return errorResponse(err)
+		}
+		ttl := req.TTL
+		if ttl == 0 { // renewed with the TTL it was granted with: say what is left
+			ttl = l.Expiry.Sub(ls.a.clock.Now()).Round(time.Millisecond)
+		}
+		return grantResponse(l, me, ttl)
+	default:
+		in := ls.info(req.Key)
+		return &lockOpResponse{Code: codeOK, Owner: me, Held: in.Held, Holder: in.Holder, Token: in.Lease.Token,
+			Remaining: in.Remaining, Waiters: in.Waiters}
+	}
+}
+
+// grantResponse answers a grant or renewal of l for ttl.
+func grantResponse(l lockmgr.Lease, owner string, ttl time.Duration) *lockOpResponse {
+	return &lockOpResponse{Code: codeOK, Owner: owner, Token: l.Token, Lease: l.ID.String(), TTL: ttl}
+}
+
+// errorResponse carries an agent error over the wire.
+func errorResponse(err error) *lockOpResponse {
+	r := &lockOpResponse{Error: err.Error()}
+	var held *LockHeldError
+	switch {
+	case errors.As(err, &held):
+		r.Code, r.Holder, r.Remaining = codeHeld, held.Holder, held.Remaining
+	case errors.Is(err, ErrBadLock):
+		r.Code = codeBadRequest
+	case errors.Is(err, ErrUnknownLease):
+		r.Code = codeUnknown
+	case errors.Is(err, ErrNoQuorum):
+		r.Code = codeNoQuorum
+	default:
+		r.Code = codeUnavailable
+	}
+	return r
+}
+
+// err turns a response back into the agent's error (nil for codeOK).
+func (r *lockOpResponse) err(key string) error {
+	switch r.Code {
+	case codeOK:
+		return nil
+	case codeHeld:
+		return &LockHeldError{Key: key, Holder: r.Holder, Remaining: r.Remaining}
+	case codeBadRequest:
+		return fmt.Errorf("%w: %s", ErrBadLock, trimPrefix(r.Error, ErrBadLock))
+	case codeUnknown:
+		return fmt.Errorf("%w: %s", ErrUnknownLease, trimPrefix(r.Error, ErrUnknownLease))
+	case codeNoQuorum:
+		return fmt.Errorf("%w: %s", ErrNoQuorum, trimPrefix(r.Error, ErrNoQuorum))
+	}
+	return fmt.Errorf("%w: %s", ErrUnavailable, trimPrefix(r.Error, ErrUnavailable))
+}
+
+// trimPrefix drops the "<sentinel>: " that wrapping adds again.
+func trimPrefix(msg string, sentinel error) string {
+	p := sentinel.Error() + ": "
+	if len(msg) >= len(p) && msg[:len(p)] == p {
+		return msg[len(p):]
+	}
+	return msg
+}

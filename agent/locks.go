@@ -1,0 +1,406 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ringleader/ringleader/lockmgr"
+)
+
+// Errors of the lock service. Match them with errors.Is.
+var (
+	// ErrBadLock is returned for a lock request with bad input (key, TTL,
+	// wait, holder label, lease ID). The HTTP API answers 400.
+	ErrBadLock = errors.New("bad lock request")
+	// ErrLockHeld is returned when the key is still held when the wait ran
+	// out; the error is a *LockHeldError. The HTTP API answers 409.
+	ErrLockHeld = errors.New("lock is held")
+	// ErrUnknownLease is returned by RenewLock and ReleaseLock for a lease
+	// that is not the key's live lease (released, expired, never granted,
+	// or granted by an owner that has since changed). The HTTP API
+	// answers 404.
+	ErrUnknownLease = errors.New("unknown lease")
+	// ErrNoQuorum is returned when the owner of the key could not get
+	// promises from a strict majority of the voters, or the voters have
+	// not formed yet (--bootstrap-expect). The HTTP API answers 503.
+	ErrNoQuorum = errors.New("no quorum")
+)
+
+// LockHeldError says who holds a key (their label) and for how much longer.
+type LockHeldError struct {
+	Key       string
+	Holder    string
+	Remaining time.Duration
+}
+
+func (e *LockHeldError) Error() string {
+	return fmt.Sprintf("%v: key %q is held by %q for %v more; retry later or wait longer", ErrLockHeld, e.Key, e.Holder, e.Remaining.Round(time.Millisecond))
+}
+
+func (e *LockHeldError) Unwrap() error { return ErrLockHeld }
+
+// LockRequest is an acquire: TTL 0 means the default TTL, Wait 0 means do
+// not queue.
+type LockRequest struct {
+	TTL    time.Duration
+	Wait   time.Duration
+	Holder string
+}
+
+// LockGrant is a held lease: its fencing token (compare it at the resource:
+// tokens per key only grow), its ID (needed to renew and release), its TTL
+// as granted, and the peer that granted it.
+type LockGrant struct {
+	Key   string
+	Token int64
+	Lease string
+	TTL   time.Duration
+	Owner string
+}
+
+// LockStatus describes a key as its owner sees it.
+type LockStatus struct {
+	Key       string
+	Held      bool
+	Holder    string
+	Token     int64
+	Remaining time.Duration
+	Waiters   int
+	Owner     string
+}
+
+// lockService is this peer's lock owner and acceptor (docs/locks.md).
+type lockService struct {
+	a        *Agent
+	cfg      lockmgr.Config
+	self     lockmgr.Owner
+	acceptor *acceptorSide
+
+	// mu guards table, claims and waiting. The table is lockmgr's: one
+	// caller at a time.
+	mu     sync.Mutex
+	table  *lockmgr.Table
+	claims map[string]*claim
+	// waiting maps each queued Acquire to where its outcome goes.
+	waiting map[lockmgr.Ticket]chan lockmgr.Event
+
+	// kick wakes the timer loop after a change of the table's deadlines.
+	kick chan struct{}
+}
+
+// claim is this peer's ownership lease on one key: the epoch a strict
+// majority of the voters promised, and until when (by this peer's clock,
+// counted from when the requests were sent).
+type claim struct {
+	epoch    uint32
+	until    time.Time
+	lastUsed time.Time
+	// round is the promise round in flight for the key, if any.
+	round *round
+}
+
+// round is one promise round; done is closed when err is set.
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+// metaLockIncarnation is the meta value holding this peer's last owner
+// incarnation.
+const metaLockIncarnation = "lock-incarnation"
+
+// openLocks creates the lock service on the store: it loads the acceptor's
+// durable epochs, starts its quiet period and takes a new owner
+// incarnation, synced, so promises made to this peer's previous life are
+// not its own.
+func (a *Agent) openLocks() error {
+	cfg := a.cfg.Locks.lockmgrConfig()
+	acc, err := newAcceptorSide(a.db, a.clock, cfg)
+	if err != nil {
+		return err
+	}
+	table, err := lockmgr.NewTable(cfg)
+	if err != nil {
+		return err
+	}
+	var inc uint64
+	if v, ok, err := a.db.GetMeta(metaLockIncarnation); err != nil {
+		return err
+	} else if ok && len(v) == 8 {
+		inc = binary.BigEndian.Uint64(v)
+	}
+	inc = max(inc+1, uint64(a.clock.Now().UnixNano()))
+	b := a.db.NewBatch()
+	if err := b.PutMeta(metaLockIncarnation, binary.BigEndian.AppendUint64(nil, inc)); err != nil {
+		b.Close()
+		return err
+	}
+	if err := b.Commit(true); err != nil {
+		return fmt.Errorf("agent: record the lock incarnation: %w", err)
+	}
+	ls := &lockService{
+		a:        a,
+		cfg:      cfg,
+		self:     lockmgr.Owner{Name: a.cfg.NodeName, Incarnation: inc},
+		acceptor: acc,
+		table:    table,
+		claims:   map[string]*claim{},
+		waiting:  map[lockmgr.Ticket]chan lockmgr.Event{},
+		kick:     make(chan struct{}, 1),
+	}
+	a.mu.Lock()
+	a.locks = ls
+	a.mu.Unlock()
+	return nil
+}
+
+// lockService returns the lock service, or ErrNotStarted.
+func (a *Agent) lockService() (*lockService, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.locks == nil {
+		return nil, ErrNotStarted
+	}
+	return a.locks, nil
+}
+
+// wake tells the timer loop the table's next deadline may have changed.
+func (ls *lockService) wake() {
+	select {
+	case ls.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runTimers fires the table's timers (lease expiries, wait deadlines) and
+// answers the requests they concern. Owned by the agent's wait group.
+func (ls *lockService) runTimers() {
+	defer ls.a.wg.Done()
+	for {
+		ls.mu.Lock()
+		at, ok := ls.table.NextDeadline()
+		ls.mu.Unlock()
+		d := time.Hour
+		if ok {
+			d = max(at.Sub(ls.a.clock.Now()), 0)
+		}
+		t := ls.a.clock.NewTimer(d)
+		select {
+		case <-t.C():
+			ls.mu.Lock()
+			ls.dispatch(ls.table.Tick(ls.a.clock.Now()))
+			ls.mu.Unlock()
+		case <-ls.kick:
+			t.Stop()
+		case <-ls.a.stop:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// dispatch delivers table events to the requests waiting for them. Called
+// with mu held.
+func (ls *lockService) dispatch(events []lockmgr.Event) {
+	for _, ev := range events {
+		switch ev.Kind {
+		case lockmgr.LeaseExpired:
+			ls.a.metrics.lockExpiries.Inc()
+			continue
+		case lockmgr.WaiterGranted:
+			ls.a.metrics.lockGrants.Inc()
+		}
+		if ch, ok := ls.waiting[ev.Ticket]; ok {
+			delete(ls.waiting, ev.Ticket)
+			ch <- ev
+		}
+	}
+}
+
+// checkTTL resolves a requested TTL (0: the default) and refuses one out of
+// range before any promise round.
+func (ls *lockService) checkTTL(ttl time.Duration) (time.Duration, error) {
+	if ttl == 0 {
+		return ls.cfg.DefaultTTL, nil
+	}
+	if ttl < lockmgr.MinTTL || ttl > ls.cfg.MaxTTL() {
+		return 0, fmt.Errorf("%w: ttl %v must be from %v to %v (the lock-delay %v minus the drift margin %v); renew a longer job's lease",
+			ErrBadLock, ttl, lockmgr.MinTTL, ls.cfg.MaxTTL(), ls.cfg.LockDelay, ls.cfg.DriftMargin)
+	}
+	return ttl, nil
+}
+
+// acquire grants key to the request, waiting up to req.Wait behind other
+// holders. This peer must own the key (serve checked).
+func (ls *lockService) acquire(ctx context.Context, key string, req LockRequest) (lockmgr.Lease, error) {
+	ttl, err := ls.checkTTL(req.TTL)
+	if err != nil {
+		return lockmgr.Lease{}, err
+	}
+	if req.Wait < 0 || req.Wait > ls.cfg.MaxWait {
+		return lockmgr.Lease{}, fmt.Errorf("%w: wait %v must be from 0 to %v", ErrBadLock, req.Wait, ls.cfg.MaxWait)
+	}
+	for attempt := 0; ; attempt++ {
+		if err := ls.ensureOwned(ctx, key, ttl, attempt > 0); err != nil {
+			return lockmgr.Lease{}, err
+		}
+		ls.mu.Lock()
+		now := ls.a.clock.Now()
+		res, err := ls.table.Acquire(key, req.Holder, ttl, req.Wait, now)
+		ls.dispatch(ls.table.Tick(now))
+		if errors.Is(err, lockmgr.ErrNotOwned) && attempt == 0 {
+			// The ownership lease is too short for this TTL: renew it now.
+			ls.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			defer ls.mu.Unlock()
+			return lockmgr.Lease{}, ls.tableError(key, err, now)
+		}
+		if c := ls.claims[key]; c != nil {
+			c.lastUsed = now
+		}
+		if res.Granted {
+			ls.mu.Unlock()
+			ls.a.metrics.lockGrants.Inc()
+			ls.wake()
+			return res.Lease, nil
+		}
+		ch := make(chan lockmgr.Event, 1)
+		ls.waiting[res.Ticket] = ch
+		ls.mu.Unlock()
+		ls.a.metrics.lockWaits.Inc()
+		ls.wake()
+		return ls.await(ctx, key, res.Ticket, ch)
+	}
+}
+
+// await waits for a queued Acquire's outcome, cancelling it if ctx ends.
+func (ls *lockService) await(ctx context.Context, key string, ticket lockmgr.Ticket, ch chan lockmgr.Event) (lockmgr.Lease, error) {
+	var ev lockmgr.Event
+	select {
+	case ev = <-ch:
+	case <-ctx.Done():
+		ls.mu.Lock()
+		now := ls.a.clock.Now()
+		if ls.table.Cancel(ticket, now) == nil {
+			delete(ls.waiting, ticket)
+			ls.dispatch(ls.table.Tick(now))
+			ls.mu.Unlock()
+			ls.wake()
+			return lockmgr.Lease{}, fmt.Errorf("%w: gave up waiting for %q: %v", ErrUnavailable, key, ctx.Err())
+		}
+		ls.mu.Unlock()
+		// The outcome was decided as the context ended: take it, and give
+		// a grant nobody will use straight back.
+		ev = <-ch
+		if ev.Kind == lockmgr.WaiterGranted {
+			ls.mu.Lock()
+			evs, _ := ls.table.Release(ev.Lease, ls.a.clock.Now())
+			ls.dispatch(evs)
+			ls.mu.Unlock()
+		}
+		return lockmgr.Lease{}, fmt.Errorf("%w: gave up waiting for %q: %v", ErrUnavailable, key, ctx.Err())
+	}
+	switch ev.Kind {
+	case lockmgr.WaiterGranted:
+		return ev.Lease, nil
+	case lockmgr.WaiterTimedOut:
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		return lockmgr.Lease{}, ls.tableError(key, lockmgr.ErrHeld, ls.a.clock.Now())
+	default:
+		return lockmgr.Lease{}, fmt.Errorf("%w: %v", ErrUnavailable, ev.Err)
+	}
+}
+
+// tableError turns a lockmgr error into the agent's. Called with mu held.
+func (ls *lockService) tableError(key string, err error, now time.Time) error {
+	switch {
+	case errors.Is(err, lockmgr.ErrHeld):
+		in := ls.table.Info(key, now)
+		return &LockHeldError{Key: key, Holder: in.Holder, Remaining: in.Remaining}
+	case errors.Is(err, lockmgr.ErrBadKey), errors.Is(err, lockmgr.ErrBadHolder),
+		errors.Is(err, lockmgr.ErrBadTTL), errors.Is(err, lockmgr.ErrBadWait):
+		return fmt.Errorf("%w: %v", ErrBadLock, err)
+	case errors.Is(err, lockmgr.ErrUnknownLease):
+		return fmt.Errorf("%w: %v", ErrUnknownLease, err)
+	case errors.Is(err, lockmgr.ErrNotOwned), errors.Is(err, lockmgr.ErrNoEpoch):
+		return fmt.Errorf("%w: %v; retry", ErrNoQuorum, err)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// renew extends the live lease named by id.
+func (ls *lockService) renew(ctx context.Context, key string, id lockmgr.LeaseID, ttl time.Duration) (lockmgr.Lease, error) {
+	if ttl != 0 {
+		var err error
+		if ttl, err = ls.checkTTL(ttl); err != nil {
+			return lockmgr.Lease{}, err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		ls.mu.Lock()
+		now := ls.a.clock.Now()
+		in := ls.table.Info(key, now)
+		if !in.Held || in.Lease.ID != id {
+			ls.mu.Unlock()
+			return lockmgr.Lease{}, fmt.Errorf("%w: key %q has no live lease %s (released, expired or never granted here)", ErrUnknownLease, key, id)
+		}
+		l, err := ls.table.Renew(in.Lease, ttl, now)
+		if errors.Is(err, lockmgr.ErrNotOwned) && attempt == 0 {
+			need := ttl
+			if need == 0 {
+				need = in.Lease.Expiry.Sub(now)
+			}
+			ls.mu.Unlock()
+			if err := ls.ensureOwned(ctx, key, max(need, ls.cfg.DefaultTTL), true); err != nil {
+				return lockmgr.Lease{}, err
+			}
+			continue
+		}
+		if err != nil {
+			defer ls.mu.Unlock()
+			return lockmgr.Lease{}, ls.tableError(key, err, now)
+		}
+		if c := ls.claims[key]; c != nil {
+			c.lastUsed = now
+		}
+		ls.mu.Unlock()
+		ls.wake()
+		return l, nil
+	}
+}
+
+// release ends the live lease named by id and hands the key to the next
+// waiter.
+func (ls *lockService) release(key string, id lockmgr.LeaseID) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	now := ls.a.clock.Now()
+	in := ls.table.Info(key, now)
+	if !in.Held || in.Lease.ID != id {
+		return fmt.Errorf("%w: key %q has no live lease %s (released, expired or never granted here)", ErrUnknownLease, key, id)
+	}
+	evs, err := ls.table.Release(in.Lease, now)
+	ls.dispatch(evs)
+	if err != nil {
+		return ls.tableError(key, err, now)
+	}
+	if c := ls.claims[key]; c != nil {
+		c.lastUsed = now
+	}
+	ls.wake()
+	return nil
+}
+
+// info describes key.
+func (ls *lockService) info(key string) lockmgr.Info {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.table.Info(key, ls.a.clock.Now())
+}

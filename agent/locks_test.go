@@ -1,0 +1,195 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringleader/ringleader/agent"
+)
+
+// acquireEventually acquires key through a, retrying while the cluster
+// cannot grant yet (quiet periods after start, a ring settling).
+func acquireEventually(t *testing.T, a *agent.Agent, key string, req agent.LockRequest) agent.LockGrant {
+	t.Helper()
+	var g agent.LockGrant
+	waitFor(t, 20*time.Second, "grant of "+key+" through "+a.NodeName(), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		g, err = a.AcquireLock(ctx, key, req)
+		if err != nil && !errors.Is(err, agent.ErrNoQuorum) && !errors.Is(err, agent.ErrUnavailable) {
+			t.Fatalf("acquire %q through %s: %v", key, a.NodeName(), err)
+		}
+		return err
+	})
+	return g
+}
+
+func TestLockGrantRenewRelease(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(3)) })
+	ctx := context.Background()
+	g1 := acquireEventually(t, c.agents[0], "jobs/nightly", agent.LockRequest{Holder: "first"})
+	if g1.Token <= 0 || len(g1.Lease) != 32 || g1.Owner == "" || g1.TTL <= 0 || g1.TTL > time.Second {
+		t.Fatalf("grant %+v: want a positive token, a 32-hex lease, an owner and the default 1s TTL", g1)
+	}
+	_, err := c.agents[1].AcquireLock(ctx, "jobs/nightly", agent.LockRequest{Holder: "second"})
+	var held *agent.LockHeldError
+	if !errors.As(err, &held) || held.Holder != "first" || held.Remaining <= 0 {
+		t.Fatalf("acquire of a held key: %v, want a LockHeldError naming \"first\"", err)
+	}
+	st, err := c.agents[2].LockInfo(ctx, "jobs/nightly")
+	if err != nil || !st.Held || st.Holder != "first" || st.Token != g1.Token || st.Owner != g1.Owner {
+		t.Fatalf("info = %+v, %v; want held by first with token %d", st, err, g1.Token)
+	}
+	r, err := c.agents[2].RenewLock(ctx, "jobs/nightly", g1.Lease, 1500*time.Millisecond)
+	if err != nil || r.Token != g1.Token || r.Lease != g1.Lease || r.TTL != 1500*time.Millisecond {
+		t.Fatalf("renew = %+v, %v; want the same token and lease with a 1.5s TTL", r, err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"renew of an unknown lease", func() error {
+			_, err := c.agents[1].RenewLock(ctx, "jobs/nightly", "00000000000000000000000000000000", 0)
+			return err
+		}(), agent.ErrUnknownLease},
+		{"renew with a bad lease", func() error { _, err := c.agents[1].RenewLock(ctx, "jobs/nightly", "xyz", 0); return err }(), agent.ErrBadLock},
+		{"ttl over lock-delay minus drift", func() error {
+			_, err := c.agents[1].AcquireLock(ctx, "other", agent.LockRequest{TTL: 5 * time.Second})
+			return err
+		}(), agent.ErrBadLock},
+		{"empty key", func() error { _, err := c.agents[1].AcquireLock(ctx, "", agent.LockRequest{}); return err }(), agent.ErrBadLock},
+		{"release of an unknown lease", c.agents[0].ReleaseLock(ctx, "jobs/nightly", "0123456789abcdef0123456789abcdef"), agent.ErrUnknownLease},
+	} {
+		if !errors.Is(tc.err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, tc.err, tc.want)
+		}
+	}
+	if err := c.agents[1].ReleaseLock(ctx, "jobs/nightly", g1.Lease); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	g2, err := c.agents[2].AcquireLock(ctx, "jobs/nightly", agent.LockRequest{Holder: "second"})
+	if err != nil || g2.Token <= g1.Token {
+		t.Fatalf("second grant = %+v, %v; want a token above %d", g2, err, g1.Token)
+	}
+}
+
+// holdRecord is one client's hold of a key: from when the grant arrived to
+// when the release was sent, so the lease covers it.
+type holdRecord struct {
+	key        string
+	token      int64
+	start, end time.Time
+}
+
+// checkHolds fails the test on overlapping holds of one key or a token that
+// does not grow in grant order.
+func checkHolds(t *testing.T, holds []holdRecord) {
+	t.Helper()
+	by := map[string][]holdRecord{}
+	for _, h := range holds {
+		by[h.key] = append(by[h.key], h)
+	}
+	for key, hs := range by {
+		sort.Slice(hs, func(i, j int) bool { return hs[i].start.Before(hs[j].start) })
+		for i := 1; i < len(hs); i++ {
+			if hs[i].start.Before(hs[i-1].end) {
+				t.Errorf("key %q: holds overlap: token %d held until %v, token %d from %v",
+					key, hs[i-1].token, hs[i-1].end, hs[i].token, hs[i].start)
+			}
+			if hs[i].token <= hs[i-1].token {
+				t.Errorf("key %q: token %d granted after %d", key, hs[i].token, hs[i-1].token)
+			}
+		}
+	}
+}
+
+func TestLockContentionIsExclusive(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(3)) })
+	keys := []string{"a", "b", "c"}
+	for _, k := range keys {
+		g := acquireEventually(t, c.agents[0], k, agent.LockRequest{})
+		if err := c.agents[0].ReleaseLock(context.Background(), k, g.Lease); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var holds []holdRecord
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for range 10 {
+				key := keys[rng.IntN(len(keys))]
+				a := c.agents[rng.IntN(len(c.agents))]
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				g, err := a.AcquireLock(ctx, key, agent.LockRequest{Wait: 5 * time.Second, Holder: fmt.Sprint("w", w)})
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("worker %d: acquire %q through %s: %v", w, key, a.NodeName(), err)
+					return
+				}
+				start := time.Now()
+				time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond) // the work under the lock
+				end := time.Now()
+				if err := c.agents[rng.IntN(len(c.agents))].ReleaseLock(context.Background(), key, g.Lease); err != nil {
+					errs <- fmt.Errorf("worker %d: release %q: %v", w, key, err)
+					return
+				}
+				mu.Lock()
+				holds = append(holds, holdRecord{key: key, token: g.Token, start: start, end: end})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(holds) != 80 {
+		t.Errorf("%d holds recorded, want 80", len(holds))
+	}
+	checkHolds(t, holds)
+}
+
+func TestLockMinorityRefuses(t *testing.T) {
+	c := newCluster(t, 5, nil)
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(5)) })
+	acquireEventually(t, c.agents[2], "warm", agent.LockRequest{}) // past the quiet periods
+	if err := c.net.Partition([]string{ip(0), ip(1)}, []string{ip(2), ip(3), ip(4)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "n1 sees the others failed", func() error {
+		st := statuses(c.agents[0])
+		for _, n := range []string{"n3", "n4", "n5"} {
+			if st[n] != "failed" {
+				return fmt.Errorf("%s is %s", n, st[n])
+			}
+		}
+		return nil
+	})
+	// Every key is owned by n1 or n2 on the minority side now.
+	for i := range 5 {
+		key := fmt.Sprint("minority-", i)
+		_, err := c.agents[i%2].AcquireLock(context.Background(), key, agent.LockRequest{})
+		if !errors.Is(err, agent.ErrNoQuorum) {
+			t.Fatalf("acquire %q on the minority side: %v, want ErrNoQuorum", key, err)
+		}
+	}
+	// The majority side grants.
+	acquireEventually(t, c.agents[3], "majority-side", agent.LockRequest{})
+	c.net.Heal() // no dial may be left hanging on a cut when the test ends
+}
