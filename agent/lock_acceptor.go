@@ -67,8 +67,9 @@ type acceptorSide struct {
 	// mu guards acc and raised: one request at a time changes them, and
 	// commits the epochs it raised (unsynced) before letting go, so the
 	// log holds them in the order they were raised.
-	mu  sync.Mutex
-	acc *lockmgr.Acceptor
+	mu    sync.Mutex
+	acc   *lockmgr.Acceptor
+	quiet time.Time // no promises before this
 	// raised counts the epoch raises committed so far; synced how many of
 	// them are known to be on disk (under syncMu).
 	raised uint64
@@ -92,8 +93,9 @@ func newAcceptorSide(db *store.DB, clock Clock, cfg lockmgr.Config) (*acceptorSi
 	}); err != nil {
 		return nil, fmt.Errorf("agent: load lock epochs: %w", err)
 	}
-	acc.QuietUntil(clock.Now().Add(cfg.LockDelay))
-	return &acceptorSide{db: db, clock: clock, acc: acc}, nil
+	quiet := clock.Now().Add(cfg.LockDelay)
+	acc.QuietUntil(quiet)
+	return &acceptorSide{db: db, clock: clock, acc: acc, quiet: quiet}, nil
 }
 
 // promise answers one owner's request. Epochs it raised are on disk before
@@ -109,6 +111,9 @@ func (s *acceptorSide) promise(owner lockmgr.Owner, period time.Duration, keys [
 		before := s.acc.Highest(k.Key)
 		p, err := s.acc.Promise(k.Key, owner, k.Epoch, deadline, now)
 		out[i] = answerOf(p, err, s.acc.Highest(k.Key), now)
+		if out[i].Reason == refusedQuiet {
+			out[i].Remaining = s.quiet.Sub(now)
+		}
 		if err == nil && p.Epoch > before {
 			if b == nil {
 				b = s.db.NewBatch()

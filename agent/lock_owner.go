@@ -192,9 +192,12 @@ func (v *voterAnswers) refusal(key string, i, ok int) error {
 			why = append(why, name+": not reachable")
 		case !v.answers[j][i].OK:
 			a := v.answers[j][i]
-			if a.Reason == refusedPromised {
+			switch a.Reason {
+			case refusedPromised:
 				why = append(why, fmt.Sprintf("%s: promised to %s for %v more", name, a.Holder, a.Remaining.Round(time.Millisecond)))
-			} else {
+			case refusedQuiet:
+				why = append(why, fmt.Sprintf("%s: started within the last lock-delay, promises nothing for %v more", name, a.Remaining.Round(time.Millisecond)))
+			default:
 				why = append(why, name+": "+a.Reason)
 			}
 		}

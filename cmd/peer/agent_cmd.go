@@ -41,6 +41,12 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 	identityTimeout := fs.Duration("identity-timeout", dc.IdentityTimeout, "how long a starting peer waits to confirm its counter replica identity with its peers before taking a new one (writes wait for it)")
 	idemWindow := fs.Duration("idempotency-window", dc.IdempotencyWindow, "how long the first answer to a write with an Idempotency-Key is kept and replayed to retries")
 	idemMax := fs.Int("idempotency-max-records", dc.IdempotencyMaxRecords, "most idempotency records kept; past it, idempotent writes are refused (503) until old ones expire")
+	dl := def.Locks
+	lockDelay := fs.Duration("lock-delay", dl.LockDelay, "the lock promise period: how long a dead owner's locks stay ungrantable, and how long a restarted peer promises nothing; must be the same on every peer")
+	lockDrift := fs.Duration("lock-drift-margin", dl.DriftMargin, "how much peers' clocks may disagree over one lock-delay; lock TTLs are at most lock-delay minus this; must be the same on every peer")
+	lockTTL := fs.Duration("lock-default-ttl", dl.DefaultTTL, "TTL of a lock request that gives none")
+	lockMaxWait := fs.Duration("lock-max-wait", dl.MaxWait, "longest wait a lock request may ask for")
+	bootstrapExpect := fs.Int("bootstrap-expect", dl.BootstrapExpect, "grant no lock until this many peers have joined (set it to the size of a new cluster)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	return func(args []string) error {
@@ -68,6 +74,14 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 		cfg.Counters.IdentityTimeout = *identityTimeout
 		cfg.Counters.IdempotencyWindow = *idemWindow
 		cfg.Counters.IdempotencyMaxRecords = *idemMax
+		cfg.Locks.LockDelay = *lockDelay
+		cfg.Locks.DriftMargin = *lockDrift
+		cfg.Locks.DefaultTTL = *lockTTL
+		if !fs.Changed("lock-default-ttl") {
+			cfg.Locks.DefaultTTL = min(*lockTTL, *lockDelay-*lockDrift)
+		}
+		cfg.Locks.MaxWait = *lockMaxWait
+		cfg.Locks.BootstrapExpect = *bootstrapExpect
 		if *encrypt != "" {
 			key, err := base64.StdEncoding.DecodeString(*encrypt)
 			if err != nil {
