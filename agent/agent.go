@@ -199,9 +199,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	} else if err := a.settleIdentity(ctx, false); err != nil {
 		return err
 	}
-	a.wg.Add(5)
+	a.wg.Add(6)
 	go a.locks.runTimers()
 	go a.locks.renewLoop()
+	go a.locks.handoffLoop()
 	go a.spreadLoop()
 	go a.antiEntropyLoop()
 	go a.sweepIdempotency()
@@ -481,6 +482,9 @@ func (a *Agent) Leave(ctx context.Context) error {
 	}
 	if a.ctr != nil {
 		a.handOff(ctx)
+	}
+	if ls, err := a.lockService(); err == nil {
+		ls.leave(ctx)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Leave() }()

@@ -22,9 +22,14 @@ const maxPromiseKeys = 4096
 // for Period from when the acceptor receives it. The owner counts its
 // ownership lease from when it sent the request, so the acceptor's promise
 // (timed from later) outlasts what the owner counts on.
+//
+// With From set it is a transfer (a handoff): each key's live promise to
+// From moves to Owner in one step, or is refused.
 type promiseRequest struct {
-	Owner       string        `msgpack:"o"`
-	Incarnation uint64        `msgpack:"i"`
+	Owner           string        `msgpack:"o"`
+	Incarnation     uint64        `msgpack:"i"`
+	From            string        `msgpack:"f,omitempty"`
+	FromIncarnation uint64        `msgpack:"fi,omitempty"`
 	Period      time.Duration `msgpack:"p"`
 	Keys        []promiseKey  `msgpack:"k"`
 }
@@ -101,7 +106,7 @@ func newAcceptorSide(db *store.DB, clock Clock, cfg lockmgr.Config) (*acceptorSi
 // promise answers one owner's request. Epochs it raised are on disk before
 // it returns, and so is every raise an earlier request committed (a renewal
 // answered OK must not rest on an epoch a crash could still lose).
-func (s *acceptorSide) promise(owner lockmgr.Owner, period time.Duration, keys []promiseKey) ([]promiseAnswer, error) {
+func (s *acceptorSide) promise(owner lockmgr.Owner, from *lockmgr.Owner, period time.Duration, keys []promiseKey) ([]promiseAnswer, error) {
 	out := make([]promiseAnswer, len(keys))
 	s.mu.Lock()
 	now := s.clock.Now()
@@ -109,7 +114,13 @@ func (s *acceptorSide) promise(owner lockmgr.Owner, period time.Duration, keys [
 	var b *store.Batch
 	for i, k := range keys {
 		before := s.acc.Highest(k.Key)
-		p, err := s.acc.Promise(k.Key, owner, k.Epoch, deadline, now)
+		var p lockmgr.Promise
+		var err error
+		if from != nil {
+			p, err = s.acc.Transfer(k.Key, *from, owner, k.Epoch, deadline, now)
+		} else {
+			p, err = s.acc.Promise(k.Key, owner, k.Epoch, deadline, now)
+		}
 		out[i] = answerOf(p, err, s.acc.Highest(k.Key), now)
 		if out[i].Reason == refusedQuiet {
 			out[i].Remaining = s.quiet.Sub(now)
@@ -177,6 +188,9 @@ func answerOf(p lockmgr.Promise, err error, highest uint32, now time.Time) promi
 	return a
 }
 
+// quietAt reports whether the acceptor is still in its quiet period.
+func (s *acceptorSide) quietAt(now time.Time) bool { return now.Before(s.quiet) }
+
 // highest returns the highest epoch this acceptor promised for key.
 func (s *acceptorSide) highest(key string) uint32 {
 	s.mu.Lock()
@@ -195,7 +209,11 @@ func (a *Agent) handleLockPromise(ctx context.Context, req *promiseRequest) (*pr
 	if req.Period <= 0 || req.Period > ls.cfg.LockDelay {
 		return nil, fmt.Errorf("promise period %v must be positive and at most the lock-delay %v", req.Period, ls.cfg.LockDelay)
 	}
-	answers, err := ls.acceptor.promise(lockmgr.Owner{Name: req.Owner, Incarnation: req.Incarnation}, req.Period, req.Keys)
+	var from *lockmgr.Owner
+	if req.From != "" {
+		from = &lockmgr.Owner{Name: req.From, Incarnation: req.FromIncarnation}
+	}
+	answers, err := ls.acceptor.promise(lockmgr.Owner{Name: req.Owner, Incarnation: req.Incarnation}, from, req.Period, req.Keys)
 	if err != nil {
 		return nil, err
 	}

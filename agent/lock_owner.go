@@ -45,10 +45,20 @@ func (ls *lockService) ensureOwned(ctx context.Context, key string, ttl time.Dur
 			c = &claim{lastUsed: now}
 			ls.claims[key] = c
 		}
+		if c.moving != "" {
+			ls.mu.Unlock()
+			return &redirectError{to: c.moving}
+		}
 		if c.round == nil && !force && c.until.After(now.Add(ttl+ls.cfg.DriftMargin)) {
 			c.lastUsed = now
 			ls.mu.Unlock()
 			return nil
+		}
+		if now.Before(c.noRoundBefore) {
+			ls.mu.Unlock()
+			ls.a.metrics.lockNoQuorum.Inc()
+			return fmt.Errorf("%w: a handoff of lock key %q failed midway; it is grantable again in %v, once the old owner's promises have run out",
+				ErrNoQuorum, key, c.noRoundBefore.Sub(now).Round(time.Millisecond))
 		}
 		r := c.round
 		mine := r == nil
@@ -59,7 +69,7 @@ func (ls *lockService) ensureOwned(ctx context.Context, key string, ttl time.Dur
 		ls.mu.Unlock()
 		if mine {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ls.a.cfg.RPCTimeout)
-			r.err = ls.claimRound(rctx, key)
+			r.err = ls.claimRound(rctx, key, c)
 			cancel()
 			ls.mu.Lock()
 			c.round = nil
@@ -88,25 +98,30 @@ func (ls *lockService) ensureOwned(ctx context.Context, key string, ttl time.Dur
 // renewed under its own epoch; otherwise the round asks for a new epoch
 // above everything this peer knows, and once more above what the acceptors
 // report if they refuse it as stale.
-func (ls *lockService) claimRound(ctx context.Context, key string) error {
+func (ls *lockService) claimRound(ctx context.Context, key string, c *claim) error {
 	ls.mu.Lock()
-	c := ls.claims[key]
 	now := ls.a.clock.Now()
 	live := c.until.After(now)
 	tableEpoch, _ := ls.table.Epoch(key)
-	epoch := c.epoch
+	epoch, tried := c.epoch, c.tried
+	reuse := c.tried != 0 && c.triedUntil.After(now)
 	ls.mu.Unlock()
 	if !live {
-		epoch = max(c.epoch, tableEpoch, ls.acceptor.highest(key)) + 1
+		// A failed round's promises to this incarnation may still be live
+		// at some acceptors: asking again under the same epoch renews them
+		// there, so retries do not burn epochs.
+		known := max(epoch, tableEpoch, ls.acceptor.highest(key))
+		if reuse && tried > known {
+			epoch = tried
+		} else {
+			epoch = known + 1
+		}
 	}
 	for try := 0; ; try++ {
-		if !live {
-			clock := epochAt(ls.a.clock.Now())
-			epoch = max(epoch, clock)
-			if epoch > clock+ls.maxEpochsAhead() {
-				ls.a.metrics.lockNoQuorum.Inc()
-				return fmt.Errorf("%w: epochs of %q ran %d s ahead of the clock (too many owner changes); retry in a few seconds",
-					ErrNoQuorum, key, epoch-clock)
+		if !live && epoch != tried {
+			var err error
+			if epoch, err = ls.clockEpoch(key, epoch); err != nil {
+				return err
 			}
 		}
 		sent := ls.a.clock.Now()
@@ -116,34 +131,58 @@ func (ls *lockService) claimRound(ctx context.Context, key string) error {
 			ls.a.metrics.lockRounds.WithLabelValues("claim", "failed").Inc()
 			return err
 		}
+		if !live {
+			ls.mu.Lock()
+			c.tried, c.triedUntil = epoch, sent.Add(ls.cfg.LockDelay)
+			ls.mu.Unlock()
+			tried = epoch
+		}
 		ok, highest := res.tally(0)
 		if ok >= res.need {
 			ls.a.metrics.lockRounds.WithLabelValues("claim", "ok").Inc()
-			ls.extend(key, epoch, sent.Add(ls.cfg.LockDelay))
+			if !ls.extend(key, c, epoch, sent.Add(ls.cfg.LockDelay)) {
+				return fmt.Errorf("%w: lock key %q changed hands during its promise round; retry", ErrUnavailable, key)
+			}
 			return nil
 		}
 		ls.a.metrics.lockRounds.WithLabelValues("claim", "failed").Inc()
-		if live || highest < epoch || try > 0 {
+		if live || !res.stale(0) || try > 0 {
 			ls.a.metrics.lockNoQuorum.Inc()
 			return res.refusal(key, 0, ok)
 		}
-		epoch = highest + 1
+		epoch = max(epoch, highest) + 1
 	}
 }
 
-// extend records a successful round: key is owned under epoch until until.
-func (ls *lockService) extend(key string, epoch uint32, until time.Time) {
+// clockEpoch raises epoch to the clock epoch, or refuses one that ran too
+// far ahead of it.
+func (ls *lockService) clockEpoch(key string, epoch uint32) (uint32, error) {
+	clock := epochAt(ls.a.clock.Now())
+	ls.a.log.Debug("DEBUGEPOCH", "key", key, "epoch", epoch, "clock", clock)
+	epoch = max(epoch, clock)
+	if epoch > clock+ls.maxEpochsAhead() {
+		ls.a.metrics.lockNoQuorum.Inc()
+		return 0, fmt.Errorf("%w: epochs of %q ran %d s ahead of the clock (too many owner changes); retry in a few seconds",
+			ErrNoQuorum, key, epoch-clock)
+	}
+	return epoch, nil
+}
+
+// extend records a successful round for claim c: key is owned under epoch
+// until until. It does nothing, and says so, when c is no longer the key's
+// claim, is being handed over, or holds a newer epoch (a renewal that
+// crossed a newer round).
+func (ls *lockService) extend(key string, c *claim, epoch uint32, until time.Time) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	c := ls.claims[key]
-	if c == nil || epoch < c.epoch {
-		return // a renewal that crossed a newer round, or a dropped claim
+	if ls.claims[key] != c || c.moving != "" || epoch < c.epoch {
+		return false
 	}
 	now := ls.a.clock.Now()
 	if epoch != c.epoch {
 		if err := ls.table.SetEpoch(key, epoch); err != nil {
 			ls.a.log.Error("lock epoch refused by the table; the key stays unowned", "key", key, "epoch", epoch, "err", err)
-			return
+			return false
 		}
 		c.epoch, c.until = epoch, until
 	} else if until.After(c.until) {
@@ -154,6 +193,7 @@ func (ls *lockService) extend(key string, epoch uint32, until time.Time) {
 	}
 	ls.dispatch(ls.table.Tick(now))
 	ls.wake()
+	return true
 }
 
 // voterAnswers is what every voter answered to one promise request.
@@ -179,6 +219,17 @@ func (v *voterAnswers) tally(i int) (ok int, highest uint32) {
 		highest = max(highest, as[i].Highest)
 	}
 	return ok, highest
+}
+
+// stale reports whether a voter refused key number i's epoch as not above
+// its highest.
+func (v *voterAnswers) stale(i int) bool {
+	for _, as := range v.answers {
+		if as != nil && !as[i].OK && as[i].Reason == refusedStale {
+			return true
+		}
+	}
+	return false
 }
 
 // refusal explains a failed round for key number i.
@@ -211,6 +262,12 @@ func (v *voterAnswers) refusal(key string, i, ok int) error {
 // acceptor directly, the alive others over peer RPC, in parallel — and
 // collects the answers. Failed voters count in total but are not asked.
 func (ls *lockService) ask(ctx context.Context, keys []promiseKey) (*voterAnswers, error) {
+	return ls.askFrom(ctx, keys, nil)
+}
+
+// askFrom is ask, or with from set a transfer: each acceptor moves from's
+// live promise on each key to this peer in one step (the handoff).
+func (ls *lockService) askFrom(ctx context.Context, keys []promiseKey, from *lockmgr.Owner) (*voterAnswers, error) {
 	voters := ls.a.voters()
 	slices.Sort(voters)
 	res := &voterAnswers{total: len(voters), need: majorityOf(len(voters)), names: voters,
@@ -221,10 +278,13 @@ func (ls *lockService) ask(ctx context.Context, keys []promiseKey) (*voterAnswer
 	}
 	view := ls.a.view.load()
 	req := &promiseRequest{Owner: ls.self.Name, Incarnation: ls.self.Incarnation, Period: ls.cfg.LockDelay, Keys: keys}
+	if from != nil {
+		req.From, req.FromIncarnation = from.Name, from.Incarnation
+	}
 	var wg sync.WaitGroup
 	for i, name := range voters {
 		if name == ls.self.Name {
-			res.answers[i], res.errs[i] = ls.acceptor.promise(ls.self, ls.cfg.LockDelay, keys)
+			res.answers[i], res.errs[i] = ls.acceptor.promise(ls.self, from, ls.cfg.LockDelay, keys)
 			continue
 		}
 		addr, ok := view.RPC[name]
@@ -274,10 +334,15 @@ func (ls *lockService) renewLoop() {
 func (ls *lockService) renewClaims() {
 	view := ls.a.view.load()
 	var keys []promiseKey
+	var claims []*claim
 	ls.mu.Lock()
 	now := ls.a.clock.Now()
 	for key, c := range ls.claims {
-		if c.round != nil {
+		if c.round != nil || c.moving != "" {
+			if c.moving != "" && !c.until.After(now) {
+				delete(ls.claims, key) // a handoff that failed: the promises lapsed
+				ls.table.Remove(key)
+			}
 			continue
 		}
 		in := ls.table.Info(key, now)
@@ -290,22 +355,23 @@ func (ls *lockService) renewClaims() {
 			continue
 		}
 		owner, err := view.Ring.Owner(key)
-		if err != nil || owner != ls.self.Name {
+		if err != nil || (owner != ls.self.Name && !c.adopted) {
 			continue // the ring moved the key away: let the promises lapse
 		}
 		if busy || now.Sub(c.lastUsed) < ls.cfg.LockDelay {
 			keys = append(keys, promiseKey{Key: key, Epoch: c.epoch})
+			claims = append(claims, c)
 		}
 	}
 	ls.mu.Unlock()
 	for len(keys) > 0 {
 		n := min(len(keys), maxPromiseKeys)
-		ls.renewBatch(keys[:n])
-		keys = keys[n:]
+		ls.renewBatch(keys[:n], claims[:n])
+		keys, claims = keys[n:], claims[n:]
 	}
 }
 
-func (ls *lockService) renewBatch(keys []promiseKey) {
+func (ls *lockService) renewBatch(keys []promiseKey, claims []*claim) {
 	ctx, cancel := context.WithTimeout(context.Background(), ls.a.cfg.RPCTimeout)
 	defer cancel()
 	go func() {
@@ -324,7 +390,7 @@ func (ls *lockService) renewBatch(keys []promiseKey) {
 	failed := 0
 	for i, k := range keys {
 		if ok, _ := res.tally(i); ok >= res.need {
-			ls.extend(k.Key, k.Epoch, sent.Add(ls.cfg.LockDelay))
+			ls.extend(k.Key, claims[i], k.Epoch, sent.Add(ls.cfg.LockDelay))
 		} else {
 			failed++
 		}

@@ -204,7 +204,13 @@ func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpRes
 	if err != nil {
 		return errorResponse(fmt.Errorf("%w: no alive peer owns lock key %q here: %v", ErrUnavailable, req.Key, err))
 	}
-	if owner != ls.self.Name {
+	if ls.isLeaving() {
+		if to, err := ownerOn(ls.a.view.load().Ring, req.Key, ls.self.Name); err == nil {
+			return &lockOpResponse{Code: codeRedirect, Redirect: to}
+		}
+		return errorResponse(fmt.Errorf("%w: %s is leaving the cluster and no other peer owns %q", ErrUnavailable, ls.self.Name, req.Key))
+	}
+	if owner != ls.self.Name && !ls.adopted(req.Key) {
 		return &lockOpResponse{Code: codeRedirect, Redirect: owner}
 	}
 	me := ls.self.Name
@@ -252,7 +258,10 @@ func grantResponse(l lockmgr.Lease, owner string, ttl time.Duration) *lockOpResp
 func errorResponse(err error) *lockOpResponse {
 	r := &lockOpResponse{Error: err.Error()}
 	var held *LockHeldError
+	var rd *redirectError
 	switch {
+	case errors.As(err, &rd):
+		r.Code, r.Redirect = codeRedirect, rd.to
 	case errors.As(err, &held):
 		r.Code, r.Holder, r.Remaining = codeHeld, held.Holder, held.Remaining
 	case errors.Is(err, ErrBadLock):

@@ -87,9 +87,13 @@ type lockService struct {
 	claims map[string]*claim
 	// waiting maps each queued Acquire to where its outcome goes.
 	waiting map[lockmgr.Ticket]chan lockmgr.Event
+	// leaving is set by a graceful leave: no request is served here again.
+	leaving bool
 
 	// kick wakes the timer loop after a change of the table's deadlines.
 	kick chan struct{}
+	// moved wakes the handoff loop after a ring change.
+	moved chan struct{}
 }
 
 // claim is this peer's ownership lease on one key: the epoch a strict
@@ -101,6 +105,37 @@ type claim struct {
 	lastUsed time.Time
 	// round is the promise round in flight for the key, if any.
 	round *round
+	// moving names the new owner once this peer started handing the key
+	// over: it never grants under this claim again, and drops it when the
+	// handoff succeeds or the promises lapse.
+	moving string
+	// adopted says the claim came with a handoff: this peer serves the key
+	// while the claim lives even if its ring still names the old owner (a
+	// leaving peer that others have not yet seen leave).
+	adopted bool
+	// noRoundBefore holds off a new promise round: a handoff that failed
+	// may have moved some of the old owner's promises here without its
+	// leases, so this peer must not grant before they could have run out.
+	noRoundBefore time.Time
+	// tried is the epoch of the last round that asked for a new one, and
+	// triedUntil when the promises it may have got run out.
+	tried      uint32
+	triedUntil time.Time
+}
+
+// redirectError says the key's owner moved (a handoff): the request goes
+// there instead.
+type redirectError struct{ to string }
+
+func (e *redirectError) Error() string { return "the lock key moved to " + e.to }
+
+// movedTo returns a redirect if key is being handed over. Called with mu
+// held.
+func (ls *lockService) movedTo(key string) error {
+	if c := ls.claims[key]; c != nil && c.moving != "" {
+		return &redirectError{to: c.moving}
+	}
+	return nil
 }
 
 // round is one promise round; done is closed when err is set.
@@ -151,6 +186,7 @@ func (a *Agent) openLocks() error {
 		claims:   map[string]*claim{},
 		waiting:  map[lockmgr.Ticket]chan lockmgr.Event{},
 		kick:     make(chan struct{}, 1),
+		moved:    make(chan struct{}, 1),
 	}
 	a.mu.Lock()
 	a.locks = ls
@@ -249,6 +285,10 @@ func (ls *lockService) acquire(ctx context.Context, key string, req LockRequest)
 			return lockmgr.Lease{}, err
 		}
 		ls.mu.Lock()
+		if err := ls.movedTo(key); err != nil {
+			ls.mu.Unlock()
+			return lockmgr.Lease{}, err
+		}
 		now := ls.a.clock.Now()
 		res, err := ls.table.Acquire(key, req.Holder, ttl, req.Wait, now)
 		ls.dispatch(ls.table.Tick(now))
@@ -314,6 +354,10 @@ func (ls *lockService) await(ctx context.Context, key string, ticket lockmgr.Tic
 		defer ls.mu.Unlock()
 		return lockmgr.Lease{}, ls.tableError(key, lockmgr.ErrHeld, ls.a.clock.Now())
 	default:
+		var rd *redirectError
+		if errors.As(ev.Err, &rd) {
+			return lockmgr.Lease{}, ev.Err
+		}
 		return lockmgr.Lease{}, fmt.Errorf("%w: %v", ErrUnavailable, ev.Err)
 	}
 }
@@ -345,6 +389,10 @@ func (ls *lockService) renew(ctx context.Context, key string, id lockmgr.LeaseID
 	}
 	for attempt := 0; ; attempt++ {
 		ls.mu.Lock()
+		if err := ls.movedTo(key); err != nil {
+			ls.mu.Unlock()
+			return lockmgr.Lease{}, err
+		}
 		now := ls.a.clock.Now()
 		in := ls.table.Info(key, now)
 		if !in.Held || in.Lease.ID != id {
@@ -381,6 +429,9 @@ func (ls *lockService) renew(ctx context.Context, key string, id lockmgr.LeaseID
 func (ls *lockService) release(key string, id lockmgr.LeaseID) error {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	if err := ls.movedTo(key); err != nil {
+		return err
+	}
 	now := ls.a.clock.Now()
 	in := ls.table.Info(key, now)
 	if !in.Held || in.Lease.ID != id {

@@ -89,6 +89,7 @@ func (a *Agent) serveRPC() error {
 		peerrpc.Handle(server, methodIdemGet, a.handleIdemGet),
 		peerrpc.Handle(server, methodLockPromise, a.handleLockPromise),
 		peerrpc.Handle(server, methodLockOp, a.handleLockOp),
+		peerrpc.Handle(server, methodLockHandoff, a.handleLockHandoff),
 	} {
 		if err != nil {
 			l.Close()

@@ -90,6 +90,9 @@ func (a *Agent) rebuildView(members []serf.Member) {
 		return
 	}
 	a.metrics.ringRebuilds.Inc()
+	if ls, err := a.lockService(); err == nil {
+		ls.ringChanged()
+	}
 	a.log.Info("ring rebuilt", "members", v.Ring.Len(), "checksum", v.Ring.ChecksumHex())
 }
 
