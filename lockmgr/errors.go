@@ -57,7 +57,8 @@ var (
 	// ErrUnknownTicket is returned by Cancel for a ticket that is no longer waiting.
 	ErrUnknownTicket = errors.New("lockmgr: unknown ticket")
 
-	// ErrRandom is returned by Acquire when the Config.Rand source fails to give 16 bytes.
+	// ErrRandom is returned by Acquire and NewVoterProposer when the Config.Rand source
+	// fails to give the bytes they need.
 	ErrRandom = errors.New("lockmgr: random source failed")
 
 	// ErrKeyBusy is returned by Import for a key that already has a holder or waiters here.

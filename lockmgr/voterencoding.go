@@ -170,6 +170,6 @@ func (d *stateDecoder) ballot() Ballot {
 	var b Ballot
 	d.array(2, 1)
 	b.Round = d.uint64()
-	b.Proposer = d.string(MaxMemberLen)
+	b.Proposer = d.string(MaxProposerLen)
 	return b
 }

@@ -102,9 +102,13 @@ type VoterProposer struct {
 }
 
 // NewVoterProposer returns a proposer of change on top of base, the proposer's committed set,
-// for the peer name (its ballots carry it: every proposer needs its own name). It refuses a
+// for the peer name. Its ballots carry name, '#' and 16 random hex digits from Config.Rand:
+// Paxos needs one change per ballot, and the random part keeps two proposers apart even when
+// they share a name and a round (a peer that restarted, or that gave up on a proposer and
+// started another on the same base), so the agent keeps nothing about proposers. It refuses a
 // bad config (ErrBadConfig), a bad name or a change that does not apply to base
-// (ErrBadVoterChange, ErrBadVoterSet). The proposer does nothing until Start.
+// (ErrBadVoterChange, ErrBadVoterSet), and a failing random source (ErrRandom). The proposer
+// does nothing until Start.
 func NewVoterProposer(cfg Config, name string, base VoterSet, change VoterChange) (*VoterProposer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -119,8 +123,13 @@ func NewVoterProposer(cfg Config, name string, base VoterSet, change VoterChange
 	if r == nil {
 		r = rand.Reader
 	}
+	var nonce [8]byte
+	if _, err := io.ReadFull(r, nonce[:]); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRandom, err)
+	}
+	id := fmt.Sprintf("%s#%016x", name, binary.BigEndian.Uint64(nonce[:]))
 	base.Members = slices.Clone(base.Members)
-	return &VoterProposer{cfg: cfg, rand: r, name: name, base: base, own: change, phase: phaseWaiting}, nil
+	return &VoterProposer{cfg: cfg, rand: r, name: id, base: base, own: change, phase: phaseWaiting}, nil
 }
 
 // Start begins phase 1 under round 1 (or above every round seen) and returns the Prepare

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -169,7 +170,7 @@ func TestVoterProposerRetries(t *testing.T) {
 		t.Fatalf("next deadline %v", p.NextDeadline())
 	}
 	again := p.Tick(t0.Add(cfg.VoterRetry))
-	if _, to := tos(again); !slices.Equal(to, []string{"b", "c"}) || again[0].Ballot != (Ballot{1, "a"}) {
+	if _, to := tos(again); !slices.Equal(to, []string{"b", "c"}) || again[0].Ballot != p.Ballot() || p.Ballot().Round != 1 || !strings.HasPrefix(p.Ballot().Proposer, "a#") {
 		t.Fatalf("resent %v", again)
 	}
 
@@ -186,7 +187,7 @@ func TestVoterProposerRetries(t *testing.T) {
 		t.Fatalf("backoff until %v, want within 2 retries of %v", dl, now)
 	}
 	next := p.Tick(dl)
-	if len(next) != 3 || next[0].Kind != VoterPrepare || next[0].Ballot != (Ballot{8, "a"}) {
+	if len(next) != 3 || next[0].Kind != VoterPrepare || next[0].Ballot.Round != 8 {
 		t.Fatalf("after backoff sent %v", next)
 	}
 	// A late refusal of the old ballot changes nothing.

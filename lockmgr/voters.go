@@ -14,6 +14,8 @@ const (
 	MaxVoters = 1024
 	// MaxMemberLen is the longest member name, in bytes (serf node names are shorter).
 	MaxMemberLen = 256
+	// MaxProposerLen is the longest Ballot.Proposer: a member name, '#' and 16 hex digits.
+	MaxProposerLen = MaxMemberLen + 17
 )
 
 // VoterSet is a committed voter set: the role=peer members whose strict majority promises
@@ -198,9 +200,9 @@ func (c VoterChange) Validate() error {
 
 func (c VoterChange) String() string { return c.Op.String() + " " + c.Member }
 
-// Ballot orders the proposals for one voter-set version: by Round, then by Proposer name,
-// so two proposers never use the same ballot. The zero Ballot is below every real one and
-// means "none".
+// Ballot orders the proposals for one voter-set version: by Round, then by Proposer, which
+// names one VoterProposer (its peer's name, '#' and 16 random hex digits), so two proposers
+// never use the same ballot. The zero Ballot is below every real one and means "none".
 type Ballot struct {
 	Round    uint64
 	Proposer string
@@ -223,8 +225,8 @@ func (b Ballot) validate() error {
 	if b.Round == 0 {
 		return fmt.Errorf("%w: ballot round 0", ErrBadVoterMsg)
 	}
-	if err := checkMember(b.Proposer); err != nil {
-		return fmt.Errorf("%w: ballot proposer: %w", ErrBadVoterMsg, err)
+	if b.Proposer == "" || len(b.Proposer) > MaxProposerLen {
+		return fmt.Errorf("%w: ballot proposer of %d bytes, must be from 1 to %d", ErrBadVoterMsg, len(b.Proposer), MaxProposerLen)
 	}
 	return nil
 }
