@@ -108,7 +108,8 @@
 // What the agent does with voters:
 //
 //   - Ownership promises: a promise request carries the owner's set's Cluster and Version.
-//     The acceptor calls VoterAcceptor.CheckVersion before Acceptor.Promise: ErrNoVoters (no
+//     The acceptor calls VoterAcceptor.CheckVersion before every Acceptor.Promise,
+//     PromiseBatch and Transfer, and refuses on its error: ErrNoVoters (no
 //     set formed yet), ErrOtherCluster, or ErrStaleVersion with its newer set, which the owner
 //     gives to its own VoterAcceptor.Commit before it retries the round over the new set's
 //     majority. A version above the acceptor's passes: the acceptor is behind but learns
