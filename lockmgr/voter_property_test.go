@@ -1,6 +1,7 @@
 package lockmgr
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -24,8 +25,65 @@ type voterSim struct {
 	props   []*simProposer
 	net     []simMsg            // in flight
 	chosen  map[uint64]VoterSet // committed set per version, as first seen anywhere
+	rounds  []ownerRound        // successful ownership promise rounds, newest last
 	accepts map[slotBallot]*ballotAccepts
 	chosenB map[uint64]Ballot // lowest ballot a majority accepted, per version
+}
+
+// ownerRound is an ownership promise round that passed CheckVersion at a majority of the
+// owner's set: its majority holds promises until the deadline.
+type ownerRound struct {
+	version  uint64
+	by       []string
+	deadline time.Time
+}
+
+// round is an owner's ownership promise round, reduced to the voter side: the owner asks the
+// members of its committed set (some unreachable), each checks the owner's version; with a
+// strict majority of passes the owner holds its lease for LockDelay from now. Every two
+// rounds live at once must share an acceptor — that acceptor's per-key exclusivity (Acceptor)
+// is what keeps two owners apart; so their versions must not be two apart.
+func (s *voterSim) round(t *rapid.T) {
+	owner := rapid.SampledFrom(s.peers).Draw(t, "owner")
+	set := s.accs[owner].Set()
+	if set.Version == 0 {
+		if err := s.accs[owner].CheckVersion(0, 0, s.now); err != ErrNoVoters {
+			t.Fatalf("CheckVersion with no set: %v", err)
+		}
+		return
+	}
+	var by []string
+	for _, m := range set.Members {
+		if !rapid.Bool().Draw(t, "reachable") {
+			continue
+		}
+		err := s.accs[m].CheckVersion(set.Cluster, set.Version, s.now)
+		switch {
+		case err == nil:
+			by = append(by, m)
+		case errors.Is(err, ErrStaleVersion), errors.Is(err, ErrNoVoters):
+		default:
+			t.Fatalf("CheckVersion on %s: %v", m, err)
+		}
+	}
+	if len(by) < set.Majority() {
+		return
+	}
+	r := ownerRound{version: set.Version, by: by, deadline: s.now.Add(s.cfg.LockDelay)}
+	for _, o := range s.rounds {
+		if !o.deadline.After(s.now) {
+			continue
+		}
+		shared := false
+		for _, m := range o.by {
+			shared = shared || slices.Contains(by, m)
+		}
+		if !shared {
+			t.Fatalf("two live ownership rounds with disjoint majorities: version %d by %v until %v, version %d by %v",
+				o.version, o.by, o.deadline, r.version, r.by)
+		}
+	}
+	s.rounds = append(s.rounds, r)
 }
 
 // slotBallot is one ballot of the Paxos instance for one version.
@@ -299,12 +357,12 @@ const (
 	opLose           // 4
 	opTime           // 6: up to 300 ms pass, proposers tick
 	opRestart        // 2: an acceptor crashes and restarts with its durable state
-	opCheck          // 2: an ownership promise passes an acceptor's version check
+	opRound          // 3: an owner runs an ownership promise round over its set
 	opCrash          // 1: a proposer's peer crashes; a new proposer, maybe for another change
 	opStart          // 2: idle proposers start
 )
 
-var voterOpWeights = []int{opDeliver: 20, opOld: 2, opLose: 4, opTime: 6, opRestart: 2, opCheck: 2, opCrash: 1, opStart: 2}
+var voterOpWeights = []int{opDeliver: 20, opOld: 2, opLose: 4, opTime: 6, opRestart: 2, opRound: 3, opCrash: 1, opStart: 2}
 
 func drawOp(t *rapid.T) int {
 	total := 0
@@ -341,12 +399,8 @@ func (s *voterSim) step(t *rapid.T) {
 		s.tick(time.Duration(rapid.IntRange(0, 300).Draw(t, "ms")) * time.Millisecond)
 	case opRestart:
 		s.restart(rapid.SampledFrom(s.peers).Draw(t, "restart"))
-	case opCheck:
-		name := rapid.SampledFrom(s.peers).Draw(t, "check")
-		set := s.accs[name].Set()
-		if err := s.accs[name].CheckVersion(set.Cluster, set.Version, s.now); (err == nil) != (set.Version > 0) {
-			t.Fatalf("CheckVersion of its own version on %s: %v", name, err)
-		}
+	case opRound:
+		s.round(t)
 	case opCrash:
 		i := rapid.IntRange(0, len(s.props)-1).Draw(t, "crash")
 		if len(s.props[i].wants) > 1 && rapid.Bool().Draw(t, "rotate") {

@@ -249,3 +249,50 @@ func TestVoterAcceptorStateValidate(t *testing.T) {
 		})
 	}
 }
+
+// The hazard the settling rule closes: an owner holds a majority {a, b} of v1 = {a, b, c};
+// d and then e are added quickly; a majority {c, d, e} of v3 is disjoint from {a, b}. So v3
+// must not be chosen while the v1 promises may live: a and b, which let the v1 round through
+// before they learned v2, refuse to accept on top of v2 until LockDelay + DriftMargin after.
+func TestVoterSettlingKeepsMajoritiesIntersecting(t *testing.T) {
+	v1 := mustBootstrap(t, "a", "b", "c")
+	accs := newTestAcceptors(t, v1, "a", "b", "c")
+	accs["d"], _ = NewVoterAcceptor(DefaultConfig(), VoterAcceptorState{}, time.Time{})
+	accs["e"], _ = NewVoterAcceptor(DefaultConfig(), VoterAcceptorState{}, time.Time{})
+	for _, m := range []string{"a", "b"} {
+		if err := accs[m].CheckVersion(v1.Cluster, 1, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(p *VoterProposer, now time.Time) {
+		msgs := p.Start(now)
+		if msgs == nil {
+			msgs = p.Tick(now)
+		}
+		for len(msgs) > 0 {
+			msgs = exchange(p, accs, msgs, now)
+		}
+		exchange(p, accs, msgs, now)
+	}
+	p2, _ := NewVoterProposer(testVoterConfig(1), "c", v1, VoterChange{VoterAdd, "d"})
+	run(p2, at(time.Second))
+	r2, done := p2.Result()
+	if !done || r2.Set.Version != 2 {
+		t.Fatalf("adding d: %+v %v", r2, done)
+	}
+	for _, m := range []string{"a", "b", "c", "d"} {
+		accs[m].Commit(r2.Set, at(time.Second))
+	}
+	p3, _ := NewVoterProposer(testVoterConfig(2), "c", r2.Set, VoterChange{VoterAdd, "e"})
+	settle := DefaultConfig().LockDelay + DefaultConfig().DriftMargin
+	for now := at(2 * time.Second); now.Before(at(settle)); now = now.Add(time.Second) {
+		run(p3, now)
+		if r, done := p3.Result(); done {
+			t.Fatalf("v3 %v chosen at %v, while the v1 round may live", r.Set, now.Sub(t0))
+		}
+	}
+	run(p3, at(settle))
+	if r, done := p3.Result(); !done || r.Set.Version != 3 {
+		t.Fatalf("v3 not chosen after settling: %+v", r)
+	}
+}
