@@ -233,3 +233,44 @@ func TestNewVoterProposerRefuses(t *testing.T) {
 		})
 	}
 }
+
+// Answers that do not belong to the current ballot and phase change nothing.
+func TestVoterProposerIgnores(t *testing.T) {
+	v1 := mustBootstrap(t, "a", "b", "c")
+	p, _ := NewVoterProposer(testVoterConfig(3), "a", v1, VoterChange{VoterAdd, "d"})
+	if p.Tick(t0.Add(time.Hour)) != nil || !p.NextDeadline().IsZero() {
+		t.Fatal("a proposer worked before Start")
+	}
+	p.Start(t0)
+	b := p.Ballot()
+	ok := VoterAnswer{Kind: VoterPrepare, Version: 1, Ballot: b}
+	for name, h := range map[string]func() []VoterMsg{
+		"non-member": func() []VoterMsg { return p.Handle("z", ok, nil, t0) },
+		"other ballot": func() []VoterMsg {
+			return p.Handle("b", VoterAnswer{Kind: VoterPrepare, Version: 1, Ballot: Ballot{9, "q"}}, nil, t0)
+		},
+		"other version": func() []VoterMsg {
+			return p.Handle("b", VoterAnswer{Kind: VoterPrepare, Version: 7, Ballot: b}, nil, t0)
+		},
+		"wrong phase": func() []VoterMsg {
+			return p.Handle("b", VoterAnswer{Kind: VoterAccept, Version: 1, Ballot: b}, nil, t0)
+		},
+		"other cluster": func() []VoterMsg { return p.Handle("b", VoterAnswer{}, &VoterRefusedError{Err: ErrOtherCluster}, t0) },
+		"plain error":   func() []VoterMsg { return p.Handle("b", VoterAnswer{}, ErrBadVoterMsg, t0) },
+		"older stale set": func() []VoterMsg {
+			return p.Handle("b", VoterAnswer{}, &VoterRefusedError{Err: ErrStaleVersion, Set: v1}, t0)
+		},
+		"duplicate": func() []VoterMsg { p.Handle("a", ok, nil, t0); return p.Handle("a", ok, nil, t0) },
+	} {
+		if out := h(); out != nil {
+			t.Fatalf("%s: sent %v", name, out)
+		}
+		if _, done := p.Result(); done {
+			t.Fatalf("%s: ended the proposer", name)
+		}
+	}
+	// One more promise makes the majority.
+	if out := p.Handle("c", ok, nil, t0); len(out) != 3 || out[0].Kind != VoterAccept {
+		t.Fatalf("majority sent %v", out)
+	}
+}
