@@ -100,9 +100,9 @@ type VoterAnswer struct {
 //
 // Every handler that returns without error may have changed State: the agent syncs State to
 // disk before it sends the answer (after a crash, an acceptor must not forget a promise or
-// an accepted change it answered). Refusals with ErrStaleVersion, ErrOtherCluster and
-// ErrSettling may also have changed it (a request's base set was learned first); syncing
-// after every handler call whose State differs is the simple rule.
+// an accepted change it answered). Refusals with ErrBallot and ErrSettling may also have
+// changed it (the request's newer base set was learned first); syncing after every handler
+// call whose State differs is the simple rule. CheckVersion changes no durable state.
 //
 // Like Acceptor it has no clock: calls take now. It is not safe for concurrent use: one
 // goroutine of the agent owns it (the same that owns the Acceptor).

@@ -81,9 +81,11 @@ const (
 //
 // It is a deterministic state machine with no clock, I/O or goroutine: Start, Handle and
 // Tick return the messages to send; the agent sends them (one to its own VoterAcceptor,
-// handled locally), feeds each answer to Handle and calls Tick at NextDeadline. A proposer
-// keeps nothing durable: after a crash the agent starts a new one. Not safe for concurrent
-// use.
+// handled locally), feeds each answer to Handle and calls Tick at NextDeadline. It never gives
+// up by itself (a majority may be out of reach for a long time): the agent drops it when it
+// no longer wants the change or after a deadline of its own; dropping needs no cleanup. A
+// proposer keeps nothing durable: after a crash the agent starts a new one. Not safe for
+// concurrent use.
 type VoterProposer struct {
 	cfg  Config
 	rand io.Reader
