@@ -44,9 +44,14 @@ type Config struct {
 	// DefaultConfig sets 1024.
 	MaxWaiters int
 
-	// Rand is the source of lease IDs (16 bytes each). Nil means crypto/rand. Tests inject
-	// a seeded source; production must use an unpredictable one, since a lease ID is the
-	// only proof that a caller holds a lease.
+	// VoterRetry is how often a VoterProposer sends its requests again to the voters that
+	// have not answered, and half the longest random wait after a preemption before it
+	// tries a higher ballot. Above 0; DefaultConfig sets 1 s.
+	VoterRetry time.Duration
+
+	// Rand is the source of lease IDs (16 bytes each) and of a VoterProposer's random
+	// waits. Nil means crypto/rand. Tests inject a seeded source; production must use an
+	// unpredictable one, since a lease ID is the only proof that a caller holds a lease.
 	Rand io.Reader
 }
 
@@ -58,6 +63,7 @@ func DefaultConfig() Config {
 		DefaultTTL:  10 * time.Second,
 		MaxWait:     5 * time.Minute,
 		MaxWaiters:  1024,
+		VoterRetry:  time.Second,
 	}
 }
 
@@ -79,6 +85,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxWait is %v, must be at least 0", ErrBadConfig, c.MaxWait)
 	case c.MaxWaiters < 1 || c.MaxWaiters > MaxWaitersLimit:
 		return fmt.Errorf("%w: MaxWaiters is %d, must be from 1 to %d", ErrBadConfig, c.MaxWaiters, MaxWaitersLimit)
+	case c.VoterRetry <= 0:
+		return fmt.Errorf("%w: VoterRetry is %v, must be above 0", ErrBadConfig, c.VoterRetry)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative wait", func(c *Config) { c.MaxWait = -1 }, false},
 		{"no waiters", func(c *Config) { c.MaxWaiters = 0 }, false},
 		{"too many waiters", func(c *Config) { c.MaxWaiters = MaxWaitersLimit + 1 }, false},
+		{"no voter retry", func(c *Config) { c.VoterRetry = 0 }, false},
 		{"zero config", func(c *Config) { *c = Config{} }, false},
 	}
 	for _, tt := range tests {

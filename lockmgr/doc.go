@@ -58,6 +58,80 @@
 //     which sets its SetEpoch and SetOwnedUntil, decodes and Imports it (mapping the old tickets to the returned new ones), then
 //     Transfer the promises; Remove K on the old owner. On failure, wait the promises out.
 //
-// Not here yet: anything about voters, routing, persistence and the wire protocol; those are
-// the agent's.
+// # Voters
+//
+// The voters are the role=peer members that have not left; failed peers still count. A
+// VoterSet is one committed version of them: Version 1 is formed at bootstrap
+// (BootstrapSet), and each later version differs from the one before by exactly one member
+// (VoterSet.Apply of a VoterChange: add one, or remove one, never the last). Cluster names the
+// history (derived from the bootstrap members), so sets of two clusters formed apart are
+// never mistaken for each other. Each peer keeps the newest set it knows, durably, in its
+// VoterAcceptor.
+//
+// One member at a time, because majorities of two sets that differ by one member always
+// intersect. Every ownership promise round names the owner's set (Cluster, Version), the
+// owner counts a strict majority of that set, and an acceptor promises a key to one owner at
+// a time whatever the version: so two rounds under versions v and v+1 (or the same v) cannot
+// both hold majorities at once. For that, exactly one change may be chosen per version: each
+// version v+1 is decided by single-decree Paxos among the voters of v.
+//
+//   - VoterProposer drives one change (its own) on top of its committed set: Prepare to every
+//     voter of the set, and on a majority of promises, Accept with the change accepted under
+//     the highest ballot those promises report — or its own if none does — and on a majority
+//     of accepts, Commit of the new set to the voters of both sets. Ballots (Round, proposer
+//     name#random) are totally ordered and never reused. A preempted proposer (ErrBallot)
+//     waits a random time and retries higher; lost messages are resent every
+//     Config.VoterRetry; a proposer behind (ErrStaleVersion) ends with the newer set.
+//     VoterResult says which change was chosen and whether it was its own; the agent then
+//     proposes again on the new set if the change it wants still applies.
+//   - VoterAcceptor answers Prepare, Accept and Commit. Its durable state
+//     (VoterAcceptorState: committed set, promised ballot, accepted ballot and change) must be
+//     synced before each answer; a request's base set newer than its own is learned first,
+//     an older one is refused with ErrStaleVersion and the newer set, so laggards catch up
+//     from any reply.
+//
+// Versions two apart need more than intersection: an owner that got a majority of set v
+// may still hold it when v+2 is committed, and majorities of v and v+2 can be disjoint. So an
+// acceptor refuses to Accept a change on top of a set it learned while an ownership promise
+// it let through before learning it may still be live: it accepts nothing until
+// LockDelay + DriftMargin after the last CheckVersion pass before the learn (ErrSettling;
+// the proposer simply resends), and nothing for that long after a restart with a committed
+// set. Proof sketch: set v+2 is chosen by a majority Q of set v+1, each member of which
+// learned v+1 before accepting and refuses promises under v after learning it; any
+// majority round R under v shares an acceptor a with Q (sets v and v+1 differ by one); a let
+// R through before it learned v+1, and accepted only LockDelay + DriftMargin after that, so R
+// ran out before v+2 was chosen and before any promise under v+2. New rounds under v cannot
+// get a majority past Q either. So at any time the live majority rounds are under at most
+// two consecutive versions, which intersect. In a quiet cluster (no promises) a change is
+// accepted at once; in a busy one, consecutive changes are about one promise period apart.
+//
+// What the agent does with voters:
+//
+//   - Ownership promises: a promise request carries the owner's set's Cluster and Version.
+//     The acceptor calls VoterAcceptor.CheckVersion before every Acceptor.Promise,
+//     PromiseBatch and Transfer, and refuses on its error: ErrNoVoters (no
+//     set formed yet), ErrOtherCluster, or ErrStaleVersion with its newer set, which the owner
+//     gives to its own VoterAcceptor.Commit before it retries the round over the new set's
+//     majority. A version above the acceptor's passes: the acceptor is behind but learns
+//     nothing from a number; the agent asks the owner for its set and gives it to Commit.
+//     The owner counts only promises from members of the set it asked under.
+//   - Bootstrap (--bootstrap-expect N, default 1): a peer with no committed set forms version
+//     1 itself, BootstrapSet of the role=peer members it sees, when it sees exactly N role=peer
+//     members (itself included) and none of them reports a committed set (a serf tag with the
+//     voter version, 0 for none); it gives the set to its VoterAcceptor.Commit. Until then
+//     CheckVersion answers ErrNoVoters and no grant happens. Start exactly N peers with the
+//     same N; a peer that sees any member with a committed set never bootstraps — it waits to
+//     be added and learns the set from the first Prepare, Accept or Commit it gets.
+//   - Joins: a voter that sees an alive role=peer member that is not in its set proposes
+//     VoterAdd for it (one proposer per peer at a time; concurrent proposers are safe, just
+//     slower). Leaves: a peer leaving gracefully proposes VoterRemove of itself and waits for
+//     the result before it leaves; `peer force-leave X` proposes VoterRemove of X. A failed
+//     member is never removed.
+//   - Two clusters merged: requests between them are refused with ErrOtherCluster. The set
+//     with more members survives (a tie: the smaller Cluster); each peer of the other
+//     history calls VoterAcceptor.Abandon, syncs, sets Acceptor.QuietUntil(now + LockDelay)
+//     (it promises nothing for one promise period) and is then added as a new voter, one
+//     at a time, by the survivors.
+//
+// Not here yet: routing, persistence and the wire protocol; those are the agent's.
 package lockmgr

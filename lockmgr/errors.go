@@ -57,7 +57,8 @@ var (
 	// ErrUnknownTicket is returned by Cancel for a ticket that is no longer waiting.
 	ErrUnknownTicket = errors.New("lockmgr: unknown ticket")
 
-	// ErrRandom is returned by Acquire when the Config.Rand source fails to give 16 bytes.
+	// ErrRandom is returned by Acquire and NewVoterProposer when the Config.Rand source
+	// fails to give the bytes they need.
 	ErrRandom = errors.New("lockmgr: random source failed")
 
 	// ErrKeyBusy is returned by Import for a key that already has a holder or waiters here.
@@ -87,4 +88,42 @@ var (
 
 	// ErrBadOwner is returned by Acceptor.Promise for an owner with an empty name.
 	ErrBadOwner = errors.New("lockmgr: bad owner")
+
+	// ErrBadVoterSet is returned by BootstrapSet, VoterSet.Validate and the voter handlers
+	// for a set with version 0, no members, too many, a bad name, or members not sorted and
+	// unique.
+	ErrBadVoterSet = errors.New("lockmgr: bad voter set")
+
+	// ErrBadVoterChange is returned by VoterSet.Apply, NewVoterProposer and
+	// VoterAcceptor.Accept for a change that adds a voter, removes a non-voter, would leave
+	// no voters, or has a bad op or name.
+	ErrBadVoterChange = errors.New("lockmgr: bad voter change")
+
+	// ErrBadVoterMsg is returned by the VoterAcceptor handlers for a malformed request (a
+	// zero ballot, a bad set or change). The agent drops the request.
+	ErrBadVoterMsg = errors.New("lockmgr: bad voter message")
+
+	// ErrStaleVersion is returned by the VoterAcceptor handlers and CheckVersion when the
+	// request's voter-set version is below the acceptor's committed one. It is a
+	// *VoterRefusedError carrying the acceptor's committed set, so the requester catches up.
+	ErrStaleVersion = errors.New("lockmgr: stale voter-set version")
+
+	// ErrBallot is returned by VoterAcceptor.Prepare and Accept for a ballot below the one
+	// the acceptor promised. It is a *VoterRefusedError carrying the promised ballot.
+	ErrBallot = errors.New("lockmgr: ballot below the promised one")
+
+	// ErrOtherCluster is returned by the VoterAcceptor handlers and CheckVersion for a set
+	// of another history: another Cluster, or the same version with other members (two
+	// clusters merged). It is a *VoterRefusedError carrying the acceptor's set.
+	ErrOtherCluster = errors.New("lockmgr: voter set of another cluster history")
+
+	// ErrSettling is returned by VoterAcceptor.Accept while ownership promises this acceptor
+	// let through under an older voter-set version may still be live (see "Voters" in the
+	// package doc). It is a *VoterRefusedError carrying how long to wait.
+	ErrSettling = errors.New("lockmgr: voter set still settling, older promises may be live")
+
+	// ErrNoVoters is returned by VoterAcceptor.CheckVersion before the acceptor has a
+	// committed voter set: no ownership promise (and so no grant) before the first voters
+	// have formed (--bootstrap-expect).
+	ErrNoVoters = errors.New("lockmgr: no voter set formed yet")
 )
