@@ -130,13 +130,10 @@ func DefaultLockConfig() LockConfig {
 
 // lockmgrConfig is the lockmgr configuration these settings make.
 func (c LockConfig) lockmgrConfig() lockmgr.Config {
-	return lockmgr.Config{
-		LockDelay:   c.LockDelay,
-		DriftMargin: c.DriftMargin,
-		DefaultTTL:  c.DefaultTTL,
-		MaxWait:     c.MaxWait,
-		MaxWaiters:  c.MaxWaiters,
-	}
+	lc := lockmgr.DefaultConfig()
+	lc.LockDelay, lc.DriftMargin, lc.DefaultTTL = c.LockDelay, c.DriftMargin, c.DefaultTTL
+	lc.MaxWait, lc.MaxWaiters = c.MaxWait, c.MaxWaiters
+	return lc
 }
 
 func (c LockConfig) validate() error {

@@ -49,13 +49,16 @@ type handoffResponse struct {
 	Untried []bool `msgpack:"u"`
 }
 
-// adopted reports whether this peer holds a live claim on key that came
-// with a handoff.
-func (ls *lockService) adopted(key string) bool {
+// holds reports whether this peer holds a live claim on key that it is not
+// handing over: then it serves the key whatever its ring says (the claim,
+// a majority promise, is what makes granting safe; the ring only routes).
+// This covers the old owner until its handoff and the new owner of a key a
+// leaving peer handed over before the others saw it leave.
+func (ls *lockService) holds(key string) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	c := ls.claims[key]
-	return c != nil && c.adopted && c.moving == "" && c.until.After(ls.a.clock.Now())
+	return c != nil && c.moving == "" && c.round == nil && c.until.After(ls.a.clock.Now())
 }
 
 func (ls *lockService) isLeaving() bool {
@@ -75,8 +78,9 @@ func (ls *lockService) ringChanged() {
 // handoffLoop hands over the keys a ring change moved away.
 func (ls *lockService) handoffLoop() {
 	defer ls.a.wg.Done()
+	next := ls.cfg.LockDelay / 6
 	for {
-		t := ls.a.clock.NewTimer(ls.cfg.LockDelay / 6)
+		t := ls.a.clock.NewTimer(next)
 		select {
 		case <-ls.moved:
 			t.Stop()
@@ -86,7 +90,7 @@ func (ls *lockService) handoffLoop() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*ls.a.cfg.RPCTimeout)
-		ls.handOff(ctx, false)
+		next = ls.handOff(ctx, false)
 		cancel()
 	}
 }
@@ -109,8 +113,10 @@ func ownerOn(r *ring.Ring, key, skip string) (string, error) {
 }
 
 // handOff sends every claimed key whose owner is now another alive peer to
-// it. Leaving computes owners as if this peer had left already.
-func (ls *lockService) handOff(ctx context.Context, leaving bool) {
+// it. Leaving computes owners as if this peer had left already. It returns
+// when to look again: soon if a newcomer was left to settle.
+func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration {
+	next := ls.cfg.LockDelay / 6
 	view := ls.a.view.load()
 	skip := ""
 	if leaving {
@@ -135,7 +141,8 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) {
 			continue
 		}
 		if since, ok := view.since[owner]; !leaving && ok && now.Sub(since) < ls.settle() {
-			continue // let the newcomer see the cluster first; a later tick sends it
+			next = min(next, ls.settle()-now.Sub(since)+time.Millisecond)
+			continue // let the newcomer see the cluster first
 		}
 		st, _ := ls.table.Export(key, now)
 		// Stop granting here, for good; send the waiters to the new owner.
@@ -164,12 +171,14 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) {
 	}
 	ls.mu.Unlock()
 	for owner, b := range batches {
+		ls.a.log.Debug("handing lock keys over", "to", owner, "keys", len(b.items), "leaving", leaving)
 		for len(b.items) > 0 {
 			n := min(len(b.items), maxPromiseKeys)
 			ls.sendHandoff(ctx, owner, view.RPC[owner], leaving, now, b.items[:n], b.claims[:n])
 			b.items, b.claims = b.items[n:], b.claims[n:]
 		}
 	}
+	return next
 }
 
 func (ls *lockService) sendHandoff(ctx context.Context, owner, addr string, leaving bool, now time.Time, items []handoffItem, claims []*claim) {
@@ -184,6 +193,7 @@ func (ls *lockService) sendHandoff(ctx context.Context, owner, addr string, leav
 	done := 0
 	for i, it := range items {
 		if err == nil && len(resp.Untried) == len(items) && resp.Untried[i] {
+			ls.a.log.Debug("lock handoff not taken; keeping the key for now", "key", it.Key, "to", owner, "why", resp.Errors[i])
 			if ls.claims[it.Key] == claims[i] {
 				claims[i].moving = "" // nothing moved: keep serving, try again later
 			}
@@ -254,6 +264,7 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 	for i, it := range req.Items {
 		if owner, err := ownerOn(view.Ring, it.Key, skip); err != nil || owner != ls.self.Name {
 			errs[i] = fmt.Sprintf("%s does not own %q in its ring (it sees %q)", ls.self.Name, it.Key, owner)
+			untried[i] = true
 			continue
 		}
 		if err := states[i].UnmarshalBinary(it.State); err != nil || states[i].Key != it.Key {
@@ -262,29 +273,26 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 		}
 		if c := ls.claims[it.Key]; c != nil && (c.round != nil || c.until.After(now) || c.moving != "") {
 			errs[i] = fmt.Sprintf("%s is busy with %q (a promise round or a live claim)", ls.self.Name, it.Key)
+			untried[i] = true
 			continue
 		}
 		if in := ls.table.Info(it.Key, now); in.Held || in.Waiters > 0 {
 			errs[i] = fmt.Sprintf("%s has entries for %q already", ls.self.Name, it.Key)
+			untried[i] = true
 			continue
 		}
-		tableEpoch, _ := ls.table.Epoch(it.Key)
-		epoch := max(it.Epoch, states[i].Epoch, tableEpoch, ls.acceptor.highest(it.Key)) + 1
-		keys = append(keys, promiseKey{Key: it.Key, Epoch: epoch})
+		// The promises move under the old owner's epoch and this peer
+		// continues its sequence (Table.Import), so a handoff burns no epoch.
+		if tableEpoch, _ := ls.table.Epoch(it.Key); tableEpoch > it.Epoch || states[i].Epoch != it.Epoch {
+			errs[i] = fmt.Sprintf("epoch %d of %q is not the state's %d or is below this peer's %d", it.Epoch, it.Key, states[i].Epoch, tableEpoch)
+			untried[i] = true
+			continue
+		}
+		keys = append(keys, promiseKey{Key: it.Key, Epoch: it.Epoch})
 		idx = append(idx, i)
 	}
 	ls.mu.Unlock()
 	from := lockmgr.Owner{Name: req.From, Incarnation: req.FromIncarnation}
-	for j := range keys {
-		e, err := ls.clockEpoch(keys[j].Key, keys[j].Epoch)
-		if err != nil {
-			errs[idx[j]] = err.Error()
-			keys[j].Epoch = 0
-			continue
-		}
-		keys[j].Epoch = e
-	}
-	keys, idx = dropZeroEpochs(keys, idx)
 	if len(keys) == 0 {
 		return errs, untried
 	}
@@ -339,17 +347,6 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 	}
 	ls.wake()
 	return errs, untried
-}
-
-func dropZeroEpochs(keys []promiseKey, idx []int) ([]promiseKey, []int) {
-	n := 0
-	for j := range keys {
-		if keys[j].Epoch != 0 {
-			keys[n], idx[n] = keys[j], idx[j]
-			n++
-		}
-	}
-	return keys[:n], idx[:n]
 }
 
 // leave hands every claimed key to its owner on the ring without this peer,

@@ -158,7 +158,6 @@ func (ls *lockService) claimRound(ctx context.Context, key string, c *claim) err
 // far ahead of it.
 func (ls *lockService) clockEpoch(key string, epoch uint32) (uint32, error) {
 	clock := epochAt(ls.a.clock.Now())
-	ls.a.log.Debug("DEBUGEPOCH", "key", key, "epoch", epoch, "clock", clock)
 	epoch = max(epoch, clock)
 	if epoch > clock+ls.maxEpochsAhead() {
 		ls.a.metrics.lockNoQuorum.Inc()
@@ -246,6 +245,8 @@ func (v *voterAnswers) refusal(key string, i, ok int) error {
 			switch a.Reason {
 			case refusedPromised:
 				why = append(why, fmt.Sprintf("%s: promised to %s for %v more", name, a.Holder, a.Remaining.Round(time.Millisecond)))
+			case refusedStale:
+				why = append(why, fmt.Sprintf("%s: has promised a higher epoch (%d)", name, a.Highest))
 			case refusedQuiet:
 				why = append(why, fmt.Sprintf("%s: started within the last lock-delay, promises nothing for %v more", name, a.Remaining.Round(time.Millisecond)))
 			default:

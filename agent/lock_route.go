@@ -33,6 +33,10 @@ type lockOpRequest struct {
 	TTL    time.Duration `msgpack:"t,omitempty"`
 	Wait   time.Duration `msgpack:"w,omitempty"`
 	Lease  string        `msgpack:"l,omitempty"`
+	// Fallback marks a renew or release that a new owner sent on to the
+	// previous one because it does not know the lease (yet): the previous
+	// owner answers it, and does not send it back.
+	Fallback bool `msgpack:"fb,omitempty"`
 }
 
 // lockOpResponse is the owner's answer: Code says which (the agent's error
@@ -50,6 +54,7 @@ type lockOpResponse struct {
 	Holder    string        `msgpack:"h,omitempty"`
 	Remaining time.Duration `msgpack:"rm,omitempty"`
 	Waiters   int           `msgpack:"wt,omitempty"`
+	Fallback  bool          `msgpack:"fb,omitempty"`
 }
 
 // Codes of a lockOpResponse.
@@ -115,7 +120,9 @@ func (a *Agent) lockOp(ctx context.Context, req *lockOpRequest) (*lockOpResponse
 	if err != nil {
 		return nil, fmt.Errorf("%w: no alive peer owns lock key %q: %v", ErrUnavailable, req.Key, err)
 	}
-	timeout := a.cfg.RPCTimeout + req.Wait
+	// The owner may run a promise round (bounded by one RPC timeout) before
+	// it answers, and wait up to req.Wait.
+	timeout := 2*a.cfg.RPCTimeout + req.Wait
 	for hop := 0; ; hop++ {
 		var resp *lockOpResponse
 		if target == a.cfg.NodeName {
@@ -128,6 +135,7 @@ func (a *Agent) lockOp(ctx context.Context, req *lockOpRequest) (*lockOpResponse
 		if resp.Code != codeRedirect {
 			return resp, resp.err(req.Key)
 		}
+		req.Fallback = req.Fallback || resp.Fallback
 		a.metrics.lockRedirects.Inc()
 		if hop == maxLockHops {
 			return nil, fmt.Errorf("%w: the peers disagree on who owns lock key %q (last said %s after %d redirects); the ring is settling, retry in a moment",
@@ -210,7 +218,11 @@ func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpRes
 		}
 		return errorResponse(fmt.Errorf("%w: %s is leaving the cluster and no other peer owns %q", ErrUnavailable, ls.self.Name, req.Key))
 	}
-	if owner != ls.self.Name && !ls.adopted(req.Key) {
+	if owner != ls.self.Name && !ls.holds(req.Key) {
+		if req.Fallback && (req.Op == opRenew || req.Op == opRelease) {
+			// The new owner sent this here and does not know it either.
+			return errorResponse(fmt.Errorf("%w: key %q has no live lease %s", ErrUnknownLease, req.Key, req.Lease))
+		}
 		return &lockOpResponse{Code: codeRedirect, Redirect: owner}
 	}
 	me := ls.self.Name
@@ -261,7 +273,7 @@ func errorResponse(err error) *lockOpResponse {
 	var rd *redirectError
 	switch {
 	case errors.As(err, &rd):
-		r.Code, r.Redirect = codeRedirect, rd.to
+		r.Code, r.Redirect, r.Fallback = codeRedirect, rd.to, rd.fallback
 	case errors.As(err, &held):
 		r.Code, r.Holder, r.Remaining = codeHeld, held.Holder, held.Remaining
 	case errors.Is(err, ErrBadLock):

@@ -109,9 +109,8 @@ type claim struct {
 	// over: it never grants under this claim again, and drops it when the
 	// handoff succeeds or the promises lapse.
 	moving string
-	// adopted says the claim came with a handoff: this peer serves the key
-	// while the claim lives even if its ring still names the old owner (a
-	// leaving peer that others have not yet seen leave).
+	// adopted says the claim came with a handoff from a leaving peer: it
+	// is renewed while the ring still names that peer the owner.
 	adopted bool
 	// noRoundBefore holds off a new promise round: a handoff that failed
 	// may have moved some of the old owner's promises here without its
@@ -125,7 +124,10 @@ type claim struct {
 
 // redirectError says the key's owner moved (a handoff): the request goes
 // there instead.
-type redirectError struct{ to string }
+type redirectError struct {
+	to       string
+	fallback bool // see lockOpRequest.Fallback
+}
 
 func (e *redirectError) Error() string { return "the lock key moved to " + e.to }
 
@@ -396,8 +398,9 @@ func (ls *lockService) renew(ctx context.Context, key string, id lockmgr.LeaseID
 		now := ls.a.clock.Now()
 		in := ls.table.Info(key, now)
 		if !in.Held || in.Lease.ID != id {
+			err := ls.unknownLease(key, id)
 			ls.mu.Unlock()
-			return lockmgr.Lease{}, fmt.Errorf("%w: key %q has no live lease %s (released, expired or never granted here)", ErrUnknownLease, key, id)
+			return lockmgr.Lease{}, err
 		}
 		l, err := ls.table.Renew(in.Lease, ttl, now)
 		if errors.Is(err, lockmgr.ErrNotOwned) && attempt == 0 {
@@ -435,7 +438,7 @@ func (ls *lockService) release(key string, id lockmgr.LeaseID) error {
 	now := ls.a.clock.Now()
 	in := ls.table.Info(key, now)
 	if !in.Held || in.Lease.ID != id {
-		return fmt.Errorf("%w: key %q has no live lease %s (released, expired or never granted here)", ErrUnknownLease, key, id)
+		return ls.unknownLease(key, id)
 	}
 	evs, err := ls.table.Release(in.Lease, now)
 	ls.dispatch(evs)
@@ -447,6 +450,20 @@ func (ls *lockService) release(key string, id lockmgr.LeaseID) error {
 	}
 	ls.wake()
 	return nil
+}
+
+// unknownLease answers a renew or release of a lease this peer does not
+// hold. A peer that holds no claim on the key may have just become its
+// owner, before the previous owner handed it over: the request goes on to
+// the owner on the ring without this peer, marked so it comes back no
+// further. Called with mu held.
+func (ls *lockService) unknownLease(key string, id lockmgr.LeaseID) error {
+	if c := ls.claims[key]; c == nil || !c.until.After(ls.a.clock.Now()) {
+		if prev, err := ownerOn(ls.a.view.load().Ring, key, ls.self.Name); err == nil && prev != ls.self.Name {
+			return &redirectError{to: prev, fallback: true}
+		}
+	}
+	return fmt.Errorf("%w: key %q has no live lease %s (released, expired or never granted here)", ErrUnknownLease, key, id)
 }
 
 // info describes key.

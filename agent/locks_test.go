@@ -210,76 +210,33 @@ func keysOwnedBy(t *testing.T, a *agent.Agent, owner string, n int) []string {
 	return out
 }
 
-// A join moves keys to the new peer: the old owner hands them over, the
-// held lease lives on at the new owner with its token, and the next grant
-// comes at once (no lock-delay) with a larger token. A graceful leave hands
-// them back.
-func TestLockHandoffOnJoinAndLeave(t *testing.T) {
-	c := newCluster(t, 3, nil)
-	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(3)) })
-	ctx := context.Background()
-	// Grant 20 keys now, so they are owned before n4 exists.
-	grants := map[string]agent.LockGrant{}
-	for i := range 20 {
-		k := fmt.Sprint("handoff-", i)
-		grants[k] = acquireEventually(t, c.agents[i%3], k, agent.LockRequest{TTL: 1500 * time.Millisecond, Holder: k})
-	}
-	cfg := newAgentConfig(t, c.net, 3)
-	cfg.StartJoin = []string{ip(0) + ":7946"}
-	n4 := startAgent(t, cfg)
-	all := append(append([]*agent.Agent{}, c.agents...), n4)
-	waitFor(t, 20*time.Second, "n4 in every ring", func() error { return agreed(all, allAlive(4)) })
-	var moved []string
-	for k := range grants {
-		if o, _ := n4.View().Ring.Owner(k); o == "n4" {
-			moved = append(moved, k)
-		}
-	}
-	if len(moved) == 0 {
-		t.Fatal("no key moved to n4; use more keys")
-	}
-	// The held leases live on at n4: renew through any peer keeps token and
-	// lease; n4 reports itself the owner.
-	for _, k := range moved {
-		var r agent.LockGrant
-		waitFor(t, 5*time.Second, "renewal of "+k+" at n4", func() error {
-			var err error
-			r, err = c.agents[0].RenewLock(ctx, k, grants[k].Lease, 1500*time.Millisecond)
-			if err == nil && r.Owner != "n4" {
-				return fmt.Errorf("renewed by %s", r.Owner)
-			}
-			return err
-		})
-		if r.Token != grants[k].Token {
-			t.Fatalf("%s: renewed at n4 with token %d, granted with %d", k, r.Token, grants[k].Token)
-		}
-		if err := n4.ReleaseLock(ctx, k, grants[k].Lease); err != nil {
-			t.Fatalf("%s: release at n4: %v", k, err)
-		}
-		start := time.Now()
-		g, err := c.agents[1].AcquireLock(ctx, k, agent.LockRequest{TTL: time.Second})
-		if err != nil || g.Token <= grants[k].Token || g.Owner != "n4" {
-			t.Fatalf("%s: grant after handoff = %+v, %v; want n4 and a token above %d", k, g, err, grants[k].Token)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("%s: the grant after a handoff took %v; the lock-delay is 2s and must not apply", k, d)
-		}
-		grants[k] = g
-	}
-	// n4 leaves gracefully: its keys go back, leases and tokens intact. The
-	// holders keep renewing through the other peers meanwhile.
-	stop := make(chan struct{})
-	renewed := make(chan error, 1)
+// keepRenewing renews grants through a every 100 ms until stop closes,
+// tolerating refusals while the ring settles; it reports a lost lease (the
+// holder's lock vanished) on the returned channel, and the owner each key
+// was last renewed by in owners.
+func keepRenewing(a *agent.Agent, grants *sync.Map, stop <-chan struct{}, owners *sync.Map) <-chan error {
+	lost := make(chan error, 1)
 	go func() {
-		defer close(renewed)
+		defer close(lost)
 		for {
-			for _, k := range moved {
-				rctx, cancel := context.WithTimeout(ctx, time.Second)
-				_, err := c.agents[0].RenewLock(rctx, k, grants[k].Lease, 1500*time.Millisecond)
+			var keys []string
+			grants.Range(func(k, _ any) bool { keys = append(keys, k.(string)); return true })
+			for _, k := range keys {
+				v, _ := grants.Load(k)
+				g := v.(agent.LockGrant)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				r, err := a.RenewLock(ctx, k, g.Lease, 1500*time.Millisecond)
 				cancel()
 				if errors.Is(err, agent.ErrUnknownLease) {
-					renewed <- fmt.Errorf("%s: lease lost during n4's leave: %v", k, err)
+					lost <- fmt.Errorf("%s: lease lost (granted by %s with token %d, ring of %s says %v): %v", k, g.Owner, g.Token, a.NodeName(), func() string { o, _ := a.View().Ring.Owner(k); return o }(), err)
 					return
+				}
+				if err == nil {
+					if r.Token != g.Token {
+						lost <- fmt.Errorf("%s: renewed with token %d, granted with %d", k, r.Token, g.Token)
+						return
+					}
+					owners.Store(k, r.Owner)
 				}
 			}
 			select {
@@ -289,27 +246,95 @@ func TestLockHandoffOnJoinAndLeave(t *testing.T) {
 			}
 		}
 	}()
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := n4.Leave(lctx); err != nil {
-		t.Fatal(err)
+	return lost
+}
+
+// A join moves keys to the new peer: the old owner hands them over, the
+// held lease lives on at the new owner with its token, and the next grant
+// comes at once (no lock-delay) with a larger token. A graceful leave hands
+// them back.
+func TestLockHandoffOnJoinAndLeave(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(3)) })
+	ctx := context.Background()
+	// Grant 20 keys now, so they are owned before n4 exists; their holders
+	// keep renewing them through n1.
+	var grants, owners sync.Map
+	stop := make(chan struct{})
+	lost := keepRenewing(c.agents[0], &grants, stop, &owners)
+	var keys []string
+	for i := range 20 {
+		k := fmt.Sprint("handoff-", i)
+		grants.Store(k, acquireEventually(t, c.agents[i%3], k, agent.LockRequest{TTL: 1500 * time.Millisecond, Holder: k}))
+		keys = append(keys, k)
 	}
-	waitFor(t, 10*time.Second, "n4 left in every ring", func() error {
-		for _, a := range c.agents {
-			if a.View().Ring.Has("n4") {
-				return fmt.Errorf("%s still has n4", a.NodeName())
+	grant := func(k string) agent.LockGrant { v, _ := grants.Load(k); return v.(agent.LockGrant) }
+	cfg := newAgentConfig(t, c.net, 3)
+	cfg.StartJoin = []string{ip(0) + ":7946"}
+	n4 := startAgent(t, cfg)
+	all := append(append([]*agent.Agent{}, c.agents...), n4)
+	waitFor(t, 20*time.Second, "n4 in every ring", func() error { return agreed(all, allAlive(4)) })
+	var moved []string
+	for _, k := range keys {
+		if o, _ := n4.View().Ring.Owner(k); o == "n4" {
+			moved = append(moved, k)
+		}
+	}
+	if len(moved) == 0 {
+		t.Fatal("no key moved to n4; use more keys")
+	}
+	// The held leases live on at n4: renewals keep token and lease, and
+	// n4 answers them.
+	waitFor(t, 10*time.Second, "the moved leases renewed at n4", func() error {
+		select {
+		case err := <-lost:
+			t.Fatal(err)
+		default:
+		}
+		for _, k := range moved {
+			if o, _ := owners.Load(k); o != "n4" {
+				return fmt.Errorf("%s last renewed by %v", k, o)
 			}
 		}
 		return nil
 	})
 	close(stop)
-	if err := <-renewed; err != nil {
+	if err := <-lost; err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range moved {
-		r, err := c.agents[2].RenewLock(ctx, k, grants[k].Lease, time.Second)
-		if err != nil || r.Token != grants[k].Token || r.Owner == "n4" {
-			t.Fatalf("%s: after n4 left, renew = %+v, %v; want token %d from a peer other than n4", k, r, err, grants[k].Token)
+		if err := n4.ReleaseLock(ctx, k, grant(k).Lease); err != nil {
+			t.Fatalf("%s: release at n4: %v", k, err)
 		}
+		start := time.Now()
+		g, err := c.agents[1].AcquireLock(ctx, k, agent.LockRequest{TTL: 1500 * time.Millisecond})
+		if err != nil || g.Token <= grant(k).Token || g.Owner != "n4" {
+			t.Fatalf("%s: grant after handoff = %+v, %v; want n4 and a token above %d", k, g, err, grant(k).Token)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("%s: the grant after a handoff took %v; the lock-delay is 2s and must not apply", k, d)
+		}
+		grants.Store(k, g)
+	}
+	// n4 leaves gracefully: its keys go back, leases and tokens intact,
+	// while the holders keep renewing.
+	stop = make(chan struct{})
+	lost = keepRenewing(c.agents[0], &grants, stop, &owners)
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := n4.Leave(lctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the moved leases renewed by the others", func() error {
+		for _, k := range moved {
+			if o, _ := owners.Load(k); o == "n4" {
+				return fmt.Errorf("%s last renewed by n4", k)
+			}
+		}
+		return nil
+	})
+	close(stop)
+	if err := <-lost; err != nil {
+		t.Fatal(err)
 	}
 }

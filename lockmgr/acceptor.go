@@ -169,23 +169,32 @@ func (a *Acceptor) Transfer(key string, from, to Owner, epoch uint32, deadline, 
 		return Promise{}, err
 	}
 	k := a.keys[key]
-	if k == nil || !k.has || !k.promise.Deadline.After(now) || k.promise.Owner != from {
-		var live Promise
-		var highest uint32
-		if k != nil {
-			highest = k.highest
-			if k.has && k.promise.Deadline.After(now) {
-				live = k.promise
-			}
-		}
-		live.Key = key
-		return Promise{}, &RefusedError{Err: ErrPromised, Live: live, Highest: highest}
+	if k == nil {
+		k = &acceptorKey{}
+		a.keys[key] = k
 	}
-	if epoch <= k.highest {
+	live := k.has && k.promise.Deadline.After(now)
+	switch {
+	case live && k.promise.Owner != from:
+		return Promise{}, &RefusedError{Err: ErrPromised, Live: k.promise, Highest: k.highest}
+	case !live && epoch < k.highest:
+		// Nothing to move here (from's promise lapsed, or this acceptor never
+		// gave one): a fresh promise under the moved epoch is as good, if
+		// the epoch is not below the highest.
+		return Promise{}, &RefusedError{Err: ErrStaleEpoch, Live: Promise{Key: key}, Highest: k.highest}
+	case live && epoch <= k.highest && epoch != k.promise.Epoch:
 		return Promise{}, &RefusedError{Err: ErrStaleEpoch, Live: Promise{Key: key}, Highest: k.highest}
 	}
+	if !live {
+		k.promise = Promise{}
+	}
+	// As in Promise, the moved promise is never shorter than the live one.
+	if k.promise.Deadline.After(deadline) {
+		deadline = k.promise.Deadline
+	}
 	k.promise = Promise{Key: key, Owner: to, Epoch: epoch, Deadline: deadline}
-	k.highest = epoch
+	k.has = true
+	k.highest = max(k.highest, epoch)
 	return k.promise, nil
 }
 

@@ -95,7 +95,7 @@ func TestAcceptorBatchAndTransfer(t *testing.T) {
 	if len(ans) != 3 || ans[0].Err != nil || ans[1].Err != nil || !errors.Is(ans[2].Err, ErrBadKey) {
 		t.Fatalf("answers %+v", ans)
 	}
-	if _, err := acc.Transfer("x", b, a, 2, at(15*time.Second), at(time.Second)); !errors.Is(err, ErrPromised) {
+	if _, err := acc.Transfer("x", Owner{"z", 1}, b, 2, at(15*time.Second), at(time.Second)); !errors.Is(err, ErrPromised) {
 		t.Fatalf("transfer from a non-owner: %v", err)
 	}
 	p, err := acc.Transfer("x", a, b, 2, at(15*time.Second), at(time.Second))
@@ -104,6 +104,24 @@ func TestAcceptorBatchAndTransfer(t *testing.T) {
 	}
 	if live, ok := acc.Live("x", at(2*time.Second)); !ok || live.Owner != b || acc.Highest("x") != 2 {
 		t.Fatalf("live %+v %v highest %d", live, ok, acc.Highest("x"))
+	}
+	// b hands x on to a under the same epoch; the deadline never shrinks,
+	// and an epoch between the live one and the highest is stale.
+	c := Owner{"c", 1}
+	if _, err := acc.Transfer("x", b, c, 1, at(10*time.Second), at(2*time.Second)); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("transfer under an epoch below the live one: %v", err)
+	}
+	p, err = acc.Transfer("x", b, c, 2, at(5*time.Second), at(2*time.Second))
+	if err != nil || p.Owner != c || p.Epoch != 2 || !p.Deadline.Equal(at(15*time.Second)) || acc.Highest("x") != 2 {
+		t.Fatalf("transfer under the same epoch: %+v %v, want c at epoch 2 until the live deadline", p, err)
+	}
+	// Once nothing is live there is nothing to move: a transfer promises
+	// afresh, under an epoch not below the highest.
+	if _, err := acc.Transfer("x", b, a, 1, at(30*time.Second), at(16*time.Second)); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("fresh transfer under an epoch below the highest: %v", err)
+	}
+	if p, err := acc.Transfer("x", b, a, 2, at(30*time.Second), at(16*time.Second)); err != nil || p.Owner != a {
+		t.Fatalf("fresh transfer: %+v %v", p, err)
 	}
 	acc.Revoke("y", a, at(time.Second))
 	if _, ok := acc.Live("y", at(time.Second)); ok {
