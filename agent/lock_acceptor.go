@@ -30,8 +30,8 @@ type promiseRequest struct {
 	Incarnation     uint64        `msgpack:"i"`
 	From            string        `msgpack:"f,omitempty"`
 	FromIncarnation uint64        `msgpack:"fi,omitempty"`
-	Period      time.Duration `msgpack:"p"`
-	Keys        []promiseKey  `msgpack:"k"`
+	Period          time.Duration `msgpack:"p"`
+	Keys            []promiseKey  `msgpack:"k"`
 }
 
 type promiseKey struct {
