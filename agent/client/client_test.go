@@ -101,14 +101,18 @@ func TestRequests(t *testing.T) {
 			want: client.CounterResult{Key: "a/b c?d", Value: -3, Replayed: true},
 		},
 		{
-			name:   "add default consistency",
-			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.Add(ctx, ".", 1, client.AddOptions{}) },
+			name: "add default consistency",
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.Add(ctx, ".", 1, client.AddOptions{})
+			},
 			answer: `{"key":".","value":1}`, method: "POST", uri: "/v1/counters/%2E", body: `{"delta":1}`,
 			want: client.CounterResult{Key: ".", Value: 1},
 		},
 		{
-			name:   "counter",
-			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.Counter(ctx, "zähler", client.Local) },
+			name: "counter",
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.Counter(ctx, "zähler", client.Local)
+			},
 			answer: `{"key":"zähler","value":9223372036854775807}`, method: "GET", uri: "/v1/counters/z%C3%A4hler?consistency=local",
 			want: int64(9223372036854775807),
 		},
@@ -122,8 +126,10 @@ func TestRequests(t *testing.T) {
 			want: client.CounterPage{Counters: []client.CounterEntry{{Key: "c", Value: int64p(1)}, {Key: "d", Error: "overflow"}}, Next: "d"},
 		},
 		{
-			name:   "list everything",
-			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.ListCounters(ctx, client.ListOptions{}) },
+			name: "list everything",
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.ListCounters(ctx, client.ListOptions{})
+			},
 			answer: `{"counters":[],"next":""}`, method: "GET", uri: "/v1/counters",
 			want: client.CounterPage{Counters: []client.CounterEntry{}},
 		},
@@ -146,8 +152,10 @@ func TestRequests(t *testing.T) {
 			want: client.Lease{Key: "jobs/nightly", Token: 4294967297, Lease: "0123456789abcdef0123456789abcdef", TTLMS: 1500, Owner: "n2"},
 		},
 		{
-			name:   "acquire with defaults",
-			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.Acquire(ctx, "k", client.LockOptions{}) },
+			name: "acquire with defaults",
+			call: func(ctx context.Context, c *client.Client) (any, error) {
+				return c.Acquire(ctx, "k", client.LockOptions{})
+			},
 			answer: `{"key":"k","token":1,"lease":"00000000000000000000000000000001","ttl_ms":10000,"owner":"n1"}`,
 			method: "POST", uri: "/v1/locks/k", body: `{}`,
 			want: client.Lease{Key: "k", Token: 1, Lease: "00000000000000000000000000000001", TTLMS: 10000, Owner: "n1"},
