@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/ringleader/ringleader/agent/client"
+	"github.com/ringleader/ringleader/agent/client/clienttest"
 )
 
 // Lock a key, do the work while it is held, and unlock. An in-memory lock
-// table stands in for a peer's HTTP API here; give New the peer's address
+// table (clienttest) stands in for a peer's HTTP API here; give New the peer's address
 // ("127.0.0.1:7948") instead.
 func Example() {
-	peer := httptest.NewServer(newFakeLocks())
+	peer := httptest.NewServer(clienttest.NewLockServer())
 	defer peer.Close()
 	c, err := client.New(peer.URL)
 	if err != nil {

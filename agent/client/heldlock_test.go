@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/ringleader/ringleader/agent/client"
+	"github.com/ringleader/ringleader/agent/client/clienttest"
 )
 
-func newLockServer(t *testing.T) (*fakeLocks, *client.Client) {
+func newLockServer(t *testing.T) (*clienttest.LockServer, *client.Client) {
 	t.Helper()
-	f := newFakeLocks()
+	f := clienttest.NewLockServer()
 	srv := httptest.NewServer(f)
 	c, err := client.New(srv.Listener.Addr().String())
 	if err != nil {
@@ -50,13 +51,13 @@ func TestLockRenewsUntilUnlock(t *testing.T) {
 	}
 	first := h.Deadline()
 	// Three renewals span more than two TTLs: the lease lives by renewal.
-	waitFor(t, 5*time.Second, "renewed three times", func() bool { return len(f.requests("PUT")) >= 3 })
+	waitFor(t, 5*time.Second, "renewed three times", func() bool { return len(f.Requests("PUT")) >= 3 })
 	if !h.Deadline().After(first) {
 		t.Fatalf("deadline %v did not move on from %v", h.Deadline(), first)
 	}
-	for _, r := range f.requests("PUT") {
-		if r.key != "jobs/a b" || r.lease != h.Lease() {
-			t.Fatalf("renewal of %q lease %q", r.key, r.lease)
+	for _, r := range f.Requests("PUT") {
+		if r.Key != "jobs/a b" || r.Lease != h.Lease() {
+			t.Fatalf("renewal of %q lease %q", r.Key, r.Lease)
 		}
 	}
 	select {
@@ -81,14 +82,14 @@ func TestLockRenewsUntilUnlock(t *testing.T) {
 	if info, err := c.LockInfo(ctx, "jobs/a b"); err != nil || info.Held {
 		t.Fatalf("after Unlock: %+v, %v", info, err)
 	}
-	renewals := len(f.requests("PUT"))
+	renewals := len(f.Requests("PUT"))
 	if err := h.Unlock(ctx); err != nil {
 		t.Fatalf("second Unlock: %v", err)
 	}
-	if n := len(f.requests("DELETE")); n != 1 {
+	if n := len(f.Requests("DELETE")); n != 1 {
 		t.Fatalf("%d releases sent, want 1", n)
 	}
-	if n := len(f.requests("PUT")); n != renewals {
+	if n := len(f.Requests("PUT")); n != renewals {
 		t.Fatalf("renewals went on after Unlock: %d then %d", renewals, n)
 	}
 }
@@ -100,34 +101,34 @@ func TestLockRenewsUntilUnlock(t *testing.T) {
 func TestLockDoneBeforeExpiry(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		renew     string
+		renew     clienttest.RenewMode
 		delay     time.Duration // on every answer
 		want      error
 		retries   bool // more than one failed renewal before Done
 		immediate bool // Done at the first failed renewal
 	}{
-		{name: "unknown lease", renew: "404", want: client.ErrUnknownLease, immediate: true},
-		{name: "no quorum", renew: "503", want: client.ErrUnavailable, retries: true},
-		{name: "owner hangs", renew: "hang", want: context.DeadlineExceeded},
-		{name: "owner hangs after slow answers", renew: "hang", delay: 300 * time.Millisecond, want: context.DeadlineExceeded},
+		{name: "unknown lease", renew: clienttest.RenewUnknown, want: client.ErrUnknownLease, immediate: true},
+		{name: "no quorum", renew: clienttest.RenewUnavailable, want: client.ErrUnavailable, retries: true},
+		{name: "owner hangs", renew: clienttest.RenewHang, want: context.DeadlineExceeded},
+		{name: "owner hangs after slow answers", renew: clienttest.RenewHang, delay: 300 * time.Millisecond, want: context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, c := newLockServer(t)
-			f.setDelay(tc.delay)
+			f.SetDelay(tc.delay)
 			const ttl = time.Second
 			h, err := c.Lock(context.Background(), "k", client.LockOptions{TTL: ttl})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer h.Unlock(context.Background())
-			waitFor(t, 5*time.Second, "renewed once", func() bool { return len(f.requests("PUT")) >= 1 })
+			waitFor(t, 5*time.Second, "renewed once", func() bool { return len(f.Requests("PUT")) >= 1 })
 			// Wait for the answer too, so the next renewal is the one that fails.
 			waitFor(t, 5*time.Second, "deadline moved", func() bool {
-				return h.Deadline().After(f.requests("POST")[0].at.Add(ttl))
+				return h.Deadline().After(f.Requests("POST")[0].At.Add(ttl))
 			})
-			f.setRenew(tc.renew)
-			ok := len(f.requests("PUT"))
-			expiry := f.expiry("k", h.Lease())
+			f.SetRenew(tc.renew)
+			ok := len(f.Requests("PUT"))
+			expiry := f.Expiry("k", h.Lease())
 			doneAt := doneWithin(t, h, 3*time.Second)
 			if !doneAt.Before(expiry) {
 				t.Fatalf("Done closed %v after the owner ended the lease", doneAt.Sub(expiry))
@@ -139,7 +140,7 @@ func TestLockDoneBeforeExpiry(t *testing.T) {
 			if !errors.Is(err, client.ErrLockLost) || !errors.Is(err, tc.want) {
 				t.Fatalf("Err %v: want ErrLockLost and %v", err, tc.want)
 			}
-			if failed := len(f.requests("PUT")) - ok; tc.retries && failed < 2 {
+			if failed := len(f.Requests("PUT")) - ok; tc.retries && failed < 2 {
 				t.Errorf("%d failed renewals before Done; want retries", failed)
 			}
 			if !h.Deadline().Before(expiry) && !h.Deadline().Equal(expiry) {
@@ -156,11 +157,11 @@ func TestLockRecoversFromFailedRenewals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Unlock(context.Background())
-	f.setRenew("503")
-	waitFor(t, 5*time.Second, "two failed renewals", func() bool { return len(f.requests("PUT")) >= 2 })
-	f.setRenew("ok")
-	before := len(f.requests("PUT"))
-	waitFor(t, 5*time.Second, "two renewals after", func() bool { return len(f.requests("PUT")) >= before+2 })
+	f.SetRenew(clienttest.RenewUnavailable)
+	waitFor(t, 5*time.Second, "two failed renewals", func() bool { return len(f.Requests("PUT")) >= 2 })
+	f.SetRenew(clienttest.RenewOK)
+	before := len(f.Requests("PUT"))
+	waitFor(t, 5*time.Second, "two renewals after", func() bool { return len(f.Requests("PUT")) >= before+2 })
 	if h.Err() != nil {
 		t.Fatalf("lock lost after transient failures: %v", h.Err())
 	}
@@ -190,8 +191,8 @@ func TestLockAfterWait(t *testing.T) {
 		return err == nil && info.Waiters == 1
 	})
 	// Hold on through a few renewals so b's wait outlasts its TTL.
-	n := len(f.requests("PUT"))
-	waitFor(t, 5*time.Second, "a renewed", func() bool { return len(f.requests("PUT")) >= n+4 })
+	n := len(f.Requests("PUT"))
+	waitFor(t, 5*time.Second, "a renewed", func() bool { return len(f.Requests("PUT")) >= n+4 })
 	if _, err := c.Acquire(ctx, "k", client.LockOptions{}); !errors.Is(err, client.ErrHeld) {
 		t.Fatalf("acquire of a held key: %v, want ErrHeld", err)
 	}
@@ -206,10 +207,10 @@ func TestLockAfterWait(t *testing.T) {
 	if r.h.Token() <= a.Token() {
 		t.Fatalf("token %d after %d", r.h.Token(), a.Token())
 	}
-	puts := f.requests("PUT")
+	puts := f.Requests("PUT")
 	last := puts[len(puts)-1]
-	if last.lease != r.h.Lease() {
-		t.Fatalf("last renewal was of %s, want b's %s renewed before Lock returned", last.lease, r.h.Lease())
+	if last.Lease != r.h.Lease() {
+		t.Fatalf("last renewal was of %s, want b's %s renewed before Lock returned", last.Lease, r.h.Lease())
 	}
 	if d := time.Until(r.h.Deadline()); d < 500*time.Millisecond {
 		t.Fatalf("deadline only %v away right after Lock", d)
@@ -225,7 +226,7 @@ func TestLockRefuses(t *testing.T) {
 	if _, err := c.Lock(ctx, "k", client.LockOptions{TTL: 5 * time.Second, Margin: 5 * time.Second}); !errors.Is(err, client.ErrBadRequest) {
 		t.Fatalf("margin as long as the TTL: %v", err)
 	}
-	if n := len(f.requests("")); n != 0 {
+	if n := len(f.Requests("")); n != 0 {
 		t.Fatalf("%d requests sent for refused locks", n)
 	}
 	h, err := c.Lock(ctx, "k", client.LockOptions{TTL: 5 * time.Second})
@@ -249,7 +250,7 @@ func TestUnlockAfterLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.setRenew("404")
+	f.SetRenew(clienttest.RenewUnknown)
 	doneWithin(t, h, 3*time.Second)
 	if err := h.Unlock(ctx); err != nil {
 		t.Fatalf("Unlock of a lost lease: %v", err)

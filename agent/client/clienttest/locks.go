@@ -1,4 +1,9 @@
-package client_test
+// Package clienttest serves the lock routes of the HTTP API from an
+// in-memory table, for tests of code that uses agent/client (as
+// net/http/httptest serves HTTP). It is a stand-in, not the protocol: one
+// table, no ring owners, no quorum, no drift. Faults make it fail or hang
+// renewals and slow its answers.
+package clienttest
 
 import (
 	"encoding/json"
@@ -6,73 +11,90 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
-// fakeLocks implements the lock routes of the HTTP API over an in-memory
-// table, timing each lease from when its request arrived (as a real owner
-// does, which is after the client sent it). Faults are switched on with
-// setRenew and setDelay.
-type fakeLocks struct {
+// LockServer implements the lock routes of the HTTP API (POST, PUT, DELETE
+// and GET /v1/locks/{key...}) over an in-memory table, timing each lease
+// from when its request arrived, as a real owner does (that is after the
+// client sent it). Acquires wait in the queue up to their wait. Serve it
+// with httptest.NewServer. Its methods are safe for concurrent use.
+type LockServer struct {
 	// mu guards every field below.
 	mu      sync.Mutex
-	locks   map[string]*fakeLock
+	locks   map[string]*lockEntry
 	token   int64
-	renew   string        // "ok", "404", "503" or "hang": how PUT answers
-	delay   time.Duration // held before answering POST and PUT
-	changed chan struct{} // closed and replaced on every change of locks
-	seen    []fakeRequest
 	leaseN  int
+	renew   RenewMode     // how PUT answers
+	delay   time.Duration // held before answering a grant or renewal
+	changed chan struct{} // closed and replaced on every release
+	seen    []Request
 }
 
-type fakeLock struct {
+// RenewMode is how a LockServer answers renewals.
+type RenewMode string
+
+const (
+	RenewOK          RenewMode = "ok"   // renew live leases, 404 others
+	RenewUnknown     RenewMode = "404"  // 404 unknown lease, always
+	RenewUnavailable RenewMode = "503"  // 503 no quorum, always
+	RenewHang        RenewMode = "hang" // answer nothing until the client gives up
+)
+
+type lockEntry struct {
 	holder  string
 	token   int64
-	lease   string
+	lease   string // "" when free
 	expiry  time.Time
 	waiters int
 }
 
-// fakeRequest is a request as it arrived.
-type fakeRequest struct {
-	method string
-	key    string
-	lease  string // of a PUT or DELETE
-	at     time.Time
+// Request is a request as it arrived.
+type Request struct {
+	Method string
+	Key    string
+	Lease  string // of a PUT or DELETE
+	At     time.Time
 }
 
-func newFakeLocks() *fakeLocks {
-	return &fakeLocks{locks: map[string]*fakeLock{}, renew: "ok", changed: make(chan struct{})}
+// NewLockServer returns an empty table that renews normally and answers at
+// once.
+func NewLockServer() *LockServer {
+	return &LockServer{locks: map[string]*lockEntry{}, renew: RenewOK, changed: make(chan struct{})}
 }
 
-func (f *fakeLocks) setRenew(mode string) {
+// SetRenew sets how later renewals are answered.
+func (f *LockServer) SetRenew(mode RenewMode) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.renew = mode
 }
 
-func (f *fakeLocks) setDelay(d time.Duration) {
+// SetDelay holds later grant and renewal answers for d after the lease
+// was granted or renewed: a slow network or a paused client.
+func (f *LockServer) SetDelay(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.delay = d
 }
 
-// requests returns the requests seen so far with method (all for "").
-func (f *fakeLocks) requests(method string) []fakeRequest {
+// Requests returns the requests seen so far with method (all for ""), in
+// order of arrival.
+func (f *LockServer) Requests(method string) []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var rs []fakeRequest
+	var rs []Request
 	for _, r := range f.seen {
-		if method == "" || r.method == method {
+		if method == "" || r.Method == method {
 			rs = append(rs, r)
 		}
 	}
 	return rs
 }
 
-// expiry is when the owner ends lease on key (zero if not held by it).
-func (f *fakeLocks) expiry(key, lease string) time.Time {
+// Expiry is when the table ends lease on key, as last granted or renewed
+// (zero if lease is not the key's current one).
+func (f *LockServer) Expiry(key, lease string) time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if l := f.locks[key]; l != nil && l.lease == lease {
@@ -82,7 +104,7 @@ func (f *fakeLocks) expiry(key, lease string) time.Time {
 }
 
 // live returns the lock on key if held now. f.mu must be held.
-func (f *fakeLocks) live(key string, now time.Time) *fakeLock {
+func (f *LockServer) live(key string, now time.Time) *lockEntry {
 	l := f.locks[key]
 	if l == nil || l.lease == "" || !now.Before(l.expiry) {
 		return nil
@@ -91,7 +113,7 @@ func (f *fakeLocks) live(key string, now time.Time) *fakeLock {
 }
 
 // notify wakes the waiters. f.mu must be held.
-func (f *fakeLocks) notify() {
+func (f *LockServer) notify() {
 	close(f.changed)
 	f.changed = make(chan struct{})
 }
@@ -106,7 +128,7 @@ func writeErr(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-func (f *fakeLocks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *LockServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	key, ok := strings.CutPrefix(r.URL.Path, "/v1/locks/")
 	if !ok || key == "" {
@@ -144,7 +166,7 @@ func (f *fakeLocks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lease = r.URL.Query().Get("lease")
 	}
 	f.mu.Lock()
-	f.seen = append(f.seen, fakeRequest{method: r.Method, key: key, lease: lease, at: now})
+	f.seen = append(f.seen, Request{Method: r.Method, Key: key, Lease: lease, At: now})
 	delay, renew := f.delay, f.renew
 	f.mu.Unlock()
 
@@ -153,13 +175,13 @@ func (f *fakeLocks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.acquire(w, r, key, body.Holder, ttl, now.Add(wait), delay)
 	case "PUT":
 		switch renew {
-		case "404":
+		case RenewUnknown:
 			writeErr(w, 404, "unknown lease "+lease)
 			return
-		case "503":
+		case RenewUnavailable:
 			writeErr(w, 503, "no quorum: 2 of 5 voters promised")
 			return
-		case "hang":
+		case RenewHang:
 			<-r.Context().Done()
 			return
 		}
@@ -204,10 +226,10 @@ func (f *fakeLocks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // acquire grants key when it is free, waiting until waitUntil; the lease
 // is timed from the grant (the request's arrival when the key is free).
-func (f *fakeLocks) acquire(w http.ResponseWriter, r *http.Request, key, holder string, ttl time.Duration, waitUntil time.Time, delay time.Duration) {
+func (f *LockServer) acquire(w http.ResponseWriter, r *http.Request, key, holder string, ttl time.Duration, waitUntil time.Time, delay time.Duration) {
 	f.mu.Lock()
 	if f.locks[key] == nil {
-		f.locks[key] = &fakeLock{}
+		f.locks[key] = &lockEntry{}
 	}
 	l := f.locks[key]
 	waiting := false
@@ -275,17 +297,5 @@ func pause(r *http.Request, d time.Duration) {
 	select {
 	case <-t.C:
 	case <-r.Context().Done():
-	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: still not %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
