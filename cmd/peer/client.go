@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ringleader/ringleader/agent"
+	"github.com/ringleader/ringleader/agent/client"
 )
 
 const defaultHTTPAddr = "127.0.0.1:7948"
@@ -36,6 +37,29 @@ func clientFlags(fs *pflag.FlagSet) apiClient {
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// client returns an API client for --http-addr.
+func (c apiClient) client() (*client.Client, error) {
+	cl, err := client.New(*c.addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http-addr %q: %v", *c.addr, err)
+	}
+	return cl, nil
+}
+
+// explain words an API client's error for the command line: a peer that
+// does not answer gets a hint.
+func (c apiClient) explain(err error) error {
+	if !errors.Is(err, client.ErrUnreachable) {
+		return err
+	}
+	detail := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		detail = ue.Error()
+	}
+	return fmt.Errorf("cannot reach the peer at %s (is 'peer agent' running? set --http-addr or PEER_HTTP_ADDR): %s", *c.addr, detail)
+}
 
 // call does one API request and decodes the JSON answer into v, or returns
 // the API's error message.
