@@ -128,7 +128,7 @@ func TestLockDoneBeforeExpiry(t *testing.T) {
 			})
 			f.SetRenew(tc.renew)
 			ok := len(f.Requests("PUT"))
-			expiry := f.Expiry("k", h.Lease())
+			expiry := f.Expiry(h.Lease())
 			doneAt := doneWithin(t, h, 3*time.Second)
 			if !doneAt.Before(expiry) {
 				t.Fatalf("Done closed %v after the owner ended the lease", doneAt.Sub(expiry))

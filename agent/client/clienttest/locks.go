@@ -29,6 +29,7 @@ type LockServer struct {
 	delay   time.Duration // held before answering a grant or renewal
 	changed chan struct{} // closed and replaced on every release
 	seen    []Request
+	ends    map[string]time.Time // by lease ID: the expiry last granted
 }
 
 // RenewMode is how a LockServer answers renewals.
@@ -60,7 +61,7 @@ type Request struct {
 // NewLockServer returns an empty table that renews normally and answers at
 // once.
 func NewLockServer() *LockServer {
-	return &LockServer{locks: map[string]*lockEntry{}, renew: RenewOK, changed: make(chan struct{})}
+	return &LockServer{locks: map[string]*lockEntry{}, ends: map[string]time.Time{}, renew: RenewOK, changed: make(chan struct{})}
 }
 
 // SetRenew sets how later renewals are answered.
@@ -92,15 +93,13 @@ func (f *LockServer) Requests(method string) []Request {
 	return rs
 }
 
-// Expiry is when the table ends lease on key, as last granted or renewed
-// (zero if lease is not the key's current one).
-func (f *LockServer) Expiry(key, lease string) time.Time {
+// Expiry is when lease ends (or ended) as last granted or renewed, even
+// if it was released sooner: the latest its holder may count on. Zero for
+// a lease never granted.
+func (f *LockServer) Expiry(lease string) time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if l := f.locks[key]; l != nil && l.lease == lease {
-		return l.expiry
-	}
-	return time.Time{}
+	return f.ends[lease]
 }
 
 // live returns the lock on key if held now. f.mu must be held.
@@ -193,6 +192,7 @@ func (f *LockServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		l.expiry = now.Add(ttl)
+		f.ends[l.lease] = l.expiry
 		ans := map[string]any{"key": key, "token": l.token, "lease": l.lease, "ttl_ms": ttl.Milliseconds(), "owner": "fake-1"}
 		f.mu.Unlock()
 		pause(r, delay)
@@ -245,6 +245,7 @@ func (f *LockServer) acquire(w http.ResponseWriter, r *http.Request, key, holder
 				f.token++
 				f.leaseN++
 				l.holder, l.token, l.lease, l.expiry = holder, f.token, fmt.Sprintf("%032x", f.leaseN), now.Add(ttl)
+				f.ends[l.lease] = l.expiry
 				ans = map[string]any{"key": key, "token": l.token, "lease": l.lease, "ttl_ms": ttl.Milliseconds(), "owner": "fake-1"}
 			} else {
 				code = 409
