@@ -21,7 +21,7 @@ import (
 
 // lockSubcommands are peer lock's subcommands besides running a command
 // (peer lock KEY -- CMD), for help and argument checks.
-var lockSubcommands = []counterSubcommand{
+var lockSubcommands = []subcommand{
 	{
 		name: "acquire", args: "KEY",
 		summary: "take the lock on KEY and print its key, fencing token, lease ID, TTL and owner",
@@ -124,7 +124,7 @@ func lockCommand(fs *pflag.FlagSet) func([]string) error {
 		if len(args) == 0 {
 			return usagef("give a subcommand (acquire, renew, release or info), or run a command: peer lock KEY -- CMD [ARGS...]")
 		}
-		var sub *counterSubcommand
+		var sub *subcommand
 		for i := range lockSubcommands {
 			if lockSubcommands[i].name == args[0] {
 				sub = &lockSubcommands[i]
