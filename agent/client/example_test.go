@@ -12,8 +12,8 @@ import (
 )
 
 // Lock a key, do the work while it is held, and unlock. An in-memory lock
-// table (clienttest) stands in for a peer's HTTP API here; give New the peer's address
-// ("127.0.0.1:7948") instead.
+// table (clienttest) stands in for a peer's HTTP API here; give New the
+// peer's address ("127.0.0.1:7948") instead.
 func Example() {
 	peer := httptest.NewServer(clienttest.NewLockServer())
 	defer peer.Close()
