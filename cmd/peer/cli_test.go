@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -79,5 +80,66 @@ func TestWithDefaultPort(t *testing.T) {
 		if got := withDefaultPort(in, "7946"); got != want {
 			t.Errorf("withDefaultPort(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestClusterRequests checks the requests and output of members, ring and
+// force-leave, which go through agent/client.
+func TestClusterRequests(t *testing.T) {
+	member := `{"name":"n1","addr":"10.0.0.1:7946","rpc_addr":"10.0.0.1:7947","status":"alive","tags":{"role":"peer","rpc":"10.0.0.1:7947"},"peer":true,"in_ring":true}`
+	for _, tc := range []struct {
+		name   string
+		args   []string // --http-addr is added
+		script []exchange
+		stdout string
+	}{
+		{
+			name:   "members",
+			args:   []string{"members"},
+			script: []exchange{{method: "GET", uri: "/v1/members", respBody: `{"members":[` + member + `]}`}},
+			stdout: "NAME  ADDRESS        STATUS  RING  RPC            TAGS\nn1    10.0.0.1:7946  alive   yes   10.0.0.1:7947  role=peer,rpc=10.0.0.1:7947\n",
+		},
+		{
+			name:   "members --json",
+			args:   []string{"members", "--json"},
+			script: []exchange{{method: "GET", uri: "/v1/members", respBody: `{"members":[` + member + `]}`}},
+			stdout: `{"members":[` + member + `]}` + "\n",
+		},
+		{
+			name:   "ring",
+			args:   []string{"ring"},
+			script: []exchange{{method: "GET", uri: "/v1/ring", respBody: `{"checksum":"ab12","vnodes":64,"members":["n1","n2"]}`}},
+			stdout: "checksum  ab12\nvnodes    64\nmembers   2\n  n1\n  n2\n",
+		},
+		{
+			name: "ring owner of a dot-dot key",
+			args: []string{"ring", "owner", "..", "-n", "2"},
+			script: []exchange{{method: "GET", uri: "/v1/ring/owner/%2E%2E?n=2",
+				respBody: `{"key":"..","owner":"n2","preference":["n2","n1"],"checksum":"ab12"}`}},
+			stdout: "key         ..\nowner       n2\npreference  n2, n1\nchecksum    ab12\n",
+		},
+		{
+			name:   "force-leave",
+			args:   []string{"force-leave", "n 3", "--prune", "--json"},
+			script: []exchange{{method: "POST", uri: "/v1/members/n%203/force-leave?prune=true", respBody: `{"member":"n 3","pruned":true}`}},
+			stdout: `{"member":"n 3","pruned":true}` + "\n",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &fakeAPI{t: t, next: tc.script}
+			srv := httptest.NewServer(api)
+			defer srv.Close()
+			var stdout, stderr bytes.Buffer
+			args := append(append([]string{}, tc.args...), "--http-addr", srv.Listener.Addr().String())
+			if code := run(args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d; stderr: %s", code, stderr.String())
+			}
+			if stdout.String() != tc.stdout {
+				t.Errorf("stdout:\n%q\nwant:\n%q", stdout.String(), tc.stdout)
+			}
+			if n := api.left(); n > 0 {
+				t.Errorf("%d expected requests not made", n)
+			}
+		})
 	}
 }

@@ -1,23 +1,20 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/ringleader/ringleader/agent"
+	"github.com/ringleader/ringleader/agent/client"
 )
 
 const defaultHTTPAddr = "127.0.0.1:7948"
@@ -35,63 +32,27 @@ func clientFlags(fs *pflag.FlagSet) apiClient {
 	}
 }
 
-var httpClient = &http.Client{Timeout: 10 * time.Second}
-
-// call does one API request and decodes the JSON answer into v, or returns
-// the API's error message.
-func (c apiClient) call(method, path string, v any) ([]byte, error) {
-	return c.send(method, path, nil, nil, v)
-}
-
-// send is call with a request body, in encoded as JSON unless it is nil, and
-// extra request headers.
-func (c apiClient) send(method, path string, in any, header http.Header, v any) ([]byte, error) {
-	base := *c.addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	var reqBody io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("encoding the request: %v", err)
-		}
-		reqBody = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, base+path, reqBody)
+// client returns an API client for --http-addr.
+func (c apiClient) client() (*client.Client, error) {
+	cl, err := client.New(*c.addr)
 	if err != nil {
 		return nil, fmt.Errorf("--http-addr %q: %v", *c.addr, err)
 	}
-	for k, vs := range header {
-		req.Header[k] = vs
+	return cl, nil
+}
+
+// explain words an API client's error for the command line: a peer that
+// does not answer gets a hint.
+func (c apiClient) explain(err error) error {
+	if !errors.Is(err, client.ErrUnreachable) {
+		return err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	detail := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		detail = ue.Error()
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the peer at %s (is 'peer agent' running? set --http-addr or PEER_HTTP_ADDR): %v", *c.addr, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer from %s: %v", *c.addr, err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return nil, errors.New(e.Error)
-		}
-		return nil, fmt.Errorf("%s %s: HTTP %d", method, path, resp.StatusCode)
-	}
-	if v != nil {
-		if err := json.Unmarshal(body, v); err != nil {
-			return nil, fmt.Errorf("unexpected answer from %s: %v", *c.addr, err)
-		}
-	}
-	return body, nil
+	return fmt.Errorf("cannot reach the peer at %s (is 'peer agent' running? set --http-addr or PEER_HTTP_ADDR): %s", *c.addr, detail)
 }
 
 func membersCommand(fs *pflag.FlagSet) func([]string) error {
@@ -100,20 +61,21 @@ func membersCommand(fs *pflag.FlagSet) func([]string) error {
 		if len(args) > 0 {
 			return usagef("unexpected argument %q", args[0])
 		}
-		var r struct {
-			Members []agent.Member `json:"members"`
-		}
-		body, err := c.call("GET", "/v1/members", &r)
+		cl, err := c.client()
 		if err != nil {
 			return err
 		}
+		defer cl.Close()
+		members, err := cl.Members(context.Background())
+		if err != nil {
+			return c.explain(err)
+		}
 		if *c.json {
-			_, err := out.Write(body)
-			return err
+			return printJSON(map[string]any{"members": members})
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tRING\tRPC\tTAGS")
-		for _, m := range r.Members {
+		for _, m := range members {
 			ring := "no"
 			if m.InRing {
 				ring = "yes"
@@ -128,36 +90,37 @@ func ringCommand(fs *pflag.FlagSet) func([]string) error {
 	c := clientFlags(fs)
 	n := fs.IntP("preference", "n", 3, "preference list length for 'ring owner'")
 	return func(args []string) error {
-		switch {
-		case len(args) == 0:
-			var r agent.RingInfo
-			body, err := c.call("GET", "/v1/ring", &r)
+		if len(args) != 0 && (args[0] != "owner" || len(args) != 2) {
+			return usagef("want no arguments, or 'owner KEY'")
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		if len(args) == 0 {
+			r, err := cl.Ring(context.Background())
 			if err != nil {
-				return err
+				return c.explain(err)
 			}
 			if *c.json {
-				_, err := out.Write(body)
-				return err
+				return printJSON(r)
 			}
 			fmt.Fprintf(out, "checksum  %s\nvnodes    %d\nmembers   %d\n", r.Checksum, r.VNodes, len(r.Members))
 			for _, m := range r.Members {
 				fmt.Fprintf(out, "  %s\n", m)
 			}
 			return nil
-		case args[0] == "owner" && len(args) == 2:
-			var r agent.OwnerInfo
-			body, err := c.call("GET", fmt.Sprintf("/v1/ring/owner/%s?n=%d", url.PathEscape(args[1]), *n), &r)
-			if err != nil {
-				return err
-			}
-			if *c.json {
-				_, err := out.Write(body)
-				return err
-			}
-			fmt.Fprintf(out, "key         %s\nowner       %s\npreference  %s\nchecksum    %s\n", r.Key, r.Owner, strings.Join(r.Preference, ", "), r.Checksum)
-			return nil
 		}
-		return usagef("want no arguments, or 'owner KEY'")
+		r, err := cl.RingOwner(context.Background(), args[1], *n)
+		if err != nil {
+			return c.explain(err)
+		}
+		if *c.json {
+			return printJSON(r)
+		}
+		fmt.Fprintf(out, "key         %s\nowner       %s\npreference  %s\nchecksum    %s\n", r.Key, r.Owner, strings.Join(r.Preference, ", "), r.Checksum)
+		return nil
 	}
 }
 
@@ -168,13 +131,16 @@ func forceLeaveCommand(fs *pflag.FlagSet) func([]string) error {
 		if len(args) != 1 {
 			return usagef("give exactly one member NAME")
 		}
-		body, err := c.call("POST", fmt.Sprintf("/v1/members/%s/force-leave?prune=%t", url.PathEscape(args[0]), *prune), nil)
+		cl, err := c.client()
 		if err != nil {
 			return err
 		}
+		defer cl.Close()
+		if err := cl.ForceLeave(context.Background(), args[0], *prune); err != nil {
+			return c.explain(err)
+		}
 		if *c.json {
-			_, err := out.Write(body)
-			return err
+			return printJSON(map[string]any{"member": args[0], "pruned": *prune})
 		}
 		fmt.Fprintf(out, "%s was forced to leave\n", args[0])
 		return nil

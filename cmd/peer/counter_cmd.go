@@ -1,29 +1,30 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strconv"
 	"text/tabwriter"
 	"unicode/utf8"
 
 	"github.com/spf13/pflag"
+
+	"github.com/ringleader/ringleader/agent/client"
 )
 
-// counterSubcommand is one of peer counter's subcommands, for help and
-// argument checks.
-type counterSubcommand struct {
+// subcommand is one of the subcommands of peer counter or peer lock, for
+// help and argument checks.
+type subcommand struct {
 	name    string
 	args    string
 	summary string
-	help    string   // more lines for 'peer counter NAME --help'
+	help    string   // more lines for 'peer counter|lock NAME --help'
 	flags   []string // the flags that apply, besides the shared ones
 }
 
-var counterSubcommands = []counterSubcommand{
+var counterSubcommands = []subcommand{
 	{
 		name: "incr", args: "KEY [N]",
 		summary: "add N (a positive integer, default 1) to counter KEY and print its new value",
@@ -62,14 +63,6 @@ var counterSubcommands = []counterSubcommand{
 // request (the API allows up to 10,000).
 const counterPageSize = 1000
 
-// counterValue is the API's answer for one counter: a value, or an error
-// when its merged value overflowed int64 (list only).
-type counterValue struct {
-	Key   string `json:"key"`
-	Value *int64 `json:"value,omitempty"`
-	Error string `json:"error,omitempty"`
-}
-
 func counterCommand(fs *pflag.FlagSet) func([]string) error {
 	c := clientFlags(fs)
 	consistency := fs.String("consistency", "local", "local (answer from this peer's durable state) or majority (a strict majority of the voters); incr, decr and get")
@@ -84,7 +77,7 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 		if len(args) == 0 {
 			return usagef("give a subcommand: incr, decr, get or list")
 		}
-		var sub *counterSubcommand
+		var sub *subcommand
 		for i := range counterSubcommands {
 			if counterSubcommands[i].name == args[0] {
 				sub = &counterSubcommands[i]
@@ -140,7 +133,7 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 
 // checkCounterFlags refuses a flag given (on the command line or from the
 // environment) that the subcommand does not use, rather than ignore it.
-func checkCounterFlags(fs *pflag.FlagSet, sub *counterSubcommand) error {
+func checkCounterFlags(fs *pflag.FlagSet, sub *subcommand) error {
 	for _, name := range []string{"consistency", "idempotency-key", "limit"} {
 		if !fs.Changed(name) {
 			continue
@@ -163,36 +156,27 @@ func checkCounterFlags(fs *pflag.FlagSet, sub *counterSubcommand) error {
 	return nil
 }
 
-// counterPath is the API path of counter key. The whole key is one escaped
-// path segment (a '/' in it becomes %2F); the keys "." and ".." are escaped
-// in full, or HTTP path cleaning would take them for directory steps.
-func counterPath(key string) string {
-	switch key {
-	case ".":
-		return "/v1/counters/%2E"
-	case "..":
-		return "/v1/counters/%2E%2E"
-	}
-	return "/v1/counters/" + url.PathEscape(key)
-}
-
 func counterIncr(c apiClient, key string, delta int64, consistency, idemKey string, idemGiven bool) error {
 	if key == "" {
 		return usagef("KEY is empty")
 	}
-	header := http.Header{}
+	opts := client.AddOptions{Consistency: client.Consistency(consistency)}
 	if idemGiven {
 		if err := checkIdempotencyKey(idemKey); err != nil {
 			return err
 		}
-		header.Set("Idempotency-Key", idemKey)
+		opts.IdempotencyKey = idemKey
 	}
-	var r counterValue
-	body, err := c.send("POST", counterPath(key)+"?consistency="+consistency, map[string]int64{"delta": delta}, header, &r)
+	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	return printCounter(c, body, r)
+	defer cl.Close()
+	r, err := cl.Add(context.Background(), key, delta, opts)
+	if err != nil {
+		return c.explain(err)
+	}
+	return printCounter(c, key, r.Value)
 }
 
 // checkIdempotencyKey applies the API's rule: 1-255 printable ASCII bytes.
@@ -212,23 +196,24 @@ func counterGet(c apiClient, key, consistency string) error {
 	if key == "" {
 		return usagef("KEY is empty")
 	}
-	var r counterValue
-	body, err := c.call("GET", counterPath(key)+"?consistency="+consistency, &r)
+	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	return printCounter(c, body, r)
+	defer cl.Close()
+	v, err := cl.Counter(context.Background(), key, client.Consistency(consistency))
+	if err != nil {
+		return c.explain(err)
+	}
+	return printCounter(c, key, v)
 }
 
 // printCounter prints the value alone, or the API's JSON with --json.
-func printCounter(c apiClient, body []byte, r counterValue) error {
+func printCounter(c apiClient, key string, v int64) error {
 	if *c.json {
-		return writeJSONLine(body)
+		return printJSON(client.CounterEntry{Key: key, Value: &v})
 	}
-	if r.Value == nil {
-		return fmt.Errorf("the peer's answer has no value: %s", body)
-	}
-	_, err := fmt.Fprintln(out, *r.Value)
+	_, err := fmt.Fprintln(out, v)
 	return err
 }
 
@@ -245,6 +230,11 @@ func writeJSONLine(b []byte) error {
 // comes, so memory stays bounded however many counters there are; a key
 // longer than those of the first page pushes its own page's values right.
 func counterList(c apiClient, prefix string, limit int) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	var (
 		tw      = new(tabwriter.Writer)
 		after   string
@@ -257,19 +247,9 @@ func counterList(c apiClient, prefix string, limit int) error {
 		if limit > 0 && limit-printed < size {
 			size = limit - printed
 		}
-		q := url.Values{"limit": {strconv.Itoa(size)}}
-		if prefix != "" {
-			q.Set("prefix", prefix)
-		}
-		if after != "" {
-			q.Set("after", after)
-		}
-		var page struct {
-			Counters []counterValue `json:"counters"`
-			Next     string         `json:"next"`
-		}
-		if _, err := c.call("GET", "/v1/counters?"+q.Encode(), &page); err != nil {
-			return err
+		page, err := cl.ListCounters(context.Background(), client.ListOptions{Prefix: prefix, After: after, Limit: size})
+		if err != nil {
+			return c.explain(err)
 		}
 		if pages == 0 { // after the first answer, so an error prints nothing
 			if *c.json {

@@ -5,6 +5,8 @@
 //	peer ring [owner KEY]                    show the ring, or a key's owner
 //	peer counter incr|decr KEY [N]           add to a cluster-wide counter
 //	peer counter get KEY | list [PREFIX]     read counters
+//	peer lock KEY -- CMD ARGS...             run CMD while holding lock KEY
+//	peer lock acquire|renew|release|info KEY  take, renew, end or inspect a lock lease
 //	peer force-leave NAME                    remove a failed member
 //	peer keygen                              make a cluster key
 //	peer version                             print the version
@@ -43,6 +45,7 @@ func commands() []command {
 		{name: "agent", summary: "run a peer (until SIGINT/SIGTERM, which leaves the cluster gracefully)", flags: agentCommand},
 		{name: "members", summary: "list the cluster's members as the local peer sees them", flags: membersCommand},
 		{name: "counter", args: "incr|decr KEY [N] | get KEY | list [PREFIX]", summary: "increment, read and list cluster-wide counters", flags: counterCommand},
+		{name: "lock", args: "KEY -- CMD [ARGS...] | acquire KEY | renew KEY LEASE | release KEY LEASE | info KEY", summary: "run a command while holding a cluster-wide lock, or take, renew, release and inspect lock leases", flags: lockCommand},
 		{name: "ring", args: "[owner KEY]", summary: "show the ring, or the owner and preference list of KEY", flags: ringCommand},
 		{name: "force-leave", args: "NAME", summary: "remove a failed member for good (it is marked left)", flags: forceLeaveCommand},
 		{name: "keygen", summary: "print a new random cluster key for --encrypt", flags: keygenCommand},
@@ -58,6 +61,15 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
+
+// exitStatus is an error that sets peer's exit status: CMD's own for
+// 'peer lock KEY -- CMD'. msg, if set, is printed first.
+type exitStatus struct {
+	code int
+	msg  string
+}
+
+func (e *exitStatus) Error() string { return fmt.Sprintf("exit status %d: %s", e.code, e.msg) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -101,8 +113,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "peer %s: %v\n", c.name, err)
 			return exitUsage
 		}
-		out = stdout
+		out, errOut = stdout, stderr
 		if err := action(fs.Args()); err != nil {
+			var es *exitStatus
+			if errors.As(err, &es) {
+				if es.msg != "" {
+					fmt.Fprintf(stderr, "peer %s: %s\n", c.name, es.msg)
+				}
+				return es.code
+			}
 			var ue *usageError
 			if errors.As(err, &ue) {
 				fmt.Fprintf(stderr, "peer %s: %v\n\n", c.name, err)
@@ -119,8 +138,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// out is where commands print their results (stdout, or a test's buffer).
-var out io.Writer = os.Stdout
+// out is where commands print their results (stdout, or a test's buffer),
+// and errOut where they report along the way (stderr).
+var (
+	out    io.Writer = os.Stdout
+	errOut io.Writer = os.Stderr
+)
 
 // envName is the environment variable for a flag: PEER_<FLAG>.
 func envName(flag string) string {
