@@ -133,6 +133,7 @@ func (c LockConfig) lockmgrConfig() lockmgr.Config {
 	lc := lockmgr.DefaultConfig()
 	lc.LockDelay, lc.DriftMargin, lc.DefaultTTL = c.LockDelay, c.DriftMargin, c.DefaultTTL
 	lc.MaxWait, lc.MaxWaiters = c.MaxWait, c.MaxWaiters
+	lc.TTLSlack = c.LockDelay / 20
 	return lc
 }
 

@@ -49,7 +49,7 @@ func (ls *lockService) ensureOwned(ctx context.Context, key string, ttl time.Dur
 			ls.mu.Unlock()
 			return &redirectError{to: c.moving}
 		}
-		if c.round == nil && !force && c.until.After(now.Add(ttl+ls.cfg.DriftMargin)) {
+		if c.round == nil && !force && c.until.After(now.Add(ttl+ls.cfg.DriftMargin-ls.cfg.TTLSlack)) {
 			c.lastUsed = now
 			ls.mu.Unlock()
 			return nil

@@ -232,8 +232,7 @@ func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpRes
 		if err != nil {
 			return errorResponse(err)
 		}
-		ttl, _ := ls.checkTTL(req.TTL)
-		return grantResponse(l, me, ttl)
+		return grantResponse(l, me, l.Expiry.Sub(ls.a.clock.Now()).Truncate(time.Millisecond))
 	case opRenew, opRelease:
 		id, err := parseLeaseID(req.Lease)
 		if err != nil {
@@ -249,11 +248,7 @@ func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpRes
 		if err != nil {
 			return errorResponse(err)
 		}
-		ttl := req.TTL
-		if ttl == 0 { // renewed with the TTL it was granted with: say what is left
-			ttl = l.Expiry.Sub(ls.a.clock.Now()).Round(time.Millisecond)
-		}
-		return grantResponse(l, me, ttl)
+		return grantResponse(l, me, l.Expiry.Sub(ls.a.clock.Now()).Truncate(time.Millisecond))
 	default:
 		in := ls.info(req.Key)
 		return &lockOpResponse{Code: codeOK, Owner: me, Held: in.Held, Holder: in.Holder, Token: in.Lease.Token,
@@ -261,7 +256,9 @@ func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpRes
 	}
 }
 
-// grantResponse answers a grant or renewal of l for ttl.
+// grantResponse answers a grant or renewal of l with ttl, what is left of
+// it as the answer leaves: the holder counts it from when it sent the
+// request, so it ends no later than the owner's lease.
 func grantResponse(l lockmgr.Lease, owner string, ttl time.Duration) *lockOpResponse {
 	return &lockOpResponse{Code: codeOK, Owner: owner, Token: l.Token, Lease: l.ID.String(), TTL: ttl}
 }

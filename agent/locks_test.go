@@ -49,8 +49,14 @@ func TestLockGrantRenewRelease(t *testing.T) {
 		t.Fatalf("info = %+v, %v; want held by first with token %d", st, err, g1.Token)
 	}
 	r, err := c.agents[2].RenewLock(ctx, "jobs/nightly", g1.Lease, 1500*time.Millisecond)
-	if err != nil || r.Token != g1.Token || r.Lease != g1.Lease || r.TTL != 1500*time.Millisecond {
+	if err != nil || r.Token != g1.Token || r.Lease != g1.Lease || r.TTL > 1500*time.Millisecond || r.TTL < 1400*time.Millisecond {
 		t.Fatalf("renew = %+v, %v; want the same token and lease with a 1.5s TTL", r, err)
+	}
+	// The longest TTL, lock-delay minus the drift margin, is granted (a
+	// hair short: the ownership lease runs from when it was asked for).
+	long, err := c.agents[0].AcquireLock(ctx, "long", agent.LockRequest{TTL: 1800 * time.Millisecond})
+	if err != nil || long.TTL < 1700*time.Millisecond || long.TTL > 1800*time.Millisecond {
+		t.Fatalf("acquire with the longest TTL = %+v, %v", long, err)
 	}
 	for _, tc := range []struct {
 		name string

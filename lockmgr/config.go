@@ -32,6 +32,14 @@ type Config struct {
 	// sets 2 s; it must be at least 0 and leave MaxTTL ≥ MinTTL.
 	DriftMargin time.Duration
 
+	// TTLSlack is how much shorter than asked a grant or renewal may be: one whose lease
+	// would outlast the ownership (less the drift margin) by at most TTLSlack gets the TTL
+	// that fits instead of ErrNotOwned, if that is at least MinTTL. The ownership lease is
+	// timed from when its promises were asked for, so a TTL of exactly MaxTTL never fits;
+	// the slack lets it through, a few milliseconds short. From 0 to MaxTTL - MinTTL;
+	// DefaultConfig sets 0 (the agent sets LockDelay/20).
+	TTLSlack time.Duration
+
 	// DefaultTTL is the TTL of an Acquire that asks for 0. From MinTTL to MaxTTL;
 	// DefaultConfig sets 10 s.
 	DefaultTTL time.Duration
@@ -81,6 +89,8 @@ func (c Config) Validate() error {
 	case c.DefaultTTL < MinTTL || c.DefaultTTL > c.MaxTTL():
 		return fmt.Errorf("%w: DefaultTTL is %v, must be from %v to %v (LockDelay - DriftMargin)",
 			ErrBadConfig, c.DefaultTTL, MinTTL, c.MaxTTL())
+	case c.TTLSlack < 0 || c.TTLSlack > c.MaxTTL()-MinTTL:
+		return fmt.Errorf("%w: TTLSlack is %v, must be from 0 to %v (MaxTTL - MinTTL)", ErrBadConfig, c.TTLSlack, c.MaxTTL()-MinTTL)
 	case c.MaxWait < 0:
 		return fmt.Errorf("%w: MaxWait is %v, must be at least 0", ErrBadConfig, c.MaxWait)
 	case c.MaxWaiters < 1 || c.MaxWaiters > MaxWaitersLimit:

@@ -220,6 +220,20 @@ func (t *Table) owned(ks *keyState, expiry time.Time) bool {
 	return ks.until.IsZero() || !expiry.Add(t.cfg.DriftMargin).After(ks.until)
 }
 
+// fit returns the TTL a lease on ks granted or renewed at now gets for a request of ttl:
+// ttl itself if the ownership covers it, ttl shortened to fit if it falls short by at most
+// Config.TTLSlack (and leaves at least MinTTL), and ok false otherwise.
+func (t *Table) fit(ks *keyState, ttl time.Duration, now time.Time) (time.Duration, bool) {
+	if t.owned(ks, now.Add(ttl)) {
+		return ttl, true
+	}
+	avail := ks.until.Add(-t.cfg.DriftMargin).Sub(now)
+	if ttl-avail <= t.cfg.TTLSlack && avail >= MinTTL {
+		return avail, true
+	}
+	return 0, false
+}
+
 // Epoch returns the epoch and sequence in force for key (0, 0 if none was set).
 func (t *Table) Epoch(key string) (epoch, seq uint32) {
 	if ks := t.keys[key]; ks != nil {
@@ -288,10 +302,12 @@ func (t *Table) schedule(tm *timer) {
 
 // grant makes a new lease on a free key.
 func (t *Table) grant(ks *keyState, holder string, ttl time.Duration, now time.Time) (Lease, error) {
-	if !t.owned(ks, now.Add(ttl)) {
+	fitted, ok := t.fit(ks, ttl, now)
+	if !ok {
 		return Lease{}, fmt.Errorf("%w: key %q owned until %v, a %v lease needs %v more",
 			ErrNotOwned, ks.key, ks.until, ttl, now.Add(ttl+t.cfg.DriftMargin).Sub(ks.until))
 	}
+	ttl = fitted
 	if ks.seq >= MaxSequence {
 		return Lease{}, fmt.Errorf("%w: key %q at epoch %d", ErrSequenceExhausted, ks.key, ks.epoch)
 	}
@@ -339,7 +355,8 @@ func (t *Table) Renew(l Lease, ttl time.Duration, now time.Time) (Lease, error) 
 		return Lease{}, err
 	}
 	h := ks.holder
-	if !t.owned(ks, now.Add(ttl)) {
+	ttl, ok := t.fit(ks, ttl, now)
+	if !ok {
 		return Lease{}, fmt.Errorf("%w: key %q owned until %v; the lease keeps its expiry %v",
 			ErrNotOwned, ks.key, ks.until, h.lease.Expiry)
 	}
@@ -397,7 +414,7 @@ func (t *Table) dequeue(w *waiter) {
 func (t *Table) grantNext(ks *keyState, now time.Time) {
 	for ks.holder == nil && len(ks.waiters) > 0 {
 		w := ks.waiters[0]
-		if !t.owned(ks, now.Add(w.ttl)) {
+		if _, ok := t.fit(ks, w.ttl, now); !ok {
 			return
 		}
 		t.dequeue(w)

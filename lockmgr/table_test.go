@@ -288,3 +288,31 @@ func TestOwnedUntil(t *testing.T) {
 		t.Fatalf("after extending: %+v", ev)
 	}
 }
+
+func TestTTLSlackShortensNearlyCoveredLeases(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.TTLSlack = 500 * time.Millisecond
+	tb, err := NewTable(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetEpoch("k", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Owned until t0+15s: a 13s lease (the MaxTTL) needs until t0+15s exactly
+	// from t0, and falls 100ms short from t0+100ms.
+	if err := tb.SetOwnedUntil("k", at(15*time.Second), t0); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tb.Acquire("k", "h", 13*time.Second, 0, at(100*time.Millisecond))
+	if err != nil || !res.Lease.Expiry.Equal(at(13*time.Second)) {
+		t.Fatalf("acquire 100ms short: %+v, %v; want a lease shortened to end at t0+13s", res, err)
+	}
+	if _, err := tb.Renew(res.Lease, 13*time.Second, at(time.Second)); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("renew 1s short, beyond the slack: %v, want ErrNotOwned", err)
+	}
+	cfg.TTLSlack = cfg.MaxTTL()
+	if err := cfg.Validate(); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("TTLSlack above MaxTTL - MinTTL: %v, want ErrBadConfig", err)
+	}
+}
