@@ -1,0 +1,85 @@
+package simulation
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// A checker that cannot fail is worthless: feed it histories with planted
+// violations and see each caught, with its key and amount.
+func TestCheckCountersCatchesLostAndDoubled(t *testing.T) {
+	ops := []Op{
+		{Peer: "n1", Key: "a", Delta: 5, Consistency: "local", Outcome: Acked, End: 1},
+		{Peer: "n2", Key: "a", Delta: 3, Consistency: "majority", Outcome: Acked, End: 2},
+		{Peer: "n2", Key: "b", Delta: 4, Consistency: "local", Outcome: Acked, End: 2},
+		{Peer: "n3", Key: "b", Delta: 2, Consistency: "local", Outcome: Ambiguous, End: 3},
+		{Peer: "n3", Key: "b", Delta: 9, Consistency: "local", Outcome: Failed, End: 3},
+		{Peer: "n1", Key: "c", Delta: -2, Consistency: "local", Outcome: Acked, End: 3},
+	}
+	tests := []struct {
+		name  string
+		final map[string]map[string]int64
+		wipes []Wipe
+		want  []string // "kind key peer amount" of each violation, in order
+	}{
+		{name: "exact", final: map[string]map[string]int64{
+			"n1": {"a": 8, "b": 4, "c": -2}, "n2": {"a": 8, "b": 4, "c": -2},
+		}},
+		{name: "ambiguous counted once passes", final: map[string]map[string]int64{
+			"n1": {"a": 8, "b": 6, "c": -2}, "n2": {"a": 8, "b": 6, "c": -2},
+		}},
+		{name: "lost increment", final: map[string]map[string]int64{
+			"n1": {"a": 5, "b": 4, "c": -2}, "n2": {"a": 5, "b": 4, "c": -2},
+		}, want: []string{"lost a n1 3", "lost a n2 3"}},
+		{name: "doubled increment", final: map[string]map[string]int64{
+			"n1": {"a": 8, "b": 10, "c": -2}, "n2": {"a": 8, "b": 6, "c": -2},
+		}, want: []string{"doubled b n1 4", "diverged b  0"}},
+		{name: "doubled decrement and missing key", final: map[string]map[string]int64{
+			"n1": {"a": 8, "b": 4, "c": -4}, "n2": {"a": 8, "b": 4},
+		}, want: []string{"doubled c n1 2", "lost c n2 2", "diverged c  0"}},
+		{name: "wiped peer's local write may be lost", wipes: []Wipe{{Peer: "n1", At: 1.5}}, final: map[string]map[string]int64{
+			"n1": {"a": 3, "b": 4, "c": -2}, "n2": {"a": 3, "b": 4, "c": -2},
+		}},
+		{name: "wipe does not excuse a majority write", wipes: []Wipe{{Peer: "n2", At: 5}}, final: map[string]map[string]int64{
+			"n1": {"a": 5, "b": 4, "c": -2}, "n2": {"a": 5, "b": 4, "c": -2},
+		}, want: []string{"lost a n1 3", "lost a n2 3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, vs := CheckCounters(ops, tt.wipes, tt.final)
+			var got []string
+			for _, v := range vs {
+				got = append(got, strings.Join([]string{v.Kind, v.Key, v.Peer, strconv.FormatInt(v.Amount, 10)}, " "))
+			}
+			if strings.Join(got, "; ") != strings.Join(tt.want, "; ") {
+				t.Fatalf("violations %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckMembership(t *testing.T) {
+	running := []string{"n1", "n2", "n3"}
+	ok := map[string]PeerView{
+		"n1": {Alive: []string{"n1", "n2", "n3"}, Ring: "r1"},
+		"n2": {Alive: []string{"n3", "n2", "n1"}, Ring: "r1"},
+		"n3": {Alive: []string{"n1", "n2", "n3"}, Ring: "r1"},
+	}
+	if vs := CheckMembership(ok, running); len(vs) != 0 {
+		t.Fatalf("agreeing views: %v", vs)
+	}
+	bad := map[string]PeerView{
+		"n1": {Alive: []string{"n1", "n2"}, Ring: "r2"},
+		"n2": {Alive: []string{"n1", "n2", "n3"}, Ring: "r1"},
+		"n3": {Alive: []string{"n1", "n2", "n3", "n4"}, Ring: "r1"},
+	}
+	vs := CheckMembership(bad, running)
+	var kinds []string
+	for _, v := range vs {
+		kinds = append(kinds, v.Kind+":"+v.Peer)
+	}
+	if strings.Join(kinds, " ") != "members:n1 members:n3 ring:" {
+		t.Fatalf("violations %v", vs)
+	}
+}
