@@ -66,6 +66,12 @@ type Sample struct {
 	Running int `json:"running"`
 	// RingViews is how many distinct ring checksums the running peers hold.
 	RingViews int `json:"ring_views"`
+	// RingOK says every running peer holds a ring of exactly the running
+	// peers, the same one.
+	RingOK bool `json:"ring_ok"`
+	// MembersOK says every running peer sees exactly the running peers
+	// alive.
+	MembersOK bool `json:"members_ok"`
 	// Spread is the largest difference between two running peers' values
 	// of one key.
 	Spread int64 `json:"spread"`
@@ -81,6 +87,7 @@ type history struct {
 	faults  []Fault
 	wipes   []Wipe
 	samples []Sample
+	heals   []float64
 }
 
 func newHistory() *history { return &history{begin: time.Now()} }
@@ -115,6 +122,12 @@ func (h *history) closeFaults(match func(f *Fault) bool) {
 	}
 }
 
+func (h *history) addHeal() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.heals = append(h.heals, h.now())
+}
+
 func (h *history) addWipe(peer, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -133,7 +146,7 @@ func (h *history) addSample(s Sample) {
 
 // snapshot returns copies of everything recorded, closing open fault
 // windows at now.
-func (h *history) snapshot() ([]Op, []Fault, []Wipe, []Sample) {
+func (h *history) snapshot() ([]Op, []Fault, []Wipe, []Sample, []float64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.now()
@@ -144,5 +157,5 @@ func (h *history) snapshot() ([]Op, []Fault, []Wipe, []Sample) {
 		}
 		faults[i] = f
 	}
-	return append([]Op(nil), h.ops...), faults, append([]Wipe(nil), h.wipes...), append([]Sample(nil), h.samples...)
+	return append([]Op(nil), h.ops...), faults, append([]Wipe(nil), h.wipes...), append([]Sample(nil), h.samples...), append([]float64(nil), h.heals...)
 }

@@ -3,6 +3,7 @@ package simulation
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -23,6 +24,44 @@ type Convergence struct {
 	OK       bool    `json:"ok"`
 }
 
+// HealTiming is how long after a heal (At, seconds into the run) the
+// timeline's samples first showed every running peer agreeing on the
+// alive members, on the ring, and on every counter; -1: not before the
+// next heal or the end. Resolution: one sample (sampleEvery).
+type HealTiming struct {
+	At       float64 `json:"at"`
+	Members  float64 `json:"members_s"`
+	Ring     float64 `json:"ring_s"`
+	Counters float64 `json:"counters_s"`
+}
+
+func afterHeal(heals []float64, samples []Sample) []HealTiming {
+	var out []HealTiming
+	for i, h := range heals {
+		end := math.Inf(1)
+		if i+1 < len(heals) {
+			end = heals[i+1]
+		}
+		ht := HealTiming{At: h, Members: -1, Ring: -1, Counters: -1}
+		for _, s := range samples {
+			if s.T < h || s.T >= end {
+				continue
+			}
+			if s.MembersOK && ht.Members < 0 {
+				ht.Members = s.T - h
+			}
+			if s.RingOK && ht.Ring < 0 {
+				ht.Ring = s.T - h
+			}
+			if s.Spread == 0 && ht.Counters < 0 {
+				ht.Counters = s.T - h
+			}
+		}
+		out = append(out, ht)
+	}
+	return out
+}
+
 // Report is everything a run found and the full history behind it.
 type Report struct {
 	Scenario string  `json:"scenario"`
@@ -31,16 +70,19 @@ type Report struct {
 	Peers    int     `json:"peers"`
 	Clients  int     `json:"clients"`
 	// Wall is the run's length in seconds.
-	Wall        float64             `json:"wall_s"`
-	Steps       []Step              `json:"steps"`
-	Convergence []Convergence       `json:"convergence"`
-	Keys        []KeyCheck          `json:"keys"`
-	Views       map[string]PeerView `json:"views"`
-	Violations  []Violation         `json:"violations"`
-	Ops         []Op                `json:"ops"`
-	Faults      []Fault             `json:"faults"`
-	Wipes       []Wipe              `json:"wipes"`
-	Samples     []Sample            `json:"samples"`
+	Wall        float64       `json:"wall_s"`
+	Steps       []Step        `json:"steps"`
+	Convergence []Convergence `json:"convergence"`
+	// AfterHeal is how long after each heal the samples first showed
+	// agreement.
+	AfterHeal  []HealTiming        `json:"after_heal"`
+	Keys       []KeyCheck          `json:"keys"`
+	Views      map[string]PeerView `json:"views"`
+	Violations []Violation         `json:"violations"`
+	Ops        []Op                `json:"ops"`
+	Faults     []Fault             `json:"faults"`
+	Wipes      []Wipe              `json:"wipes"`
+	Samples    []Sample            `json:"samples"`
 	// Error is the step that stopped the run early, if one did.
 	Error string `json:"error,omitempty"`
 }
@@ -62,7 +104,7 @@ type run struct {
 }
 
 // sampleEvery is how often (wall time) the timeline samples the cluster.
-const sampleEvery = 50 * time.Millisecond
+const sampleEvery = 25 * time.Millisecond
 
 // finalWait bounds the convergence wait after the last step (scenario
 // time).
@@ -113,11 +155,11 @@ func Run(ctx context.Context, cfg Config, sc *Scenario) (*Report, error) {
 	stopSampling()
 	sampler.Wait()
 
-	ops, faults, wipes, samples := r.h.snapshot()
+	ops, faults, wipes, samples, heals := r.h.snapshot()
 	rep := &Report{
 		Scenario: sc.Name, Seed: cfg.Seed, Speed: cfg.Speed, Peers: sc.N, Clients: cfg.Clients,
 		Wall: r.h.now(), Steps: sc.Steps, Convergence: r.conv, Views: views,
-		Ops: ops, Faults: faults, Wipes: wipes, Samples: samples,
+		Ops: ops, Faults: faults, Wipes: wipes, Samples: samples, AfterHeal: afterHeal(heals, samples),
 	}
 	rep.Violations = append(rep.Violations, r.violations...)
 	if stepErr == nil && ctx.Err() != nil {
@@ -279,6 +321,8 @@ func (r *run) step(ctx context.Context, st Step) error {
 	case StepHeal:
 		c.Heal()
 		r.h.closeFaults(func(f *Fault) bool { return f.Kind != StepCrash })
+		r.h.addHeal()
+		r.h.addHeal()
 		r.lastHeal = time.Now()
 	case StepWait:
 		r.wait(ctx, st, r.cfg.scale(st.Duration))
@@ -462,12 +506,22 @@ func (r *run) sample(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		_, as := r.c.Running()
+		ps, as := r.c.Running()
 		rings := map[string]bool{}
+		membersOK, ringOK := true, true
+		var names []string
+		for _, p := range ps {
+			names = append(names, p.Name)
+		}
 		var all []map[string]int64
 		keys := map[string]bool{}
 		for _, a := range as {
-			rings[a.View().Ring.ChecksumHex()] = true
+			v := a.View()
+			rings[v.Ring.ChecksumHex()] = true
+			ringOK = ringOK && v.Ring.Len() == len(names)
+			if alive, err := aliveOf(a); err != nil || !slices.Equal(alive, names) {
+				membersOK = false
+			}
 			entries, _, err := a.ListCounters(KeyPrefix, "", 10000)
 			if err != nil {
 				continue
@@ -489,6 +543,7 @@ func (r *run) sample(ctx context.Context) {
 			}
 			spread = max(spread, hi-lo)
 		}
-		r.h.addSample(Sample{T: r.h.now(), Running: len(as), RingViews: len(rings), Spread: spread})
+		r.h.addSample(Sample{T: r.h.now(), Running: len(as), RingViews: len(rings), Spread: spread,
+			RingOK: ringOK && len(rings) == 1, MembersOK: membersOK})
 	}
 }

@@ -209,7 +209,7 @@ func Parse(name, text string, peers int) (*Scenario, error) {
 		}
 		return d, nil
 	}
-	sc.Steps = append(sc.Steps, Step{Line: first.line, Text: first.text, Kind: StepStart, Peers: slices.Clone(sc.Peers[:n])})
+	sc.Steps = append(sc.Steps, Step{Line: first.line, Text: fmt.Sprintf("start %d", n), Kind: StepStart, Peers: slices.Clone(sc.Peers[:n])})
 	for _, l := range lines[1:] {
 		f := l.fields
 		st := Step{Line: l.line, Text: l.text, Kind: f[0]}
