@@ -143,6 +143,7 @@ func Run(ctx context.Context, cfg Config, sc *Scenario) (*Report, error) {
 		// The final check: heal, wait, read every running peer.
 		r.c.Heal()
 		r.h.closeFaults(func(f *Fault) bool { return f.Kind != "crash" })
+		r.h.addHeal()
 		r.lastHeal = time.Now()
 		r.wait(ctx, Step{Line: 0, Text: "final wait converged", Kind: StepWait}, cfg.scale(finalWait))
 		for _, p := range c.Peers() {
@@ -321,7 +322,6 @@ func (r *run) step(ctx context.Context, st Step) error {
 	case StepHeal:
 		c.Heal()
 		r.h.closeFaults(func(f *Fault) bool { return f.Kind != StepCrash })
-		r.h.addHeal()
 		r.h.addHeal()
 		r.lastHeal = time.Now()
 	case StepWait:

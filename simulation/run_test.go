@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// testConfig runs scenarios small and fast: 3 peers at 8× speed.
+// testConfig runs scenarios small and fast: 3 peers at 6× speed.
 func testConfig(seed uint64) Config {
 	cfg := DefaultConfig()
 	cfg.Seed = seed
 	cfg.Peers = 3
-	cfg.Speed = 8
+	cfg.Speed = 6
 	cfg.Clients = 3
 	if testing.Verbose() {
 		cfg.Progress = os.Stderr
