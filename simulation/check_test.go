@@ -1,9 +1,13 @@
 package simulation
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ringleader/ringleader/agent"
 )
 
 // A checker that cannot fail is worthless: feed it histories with planted
@@ -81,5 +85,43 @@ func TestCheckMembership(t *testing.T) {
 	}
 	if strings.Join(kinds, " ") != "members:n1 members:n3 ring:" {
 		t.Fatalf("violations %v", vs)
+	}
+}
+
+// The whole harness can fail: a real run in which a write is applied
+// behind the history's back (so the cluster counts 7 that nobody was
+// acknowledged) and an acknowledgement is recorded for a write never sent
+// (3 the cluster lacks) must report exactly those, on every peer.
+func TestRunCatchesPlantedViolations(t *testing.T) {
+	sc, err := Parse("planted", "start 3\nwait converged\nrun workload 1s\n", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := runWith(ctx, testConfig(7), sc, func(r *run) {
+		p, _ := r.c.Peer("n1")
+		a, _ := p.Agent()
+		if _, err := a.Add(ctx, []agent.CounterItem{{Key: KeyPrefix + "k0", Delta: 7}}, agent.Local); err != nil {
+			t.Errorf("planting the unrecorded write: %v", err)
+		}
+		r.h.addOp(Op{Peer: "n2", Key: KeyPrefix + "k1", Delta: 3, Consistency: "local", Outcome: Acked, Start: r.h.now(), End: r.h.now()})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range rep.Violations {
+		got = append(got, strings.Join([]string{v.Kind, v.Key, v.Peer, strconv.FormatInt(v.Amount, 10)}, " "))
+	}
+	want := []string{
+		"doubled sim/k0 n1 7", "doubled sim/k0 n2 7", "doubled sim/k0 n3 7",
+		"lost sim/k1 n1 3", "lost sim/k1 n2 3", "lost sim/k1 n3 3",
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("violations\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if rep.OK() {
+		t.Fatal("report says OK")
 	}
 }

@@ -54,7 +54,9 @@ type Peer struct {
 	IP   string
 	host *memnet.Host
 	// dir holds serf's snapshot (on the real disk, under the cluster's
-	// temporary root); the store lives on fs.
+	// temporary root, so a crash keeps all of it, not only what was
+	// synced); the store, which holds every counter and the peer's
+	// identity, lives on fs.
 	dir string
 
 	// gen is bumped whenever the agent stops (crash or leave), before its
@@ -247,7 +249,10 @@ func (c *Cluster) seeds(p *Peer) ([]string, error) {
 }
 
 // Start starts the agent of a peer that is down, with the disk it has,
-// joined through running peers it can reach.
+// joined through running peers it can reach. The peer counts as down (its
+// clients are refused) until its agent has started. Start, Crash, Wipe and
+// Leave of one peer must not run concurrently (the run's step loop calls
+// them one at a time).
 func (c *Cluster) Start(ctx context.Context, name string) error {
 	p, err := c.Peer(name)
 	if err != nil {
@@ -257,27 +262,29 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state == Running {
+	p.mu.RLock()
+	state, fs := p.state, p.fs
+	p.mu.RUnlock()
+	if state == Running {
 		return fmt.Errorf("%w: start %s: it is running", ErrPeerState, name)
 	}
 	gossip, err := p.host.GossipTransport(7946)
 	if err != nil {
 		return fmt.Errorf("simulation: start %s: %w", name, err)
 	}
-	cfg := c.agentConfig(p, p.fs, seeds)
+	cfg := c.agentConfig(p, fs, seeds)
 	cfg.GossipTransport = gossip
 	a, err := agent.New(cfg)
 	if err != nil {
 		gossip.Shutdown()
 		return fmt.Errorf("simulation: start %s: %w", name, err)
 	}
-	if err := a.Start(ctx); err != nil {
-		gossip.Shutdown()
+	if err := a.Start(ctx); err != nil { // Start shuts down what it started
 		return fmt.Errorf("simulation: start %s: %w", name, err)
 	}
+	p.mu.Lock()
 	p.agent, p.state = a, Running
+	p.mu.Unlock()
 	return nil
 }
 
@@ -289,17 +296,20 @@ func (c *Cluster) Crash(name string) error {
 		return err
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.state != Running {
+		p.mu.Unlock()
 		return fmt.Errorf("%w: crash %s: it is %s", ErrPeerState, name, p.state)
 	}
 	p.gen.Add(1) // before the clone: answers after this are suspect
 	if err := c.net.Crash(p.IP); err != nil {
+		p.mu.Unlock()
 		return err
 	}
 	kept := p.fs.CrashClone(vfs.CrashCloneCfg{})
-	p.agent.Shutdown() // writes after the clone go to the old disk, which is dropped
+	a := p.agent
 	p.agent, p.fs, p.state = nil, kept, Down
+	p.mu.Unlock()
+	a.Shutdown() // what it writes from here goes to the old disk, which is dropped
 	return nil
 }
 
@@ -319,21 +329,26 @@ func (c *Cluster) Wipe(name string) error {
 	return os.RemoveAll(p.dir)
 }
 
-// Leave makes a running peer leave gracefully, then shuts it down.
+// Leave makes a running peer leave gracefully (clients may still reach it
+// meanwhile, and are refused once it stops taking writes), then shuts it
+// down.
 func (c *Cluster) Leave(ctx context.Context, name string) error {
 	p, err := c.Peer(name)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state != Running {
-		return fmt.Errorf("%w: leave %s: it is %s", ErrPeerState, name, p.state)
+	p.mu.RLock()
+	a, state := p.agent, p.state
+	p.mu.RUnlock()
+	if state != Running {
+		return fmt.Errorf("%w: leave %s: it is %s", ErrPeerState, name, state)
 	}
-	lerr := p.agent.Leave(ctx)
+	lerr := a.Leave(ctx)
+	p.mu.Lock()
 	p.gen.Add(1)
-	p.agent.Shutdown()
 	p.agent, p.state = nil, Left
+	p.mu.Unlock()
+	a.Shutdown()
 	if lerr != nil {
 		return fmt.Errorf("simulation: leave %s: %w", name, lerr)
 	}

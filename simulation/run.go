@@ -103,8 +103,16 @@ type run struct {
 	violations     []Violation
 }
 
-// sampleEvery is how often (wall time) the timeline samples the cluster.
+// sampleEvery is how often (wall time) the timeline samples a cluster of
+// up to ten peers; larger ones are sampled less often, in proportion, so
+// that watching does not starve what is watched.
 const sampleEvery = 25 * time.Millisecond
+
+// pollEvery is how often a wait checks for agreement: sampleEvery scaled
+// the same way.
+func (r *run) pollEvery() time.Duration {
+	return sampleEvery * time.Duration(1+len(r.sc.Peers)/10)
+}
 
 // finalWait bounds the convergence wait after the last step (scenario
 // time).
@@ -115,6 +123,12 @@ const finalWait = 60 * time.Second
 // error in Report.Error and a violation); the error is then also returned.
 // ctx bounds the whole run.
 func Run(ctx context.Context, cfg Config, sc *Scenario) (*Report, error) {
+	return runWith(ctx, cfg, sc, nil)
+}
+
+// runWith is Run with a hook called after the last step, before the final
+// heal and check: the tests plant violations through it.
+func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*run)) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -137,6 +151,9 @@ func Run(ctx context.Context, cfg Config, sc *Scenario) (*Report, error) {
 
 	stepErr := r.steps(ctx)
 	r.wl.stopAndWait()
+	if beforeCheck != nil && stepErr == nil {
+		beforeCheck(r)
+	}
 	var views map[string]PeerView
 	var final map[string]map[string]int64
 	if ctx.Err() == nil {
@@ -459,7 +476,7 @@ func (r *run) wait(ctx context.Context, st Step, timeout time.Duration) {
 				Msg: fmt.Sprintf("line %d (%s): after %v the running peers still disagree on %v", st.Line, st.Text, timeout.Round(time.Millisecond), what)})
 			break
 		}
-		if r.sleep(ctx, 10*time.Millisecond) != nil {
+		if r.sleep(ctx, r.pollEvery()) != nil {
 			break
 		}
 	}
@@ -498,7 +515,7 @@ func (r *run) read() (map[string]PeerView, map[string]map[string]int64) {
 
 // sample records the timeline until ctx is done.
 func (r *run) sample(ctx context.Context) {
-	t := time.NewTicker(sampleEvery)
+	t := time.NewTicker(r.pollEvery())
 	defer t.Stop()
 	for {
 		select {
