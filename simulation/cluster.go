@@ -126,6 +126,7 @@ func NewCluster(cfg Config, names []string) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withSpeed(len(names))
 	ncfg := memnet.DefaultConfig()
 	ncfg.Seed = cfg.Seed
 	ncfg.ConnectTimeout = cfg.scale(10 * time.Second)

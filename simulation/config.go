@@ -22,9 +22,9 @@ type Config struct {
 	Seed uint64
 	// Speed is how many times faster than real time a scenario runs: every
 	// agent timing (gossip, probes, spread, anti-entropy, timeouts) and
-	// every duration in the scenario is divided by it. Default 4. Timeouts
-	// keep floors (timingFloors) so that a loaded machine is not mistaken
-	// for a failed network.
+	// every duration in the scenario is divided by it. 0 picks one for the
+	// peer count (AutoSpeed). Timeouts keep floors so that a loaded machine
+	// is not mistaken for a failed network.
 	Speed float64
 	// Clients is how many workload clients run (default 4).
 	Clients int
@@ -38,7 +38,28 @@ type Config struct {
 
 // DefaultConfig returns a config for a quick run.
 func DefaultConfig() Config {
-	return Config{Seed: 1, Speed: 4, Clients: 4, Keys: 8}
+	return Config{Seed: 1, Clients: 4, Keys: 8}
+}
+
+// AutoSpeed is the speed a run of n peers gets when Config.Speed is 0: as
+// fast as two cores keep up with before probes start timing out for want of
+// CPU and membership flaps (measured: 50 peers flap at 4×, not at 1×).
+func AutoSpeed(n int) float64 {
+	switch {
+	case n <= 10:
+		return 4
+	case n <= 25:
+		return 2
+	}
+	return 1
+}
+
+// withSpeed returns c with Speed set for n peers if it was 0.
+func (c Config) withSpeed(n int) Config {
+	if c.Speed == 0 {
+		c.Speed = AutoSpeed(n)
+	}
+	return c
 }
 
 // Validate reports the first unusable setting. It does not change c.
@@ -46,8 +67,8 @@ func (c Config) Validate() error {
 	if c.Peers < 0 || c.Peers > maxPeers {
 		return fmt.Errorf("simulation: peers %d: give 1-%d (or 0 for the scenario's own)", c.Peers, maxPeers)
 	}
-	if !(c.Speed >= 0.1 && c.Speed <= 100) {
-		return fmt.Errorf("simulation: speed %v: give 0.1-100", c.Speed)
+	if c.Speed != 0 && !(c.Speed >= 0.1 && c.Speed <= 100) {
+		return fmt.Errorf("simulation: speed %v: give 0.1-100, or 0 to pick one for the peer count", c.Speed)
 	}
 	if c.Clients < 1 || c.Clients > 1000 {
 		return fmt.Errorf("simulation: clients %d: give 1-1000", c.Clients)

@@ -43,10 +43,12 @@ func afterHeal(heals []float64, samples []Sample) []HealTiming {
 			end = heals[i+1]
 		}
 		ht := HealTiming{At: h, Members: -1, Ring: -1, Counters: -1}
+		sampled := false
 		for _, s := range samples {
 			if s.T < h || s.T >= end {
 				continue
 			}
+			sampled = true
 			if s.MembersOK && ht.Members < 0 {
 				ht.Members = s.T - h
 			}
@@ -57,7 +59,9 @@ func afterHeal(heals []float64, samples []Sample) []HealTiming {
 				ht.Counters = s.T - h
 			}
 		}
-		out = append(out, ht)
+		if sampled { // the final heal may come after the last sample
+			out = append(out, ht)
+		}
 	}
 	return out
 }
@@ -132,6 +136,7 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withSpeed(len(sc.Peers))
 	c, err := NewCluster(cfg, sc.Peers)
 	if err != nil {
 		return nil, err

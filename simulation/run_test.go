@@ -2,7 +2,9 @@ package simulation
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -43,5 +45,42 @@ func TestRunSmoke(t *testing.T) {
 	}
 	if acked == 0 {
 		t.Fatal("no write was acknowledged")
+	}
+}
+
+// The same seed sends the same requests: each client's sequence of (peer,
+// key, delta, consistency) is a prefix of the other run's (how many it
+// sends depends on timing); another seed sends others.
+func TestSameSeedSameWorkload(t *testing.T) {
+	sc, err := Parse("seeded", "start 3\nrun workload 1s\n", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := func(seed uint64) map[int][]string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rep, err := Run(ctx, testConfig(seed), sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int][]string{}
+		for _, op := range rep.Ops {
+			out[op.Client] = append(out[op.Client], fmt.Sprintf("%s %s %d %s", op.Peer, op.Key, op.Delta, op.Consistency))
+		}
+		return out
+	}
+	a, b, other := plan(42), plan(42), plan(43)
+	for c := range a {
+		n := min(len(a[c]), len(b[c]))
+		if n < 5 {
+			t.Fatalf("client %d sent only %d requests", c, n)
+		}
+		if !slices.Equal(a[c][:n], b[c][:n]) {
+			t.Fatalf("client %d: seed 42 sent %v then %v", c, a[c][:n], b[c][:n])
+		}
+		m := min(n, len(other[c]))
+		if slices.Equal(a[c][:m], other[c][:m]) {
+			t.Fatalf("client %d: seeds 42 and 43 sent the same %d requests", c, m)
+		}
 	}
 }

@@ -6,7 +6,9 @@
 //	peer counter incr|decr KEY [N]           add to a cluster-wide counter
 //	peer counter get KEY | list [PREFIX]     read counters
 //	peer force-leave NAME                    remove a failed member
-//	peer simulate [--scenario NAME|FILE]     run a cluster under faults and check it
+//	peer simulate [--peers N] [--scenario NAME|FILE] [--seed S] [--speed X] [--out DIR]
+//	                                         run peers under faults in one process; check them
+//	peer simulate --list                     list the built-in scenarios
 //	peer keygen                              make a cluster key
 //	peer version                             print the version
 //
@@ -45,7 +47,7 @@ func commands() []command {
 		{name: "members", summary: "list the cluster's members as the local peer sees them", flags: membersCommand},
 		{name: "counter", args: "incr|decr KEY [N] | get KEY | list [PREFIX]", summary: "increment, read and list cluster-wide counters", flags: counterCommand},
 		{name: "ring", args: "[owner KEY]", summary: "show the ring, or the owner and preference list of KEY", flags: ringCommand},
-		{name: "simulate", args: "[--peers N] [--scenario NAME|FILE] [--seed S] [--speed X] [--out DIR] | --list", summary: "run real peers in one process on a faulty in-memory network and check counters and membership", flags: simulateCommand},
+		{name: "simulate", summary: "run real peers in one process on a faulty in-memory network and check counters and membership", flags: simulateCommand},
 		{name: "force-leave", args: "NAME", summary: "remove a failed member for good (it is marked left)", flags: forceLeaveCommand},
 		{name: "keygen", summary: "print a new random cluster key for --encrypt", flags: keygenCommand},
 		{name: "version", summary: "print the version", flags: versionCommand},
