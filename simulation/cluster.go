@@ -225,12 +225,12 @@ func (c *Cluster) seeds(p *Peer) ([]string, error) {
 	groups, cuts := c.groups, c.cuts
 	c.mu.Unlock()
 	var out []string
-	any := false
+	anyRunning := false
 	for _, q := range c.Peers() {
 		if q == p || q.State() != Running {
 			continue
 		}
-		any = true
+		anyRunning = true
 		if groups != nil && groups[q.Name] != groups[p.Name] {
 			continue
 		}
@@ -239,7 +239,7 @@ func (c *Cluster) seeds(p *Peer) ([]string, error) {
 		}
 		out = append(out, q.IP+":7946")
 	}
-	if any && len(out) == 0 {
+	if anyRunning && len(out) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNoSeed, p.Name)
 	}
 	const maxSeeds = 3 // memberlist tries every seed; a few are plenty
