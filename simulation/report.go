@@ -6,11 +6,95 @@ import (
 	"html"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 )
+
+// Convergence is how long the cluster took to agree after the last heal
+// (or after the wait began, when nothing was healed), in seconds of wall
+// time; -1 for what never agreed before the timeout.
+type Convergence struct {
+	Line int `json:"line"`
+	// Since says what the times are counted from: "heal" or "wait".
+	Since    string  `json:"since"`
+	Members  float64 `json:"members_s"`
+	Ring     float64 `json:"ring_s"`
+	Counters float64 `json:"counters_s"`
+	OK       bool    `json:"ok"`
+}
+
+// HealTiming is how long after a heal (At, seconds into the run) the
+// timeline's samples first showed every running peer agreeing on the
+// alive members, on the ring, and on every counter; -1: not before the
+// next heal or the end. Resolution: one sample (sampleEvery).
+type HealTiming struct {
+	At       float64 `json:"at"`
+	Members  float64 `json:"members_s"`
+	Ring     float64 `json:"ring_s"`
+	Counters float64 `json:"counters_s"`
+}
+
+func afterHeal(heals []float64, samples []Sample) []HealTiming {
+	var out []HealTiming
+	for i, h := range heals {
+		end := math.Inf(1)
+		if i+1 < len(heals) {
+			end = heals[i+1]
+		}
+		ht := HealTiming{At: h, Members: -1, Ring: -1, Counters: -1}
+		sampled := false
+		for _, s := range samples {
+			if s.T < h || s.T >= end {
+				continue
+			}
+			sampled = true
+			if s.MembersOK && ht.Members < 0 {
+				ht.Members = s.T - h
+			}
+			if s.RingOK && ht.Ring < 0 {
+				ht.Ring = s.T - h
+			}
+			if s.Spread == 0 && ht.Counters < 0 {
+				ht.Counters = s.T - h
+			}
+		}
+		if sampled { // the final heal may come after the last sample
+			out = append(out, ht)
+		}
+	}
+	return out
+}
+
+// Report is everything a run found and the full history behind it.
+type Report struct {
+	Scenario string  `json:"scenario"`
+	Seed     uint64  `json:"seed"`
+	Speed    float64 `json:"speed"`
+	Peers    int     `json:"peers"`
+	Clients  int     `json:"clients"`
+	// Wall is the run's length in seconds.
+	Wall        float64       `json:"wall_s"`
+	Steps       []Step        `json:"steps"`
+	Convergence []Convergence `json:"convergence"`
+	// AfterHeal is how long after each heal the samples first showed
+	// agreement.
+	AfterHeal  []HealTiming        `json:"after_heal"`
+	Keys       []KeyCheck          `json:"keys"`
+	Views      map[string]PeerView `json:"views"`
+	Violations []Violation         `json:"violations"`
+	Ops        []Op                `json:"ops"`
+	Faults     []Fault             `json:"faults"`
+	Wipes      []Wipe              `json:"wipes"`
+	Samples    []Sample            `json:"samples"`
+	// Error is the step that stopped the run early, if one did.
+	Error string `json:"error,omitempty"`
+}
+
+// OK reports whether no invariant was violated.
+func (r *Report) OK() bool { return len(r.Violations) == 0 }
 
 // Files WriteDir writes.
 const (
@@ -156,7 +240,7 @@ const (
 // faultColors shade fault windows by kind.
 var faultColors = map[string]string{
 	StepPartition: "#f4a6a6", StepCut: "#f7c59f", StepLoss: "#c9b3e6", StepLatency: "#b3d4e6",
-	StepPause: "#e6e3a1", StepCrash: "#999999", StepRolling: "#bde0b3",
+	StepPause: "#e6e3a1", StepCrash: "#999999", StepRolling: "#bde0b3", StepSkew: "#e0e0f0",
 }
 
 // WriteSVG draws the timeline: fault windows shaded; below them the number
