@@ -125,3 +125,42 @@ func TestRunCatchesPlantedViolations(t *testing.T) {
 		t.Fatal("report says OK")
 	}
 }
+
+// A write in flight when its peer crashes is ambiguous, whatever the peer
+// answered: the answer may have come after the disk was cloned. Here a
+// majority write waits on a peer cut off from the others; the peer crashes
+// meanwhile and restarts with its disk; the write (synced before the
+// majority wait) may count, and the checker allows it.
+func TestCrashDuringRequestIsAmbiguous(t *testing.T) {
+	sc, err := Parse("inflight", "start 3\nwait converged\npartition n1 | rest\n", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := runWith(ctx, testConfig(9), sc, func(r *run) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			r.wl.do(0, "n1", KeyPrefix+"k0", 5, agent.Majority)
+		}()
+		time.Sleep(100 * time.Millisecond) // the write is waiting for a majority
+		if err := r.c.Crash("n1"); err != nil {
+			t.Error(err)
+		}
+		<-done
+		r.c.Heal()
+		if err := r.c.Start(ctx, "n1"); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Ops) != 1 || rep.Ops[0].Outcome != Ambiguous {
+		t.Fatalf("ops %+v, want one ambiguous write", rep.Ops)
+	}
+	for _, v := range rep.Violations {
+		t.Error(v)
+	}
+}

@@ -104,10 +104,14 @@ func (h *history) addOp(op Op) {
 
 // openFault starts a fault window; peer, if set, ties it to one peer (a
 // pause, a crash) so that closeFaults can end it alone.
-func (h *history) openFault(st Step, kind, peer string) {
+func (h *history) openFault(st Step, kind, peer string) { h.openFaultAt(h.now(), st, kind, peer) }
+
+// openFaultAt starts a fault window that began at start (a crash begins
+// before Crash returns).
+func (h *history) openFaultAt(start float64, st Step, kind, peer string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.faults = append(h.faults, Fault{Line: st.Line, Kind: kind, Text: st.Text, Start: h.now(), open: true, peer: peer})
+	h.faults = append(h.faults, Fault{Line: st.Line, Kind: kind, Text: st.Text, Start: start, open: true, peer: peer})
 }
 
 // closeFaults ends the open windows that match.

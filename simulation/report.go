@@ -166,7 +166,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "  %6.2fs  %s lost its disk (%s): its unspread local writes may be gone\n", wp.At, wp.Peer, wp.Reason)
 	}
 	fmt.Fprintf(w, "\ncounters (every running peer's value of every key must equal the sum of acknowledged deltas;\n")
-	fmt.Fprintf(w, "an ambiguous write may count once or not at all):\n")
+	fmt.Fprintf(w, "an ambiguous write, or one at risk with a lost disk, may count once or not at all):\n")
 	for _, k := range r.Keys {
 		vals := map[int64]bool{}
 		for _, v := range k.Values {
@@ -181,7 +181,8 @@ func (r *Report) WriteSummary(w io.Writer) {
 				state = "WRONG"
 			}
 		}
-		fmt.Fprintf(w, "  %-10s acked %6d  allowed %6d..%-6d  peers %s  %s\n", k.Key, k.Acked, k.Min, k.Max, valuesSummary(k.Values), state)
+		fmt.Fprintf(w, "  %-10s acked %6d  allowed %6d..%-6d (%d ambiguous, %d at risk)  peers %s  %s\n",
+			k.Key, k.Acked, k.Min, k.Max, k.Ambiguous, k.AtRisk, valuesSummary(k.Values), state)
 	}
 	if len(r.AfterHeal) > 0 {
 		fmt.Fprintf(w, "\nconvergence after each heal (wall seconds; scenario time is %gx):\n", r.Speed)

@@ -222,10 +222,11 @@ func (r *run) step(ctx context.Context, st Step) error {
 		r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepSkew && f.peer == p })
 		r.h.openFault(st, StepSkew, p)
 	case StepCrash:
+		begin := r.h.now()
 		if err := c.Crash(st.Peers[0]); err != nil {
 			return err
 		}
-		r.h.openFault(st, StepCrash, st.Peers[0])
+		r.h.openFaultAt(begin, st, StepCrash, st.Peers[0])
 	case StepRestart:
 		p := st.Peers[0]
 		if st.Empty {
