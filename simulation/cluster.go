@@ -280,7 +280,10 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 		gossip.Shutdown()
 		return fmt.Errorf("simulation: start %s: %w", name, err)
 	}
-	if err := a.Start(ctx); err != nil { // Start shuts down what it started
+	if err := a.Start(ctx); err != nil {
+		// Start shut down what it started; the transport too if serf had
+		// it (a second Shutdown does nothing).
+		gossip.Shutdown()
 		return fmt.Errorf("simulation: start %s: %w", name, err)
 	}
 	p.mu.Lock()
