@@ -81,6 +81,11 @@ func (p *Peer) Agent() (*agent.Agent, uint64) {
 	return p.agent, p.gen.Load()
 }
 
+// stopped reports whether the peer's agent was ever stopped (crash or
+// leave); a peer that is down and never stopped never ran, and has
+// nothing to lose.
+func (p *Peer) stopped() bool { return p.gen.Load() > 0 }
+
 // State returns the peer's state.
 func (p *Peer) State() PeerState {
 	p.mu.RLock()

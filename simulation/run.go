@@ -3,7 +3,6 @@ package simulation
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -76,7 +75,7 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 		r.lastHeal = time.Now()
 		r.wait(ctx, Step{Line: 0, Text: "final wait converged", Kind: StepWait}, cfg.scale(finalWait))
 		for _, p := range c.Peers() {
-			if p.State() == Down && slices.Contains(sc.Peers, p.Name) && p.started() {
+			if p.State() == Down && p.stopped() {
 				r.h.addWipe(p.Name, "down at the end")
 			}
 		}
@@ -111,10 +110,6 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	rep.Violations = append(rep.Violations, CheckMembership(views, names)...)
 	return rep, nil
 }
-
-// started reports whether the peer ever ran (its serf snapshot dir or
-// store exists); a peer never started has nothing to lose.
-func (p *Peer) started() bool { return p.gen.Load() > 0 }
 
 // steps executes the scenario's steps in order.
 func (r *run) steps(ctx context.Context) error {
