@@ -1,0 +1,117 @@
+package simulation
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/ringleader/ringleader/agent"
+)
+
+// Config configures a simulation run. Build it from DefaultConfig; Run
+// never writes into it.
+type Config struct {
+	// Peers overrides the count of the scenario's `start` step (0 keeps
+	// the scenario's own). Peer names and ranges written with N (such as
+	// n{N/2}) follow it.
+	Peers int
+	// Seed fixes the workload (which client sends what to which peer) and
+	// the network's random draws (loss, jitter). It does not fix goroutine
+	// interleavings, so the report keeps the whole history.
+	Seed uint64
+	// Speed is how many times faster than real time a scenario runs: every
+	// agent timing (gossip, probes, spread, anti-entropy, timeouts) and
+	// every duration in the scenario is divided by it. 0 picks one for the
+	// peer count (AutoSpeed). Timeouts keep floors so that a loaded machine
+	// is not mistaken for a failed network.
+	Speed float64
+	// Clients is how many workload clients run (default 4).
+	Clients int
+	// Keys is how many counter keys the workload writes (default 8).
+	Keys int
+	// Logger gets the agents' logs; nil discards them.
+	Logger *slog.Logger
+	// Progress, if set, gets one line per scenario step as it starts.
+	Progress io.Writer
+}
+
+// DefaultConfig returns a config for a quick run.
+func DefaultConfig() Config {
+	return Config{Seed: 1, Clients: 4, Keys: 8}
+}
+
+// AutoSpeed is the speed a run of n peers gets when Config.Speed is 0: as
+// fast as two cores keep up with before probes start timing out for want of
+// CPU and membership flaps (measured: 50 peers flap at 4×, not at 1×).
+func AutoSpeed(n int) float64 {
+	switch {
+	case n <= 10:
+		return 4
+	case n <= 25:
+		return 2
+	}
+	return 1
+}
+
+// withSpeed returns c with Speed set for n peers if it was 0.
+func (c Config) withSpeed(n int) Config {
+	if c.Speed == 0 {
+		c.Speed = AutoSpeed(n)
+	}
+	return c
+}
+
+// Validate reports the first unusable setting. It does not change c.
+func (c Config) Validate() error {
+	if c.Peers < 0 || c.Peers > maxPeers {
+		return fmt.Errorf("simulation: peers %d: give 1-%d (or 0 for the scenario's own)", c.Peers, maxPeers)
+	}
+	if c.Speed != 0 && !(c.Speed >= 0.1 && c.Speed <= 100) {
+		return fmt.Errorf("simulation: speed %v: give 0.1-100, or 0 to pick one for the peer count", c.Speed)
+	}
+	if c.Clients < 1 || c.Clients > 1000 {
+		return fmt.Errorf("simulation: clients %d: give 1-1000", c.Clients)
+	}
+	if c.Keys < 1 || c.Keys > 10000 {
+		return fmt.Errorf("simulation: keys %d: give 1-10000", c.Keys)
+	}
+	return nil
+}
+
+// scale turns a scenario (or agent) duration into wall time.
+func (c Config) scale(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / c.Speed)
+}
+
+// Floors under the scaled timeouts: a probe, a join or an RPC that times
+// out because the machine (two cores, the race detector) was busy would
+// look like a network fault the scenario never made.
+const (
+	floorProbeTimeout    = 100 * time.Millisecond
+	floorTCPTimeout      = time.Second
+	floorRPCTimeout      = 300 * time.Millisecond
+	floorMajorityTimeout = 500 * time.Millisecond
+	floorIdentityTimeout = 2 * time.Second
+	floorSpreadInterval  = 10 * time.Millisecond
+)
+
+// timings returns the agent's gossip timings, RPC timeout and counter
+// settings: the defaults divided by Speed, with the floors above.
+func (c Config) timings() (agent.Timings, time.Duration, agent.CounterConfig) {
+	f := 1 / c.Speed
+	t := agent.DefaultTimings().Scaled(f)
+	t.ProbeTimeout = max(t.ProbeTimeout, floorProbeTimeout)
+	if t.ProbeInterval < 2*t.ProbeTimeout {
+		t.ProbeInterval = 2 * t.ProbeTimeout
+	}
+	t.TCPTimeout = max(t.TCPTimeout, floorTCPTimeout)
+	def := agent.DefaultConfig()
+	rpc := max(c.scale(def.RPCTimeout), floorRPCTimeout)
+	ctr := def.Counters
+	ctr.SpreadInterval = max(c.scale(ctr.SpreadInterval), floorSpreadInterval)
+	ctr.AntiEntropyInterval = c.scale(ctr.AntiEntropyInterval)
+	ctr.MajorityTimeout = max(c.scale(ctr.MajorityTimeout), floorMajorityTimeout)
+	ctr.IdentityTimeout = max(c.scale(ctr.IdentityTimeout), floorIdentityTimeout)
+	return t, rpc, ctr
+}

@@ -1,0 +1,165 @@
+package simulation
+
+import (
+	"sync"
+	"time"
+)
+
+// Outcome is what a client learned from one request.
+type Outcome string
+
+// Outcomes.
+const (
+	// Acked: the peer acknowledged the write; it must count exactly once.
+	Acked Outcome = "acked"
+	// Failed: the write was certainly not applied (the peer was down,
+	// not ready, or refused it); it must not count.
+	Failed Outcome = "failed"
+	// Ambiguous: the write may or may not have been applied (a timeout, a
+	// majority write that reached only its own peer, the peer crashed
+	// while answering); it may count once or not at all.
+	Ambiguous Outcome = "ambiguous"
+)
+
+// Op is one counter write of the workload and its answer. Times are
+// seconds of wall time since the run began.
+type Op struct {
+	ID          int     `json:"id"`
+	Client      int     `json:"client"`
+	Peer        string  `json:"peer"`
+	Key         string  `json:"key"`
+	Delta       int64   `json:"delta"`
+	Consistency string  `json:"consistency"`
+	Start       float64 `json:"start"`
+	End         float64 `json:"end"`
+	Outcome     Outcome `json:"outcome"`
+	// Value is the counter's value in the answer (acked only).
+	Value int64  `json:"value,omitempty"`
+	Err   string `json:"error,omitempty"`
+}
+
+// Fault is one fault window: from the step that made it until the step
+// that removed it (End is the run's end if none did).
+type Fault struct {
+	Line  int     `json:"line"`
+	Kind  string  `json:"kind"`
+	Text  string  `json:"text"`
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+	open  bool
+	peer  string
+}
+
+// Wipe records that a peer's disk was lost (restart --empty) or that it
+// was still down at the end: local writes it had acknowledged but not yet
+// spread may be gone, as documented.
+type Wipe struct {
+	Peer   string  `json:"peer"`
+	At     float64 `json:"at"`
+	Reason string  `json:"reason"`
+}
+
+// Sample is the cluster seen at one moment, for the timeline.
+type Sample struct {
+	T float64 `json:"t"`
+	// Running is how many peers run.
+	Running int `json:"running"`
+	// RingViews is how many distinct ring checksums the running peers hold.
+	RingViews int `json:"ring_views"`
+	// RingOK says every running peer holds a ring of exactly the running
+	// peers, the same one.
+	RingOK bool `json:"ring_ok"`
+	// MembersOK says every running peer sees exactly the running peers
+	// alive.
+	MembersOK bool `json:"members_ok"`
+	// Spread is the largest difference between two running peers' values
+	// of one key.
+	Spread int64 `json:"spread"`
+}
+
+// history records what happened during a run. Safe for concurrent use.
+type history struct {
+	begin time.Time
+
+	// mu guards the slices below.
+	mu      sync.Mutex
+	ops     []Op
+	faults  []Fault
+	wipes   []Wipe
+	samples []Sample
+	heals   []float64
+}
+
+func newHistory() *history { return &history{begin: time.Now()} }
+
+// now is the time since the run began, in seconds.
+func (h *history) now() float64 { return time.Since(h.begin).Seconds() }
+
+func (h *history) addOp(op Op) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	op.ID = len(h.ops) + 1
+	h.ops = append(h.ops, op)
+}
+
+// openFault starts a fault window; peer, if set, ties it to one peer (a
+// pause, a crash) so that closeFaults can end it alone.
+func (h *history) openFault(st Step, kind, peer string) { h.openFaultAt(h.now(), st, kind, peer) }
+
+// openFaultAt starts a fault window that began at start (a crash begins
+// before Crash returns).
+func (h *history) openFaultAt(start float64, st Step, kind, peer string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults = append(h.faults, Fault{Line: st.Line, Kind: kind, Text: st.Text, Start: start, open: true, peer: peer})
+}
+
+// closeFaults ends the open windows that match.
+func (h *history) closeFaults(match func(f *Fault) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.now()
+	for i := range h.faults {
+		if f := &h.faults[i]; f.open && match(f) {
+			f.open, f.End = false, t
+		}
+	}
+}
+
+func (h *history) addHeal() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.heals = append(h.heals, h.now())
+}
+
+func (h *history) addWipe(peer, reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.wipes = append(h.wipes, Wipe{Peer: peer, At: h.now(), Reason: reason})
+}
+
+const maxSamples = 20000
+
+func (h *history) addSample(s Sample) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.samples) < maxSamples {
+		h.samples = append(h.samples, s)
+	}
+}
+
+// snapshot returns copies of everything recorded, closing open fault
+// windows at now.
+func (h *history) snapshot() ([]Op, []Fault, []Wipe, []Sample, []float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.now()
+	faults := make([]Fault, len(h.faults))
+	for i, f := range h.faults {
+		if f.open {
+			f.End = t
+		}
+		faults[i] = f
+	}
+	return append([]Op(nil), h.ops...), faults, append([]Wipe(nil), h.wipes...), append([]Sample(nil), h.samples...), append([]float64(nil), h.heals...)
+}

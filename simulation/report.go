@@ -1,0 +1,312 @@
+package simulation
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Convergence is how long the cluster took to agree after the last heal
+// (or after the wait began, when nothing was healed), in seconds of wall
+// time; -1 for what never agreed before the timeout.
+type Convergence struct {
+	Line int `json:"line"`
+	// Since says what the times are counted from: "heal" or "wait".
+	Since    string  `json:"since"`
+	Members  float64 `json:"members_s"`
+	Ring     float64 `json:"ring_s"`
+	Counters float64 `json:"counters_s"`
+	OK       bool    `json:"ok"`
+}
+
+// HealTiming is how long after a heal (At, seconds into the run) the
+// timeline's samples first showed every running peer agreeing on the
+// alive members, on the ring, and on every counter; -1: not before the
+// next heal or the end. Resolution: one sample (sampleEvery).
+type HealTiming struct {
+	At       float64 `json:"at"`
+	Members  float64 `json:"members_s"`
+	Ring     float64 `json:"ring_s"`
+	Counters float64 `json:"counters_s"`
+}
+
+func afterHeal(heals []float64, samples []Sample) []HealTiming {
+	var out []HealTiming
+	for i, h := range heals {
+		end := math.Inf(1)
+		if i+1 < len(heals) {
+			end = heals[i+1]
+		}
+		ht := HealTiming{At: h, Members: -1, Ring: -1, Counters: -1}
+		sampled := false
+		for _, s := range samples {
+			if s.T < h || s.T >= end {
+				continue
+			}
+			sampled = true
+			if s.MembersOK && ht.Members < 0 {
+				ht.Members = s.T - h
+			}
+			if s.RingOK && ht.Ring < 0 {
+				ht.Ring = s.T - h
+			}
+			if s.Spread == 0 && ht.Counters < 0 {
+				ht.Counters = s.T - h
+			}
+		}
+		if sampled { // the final heal may come after the last sample
+			out = append(out, ht)
+		}
+	}
+	return out
+}
+
+// Report is everything a run found and the full history behind it.
+type Report struct {
+	Scenario string  `json:"scenario"`
+	Seed     uint64  `json:"seed"`
+	Speed    float64 `json:"speed"`
+	Peers    int     `json:"peers"`
+	Clients  int     `json:"clients"`
+	// Wall is the run's length in seconds.
+	Wall        float64       `json:"wall_s"`
+	Steps       []Step        `json:"steps"`
+	Convergence []Convergence `json:"convergence"`
+	// AfterHeal is how long after each heal the samples first showed
+	// agreement.
+	AfterHeal  []HealTiming        `json:"after_heal"`
+	Keys       []KeyCheck          `json:"keys"`
+	Views      map[string]PeerView `json:"views"`
+	Violations []Violation         `json:"violations"`
+	Ops        []Op                `json:"ops"`
+	Faults     []Fault             `json:"faults"`
+	Wipes      []Wipe              `json:"wipes"`
+	Samples    []Sample            `json:"samples"`
+	// Error is the step that stopped the run early, if one did.
+	Error string `json:"error,omitempty"`
+}
+
+// OK reports whether no invariant was violated.
+func (r *Report) OK() bool { return len(r.Violations) == 0 }
+
+// Files WriteDir writes.
+const (
+	SummaryFile  = "summary.txt"
+	ReportFile   = "report.json"
+	TimelineFile = "timeline.svg"
+)
+
+// WriteDir writes the summary, the JSON report and the SVG timeline into
+// dir, creating it.
+func (r *Report) WriteDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("simulation: report directory: %w", err)
+	}
+	var sum strings.Builder
+	r.WriteSummary(&sum)
+	js, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		return fmt.Errorf("simulation: encode the report: %w", err)
+	}
+	var svg strings.Builder
+	r.WriteSVG(&svg)
+	for name, body := range map[string]string{SummaryFile: sum.String(), ReportFile: string(js) + "\n", TimelineFile: svg.String()} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			return fmt.Errorf("simulation: write the report: %w", err)
+		}
+	}
+	return nil
+}
+
+// WriteSummary writes the readable summary.
+func (r *Report) WriteSummary(w io.Writer) {
+	verdict := "PASS"
+	if !r.OK() {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "scenario %s: %s\n", r.Scenario, verdict)
+	fmt.Fprintf(w, "  %d peers, %d clients, seed %d, speed %gx, %.1fs wall (%.0fs of scenario time)\n",
+		r.Peers, r.Clients, r.Seed, r.Speed, r.Wall, r.Wall*r.Speed)
+	if r.Error != "" {
+		fmt.Fprintf(w, "  stopped early: %s\n", r.Error)
+	}
+	counts := map[Outcome]int{}
+	var majority int
+	for _, op := range r.Ops {
+		counts[op.Outcome]++
+		if op.Consistency == "majority" {
+			majority++
+		}
+	}
+	fmt.Fprintf(w, "\nworkload: %d counter writes (%d with consistency=majority): %d acknowledged, %d failed, %d ambiguous\n",
+		len(r.Ops), majority, counts[Acked], counts[Failed], counts[Ambiguous])
+	reasons := map[string]int{}
+	for _, op := range r.Ops {
+		if op.Outcome != Acked {
+			reasons[string(op.Outcome)+": "+shortErr(op.Err)]++
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(reasons)) {
+		fmt.Fprintf(w, "  %5d  %s\n", reasons[k], k)
+	}
+	if len(r.Faults) > 0 {
+		fmt.Fprintf(w, "\nfaults:\n")
+		for _, f := range r.Faults {
+			fmt.Fprintf(w, "  %6.2fs - %6.2fs  line %-3d %s\n", f.Start, f.End, f.Line, f.Text)
+		}
+	}
+	for _, wp := range r.Wipes {
+		fmt.Fprintf(w, "  %6.2fs  %s lost its disk (%s): its unspread local writes may be gone\n", wp.At, wp.Peer, wp.Reason)
+	}
+	fmt.Fprintf(w, "\ncounters (every running peer's value of every key must equal the sum of acknowledged deltas;\n")
+	fmt.Fprintf(w, "an ambiguous write, or one at risk with a lost disk, may count once or not at all):\n")
+	for _, k := range r.Keys {
+		vals := map[int64]bool{}
+		for _, v := range k.Values {
+			vals[v] = true
+		}
+		state := "ok"
+		if len(vals) > 1 {
+			state = "DIVERGED"
+		}
+		for v := range vals {
+			if v < k.Min || v > k.Max {
+				state = "WRONG"
+			}
+		}
+		fmt.Fprintf(w, "  %-10s acked %6d  allowed %6d..%-6d (%d ambiguous, %d at risk)  peers %s  %s\n",
+			k.Key, k.Acked, k.Min, k.Max, k.Ambiguous, k.AtRisk, valuesSummary(k.Values), state)
+	}
+	if len(r.AfterHeal) > 0 {
+		fmt.Fprintf(w, "\nconvergence after each heal (wall seconds; scenario time is %gx):\n", r.Speed)
+		for _, h := range r.AfterHeal {
+			fmt.Fprintf(w, "  heal at %6.2fs: members %s  ring %s  counters %s\n", h.At, secs(h.Members), secs(h.Ring), secs(h.Counters))
+		}
+	}
+	fmt.Fprintf(w, "\nchecks:\n")
+	if r.OK() {
+		fmt.Fprintf(w, "  counters: no lost or doubled increments\n  membership: every running peer sees the same alive members and ring\n")
+	}
+	for _, v := range r.Violations {
+		fmt.Fprintf(w, "  VIOLATION %s\n", v)
+	}
+	fmt.Fprintf(w, "  locks: not checked yet (arrives with locks)\n")
+}
+
+func secs(s float64) string {
+	if s < 0 {
+		return "  never"
+	}
+	return fmt.Sprintf("%6.2fs", s)
+}
+
+// shortErr keeps an error's first clause, so the summary groups alike
+// errors.
+func shortErr(s string) string {
+	if i := strings.Index(s, ":"); i > 0 {
+		s = s[:i]
+	}
+	if len(s) > 60 {
+		s = s[:60]
+	}
+	return s
+}
+
+func valuesSummary(vals map[string]int64) string {
+	counts := map[int64]int{}
+	for _, v := range vals {
+		counts[v]++
+	}
+	if len(counts) == 1 {
+		for v, n := range counts {
+			return fmt.Sprintf("all %d = %d", n, v)
+		}
+	}
+	return valuesText(vals)
+}
+
+// SVG layout.
+const (
+	svgW, svgLeft, svgRight  = 960, 60, 20
+	svgPanel, svgGap, svgTop = 130, 40, 50
+)
+
+// faultColors shade fault windows by kind.
+var faultColors = map[string]string{
+	StepPartition: "#f4a6a6", StepCut: "#f7c59f", StepLoss: "#c9b3e6", StepLatency: "#b3d4e6",
+	StepPause: "#e6e3a1", StepCrash: "#999999", StepRolling: "#bde0b3", StepSkew: "#e0e0f0",
+}
+
+// WriteSVG draws the timeline: fault windows shaded; below them the number
+// of distinct ring views among the running peers, and the counter spread
+// (the largest difference between two peers' values of one key).
+func (r *Report) WriteSVG(w io.Writer) {
+	end := r.Wall
+	if end <= 0 {
+		end = 1
+	}
+	plotW := float64(svgW - svgLeft - svgRight)
+	x := func(t float64) float64 { return svgLeft + t/end*plotW }
+	h := svgTop + 2*svgPanel + svgGap + 40
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", svgW, h)
+	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(w, `<text x="%d" y="18" font-size="14">%s</text>`+"\n", svgLeft, html.EscapeString(fmt.Sprintf(
+		"%s: %d peers, seed %d, speed %gx, %d writes, %d violations", r.Scenario, r.Peers, r.Seed, r.Speed, len(r.Ops), len(r.Violations))))
+	bottom := float64(svgTop + 2*svgPanel + svgGap)
+	for i, f := range r.Faults {
+		c := faultColors[f.Kind]
+		if c == "" {
+			c = "#dddddd"
+		}
+		x0, x1 := x(f.Start), max(x(f.End), x(f.Start)+2)
+		fmt.Fprintf(w, `<rect x="%.1f" y="%d" width="%.1f" height="%.1f" fill="%s" opacity="0.5"><title>%s</title></rect>`+"\n",
+			x0, svgTop-10, x1-x0, bottom-svgTop+10, c, html.EscapeString(fmt.Sprintf("line %d: %s (%.2fs-%.2fs)", f.Line, f.Text, f.Start, f.End)))
+		fmt.Fprintf(w, `<text x="%.1f" y="%d" fill="#444">%s</text>`+"\n", x0+2, svgTop-14-(i%2)*11, html.EscapeString(f.Text))
+	}
+	var maxViews, maxSpread int64 = 1, 1
+	for _, s := range r.Samples {
+		maxViews = max(maxViews, int64(s.RingViews))
+		maxSpread = max(maxSpread, s.Spread)
+	}
+	panel := func(top float64, title string, maxV int64, value func(Sample) int64, color string) {
+		fmt.Fprintf(w, `<rect x="%d" y="%.0f" width="%.0f" height="%d" fill="none" stroke="#888"/>`+"\n", svgLeft, top, plotW, svgPanel)
+		fmt.Fprintf(w, `<text x="%d" y="%.0f">%s</text>`+"\n", svgLeft+4, top+12, html.EscapeString(title))
+		fmt.Fprintf(w, `<text x="%d" y="%.0f" text-anchor="end">%d</text>`+"\n", svgLeft-4, top+10, maxV)
+		fmt.Fprintf(w, `<text x="%d" y="%.0f" text-anchor="end">0</text>`+"\n", svgLeft-4, top+svgPanel)
+		y := func(v int64) float64 { return top + svgPanel - float64(v)/float64(maxV)*(svgPanel-16) }
+		var pts []string
+		for i, s := range r.Samples {
+			if i > 0 {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(s.T), y(value(r.Samples[i-1]))))
+			}
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(s.T), y(value(s))))
+		}
+		if len(pts) > 0 {
+			fmt.Fprintf(w, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", color, strings.Join(pts, " "))
+		}
+	}
+	panel(svgTop, "distinct ring views among running peers", maxViews, func(s Sample) int64 { return int64(s.RingViews) }, "#1f5fa8")
+	panel(svgTop+svgPanel+svgGap, "counter spread (largest difference between two peers' values of one key)", maxSpread, func(s Sample) int64 { return s.Spread }, "#c0551a")
+	for t := 0.0; t <= end; t += tickStep(end) {
+		fmt.Fprintf(w, `<text x="%.1f" y="%.0f" text-anchor="middle">%.1fs</text>`+"\n", x(t), bottom+14, t)
+	}
+	fmt.Fprintf(w, `<text x="%d" y="%.0f" fill="#444">wall time; fault windows shaded (hover for the step). Lock grants arrive with locks.</text>`+"\n", svgLeft, bottom+32)
+	fmt.Fprintln(w, "</svg>")
+}
+
+// tickStep picks a time-axis step giving about ten ticks.
+func tickStep(end float64) float64 {
+	for _, s := range []float64{0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300} {
+		if end/s <= 12 {
+			return s
+		}
+	}
+	return 600
+}

@@ -1,0 +1,292 @@
+package simulation
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ringleader/ringleader/agent"
+)
+
+// run is one execution of a scenario. The step loop owns it and alone
+// changes lastHeal, conv and violations; the clients and the sampler use
+// only cfg, sc, c and h, which are safe for concurrent use.
+type run struct {
+	cfg            Config
+	sc             *Scenario
+	c              *Cluster
+	h              *history
+	wl             *workload
+	requestTimeout time.Duration
+	lastHeal       time.Time
+	conv           []Convergence
+	violations     []Violation
+}
+
+// finalWait bounds the convergence wait after the last step (scenario
+// time).
+const finalWait = 60 * time.Second
+
+// Run runs a scenario against real agents on an in-memory network and
+// checks the result. It returns a report even when a step fails (with the
+// error in Report.Error and a violation); the error is then also returned.
+// ctx bounds the whole run.
+func Run(ctx context.Context, cfg Config, sc *Scenario) (*Report, error) {
+	return runWith(ctx, cfg, sc, nil)
+}
+
+// runWith is Run with a hook called after the last step, before the final
+// heal and check: the tests plant violations through it.
+func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*run)) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withSpeed(len(sc.Peers))
+	c, err := NewCluster(cfg, sc.Peers)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_, _, ctr := cfg.timings()
+	r := &run{cfg: cfg, sc: sc, c: c, h: newHistory(), requestTimeout: 2*ctr.MajorityTimeout + time.Second}
+	r.wl = newWorkload(r)
+
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		r.sample(sampleCtx)
+	}()
+
+	stepErr := r.steps(ctx)
+	r.wl.stopAndWait()
+	if beforeCheck != nil && stepErr == nil {
+		beforeCheck(r)
+	}
+	var views map[string]PeerView
+	var final map[string]map[string]int64
+	if ctx.Err() == nil {
+		// The final check: heal, wait, read every running peer.
+		r.c.Heal()
+		r.h.closeFaults(func(f *Fault) bool { return f.Kind != StepCrash && f.Kind != StepSkew })
+		r.h.addHeal()
+		r.lastHeal = time.Now()
+		r.wait(ctx, Step{Line: 0, Text: "final wait converged", Kind: StepWait}, cfg.scale(finalWait))
+		for _, p := range c.Peers() {
+			if p.State() == Down && p.stopped() {
+				r.h.addWipe(p.Name, "down at the end")
+			}
+		}
+		views, final = r.read()
+	}
+	stopSampling()
+	sampler.Wait()
+
+	ops, faults, wipes, samples, heals := r.h.snapshot()
+	rep := &Report{
+		Scenario: sc.Name, Seed: cfg.Seed, Speed: cfg.Speed, Peers: sc.N, Clients: cfg.Clients,
+		Wall: r.h.now(), Steps: sc.Steps, Convergence: r.conv, Views: views,
+		Ops: ops, Faults: faults, Wipes: wipes, Samples: samples, AfterHeal: afterHeal(heals, samples),
+	}
+	rep.Violations = append(rep.Violations, r.violations...)
+	if stepErr == nil && ctx.Err() != nil {
+		stepErr = ctx.Err()
+	}
+	if stepErr != nil {
+		rep.Error = stepErr.Error()
+		rep.Violations = append(rep.Violations, Violation{Checker: "harness", Kind: "step", Msg: stepErr.Error()})
+		return rep, stepErr
+	}
+	var vs []Violation
+	rep.Keys, vs = CheckCounters(ops, wipes, final)
+	rep.Violations = append(rep.Violations, vs...)
+	running, _ := c.Running()
+	var names []string
+	for _, p := range running {
+		names = append(names, p.Name)
+	}
+	rep.Violations = append(rep.Violations, CheckMembership(views, names)...)
+	return rep, nil
+}
+
+// steps executes the scenario's steps in order.
+func (r *run) steps(ctx context.Context) error {
+	for _, st := range r.sc.Steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if r.cfg.Progress != nil {
+			fmt.Fprintf(r.cfg.Progress, "[%6.2fs] %s:%d  %s\n", r.h.now(), r.sc.Name, st.Line, st.Text)
+		}
+		if err := r.step(ctx, st); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", r.sc.Name, st.Line, st.Text, err)
+		}
+	}
+	return nil
+}
+
+func (r *run) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *run) startPeer(ctx context.Context, name string) error {
+	sctx, cancel := context.WithTimeout(ctx, 4*r.cfg.scale(agent.DefaultConfig().Counters.IdentityTimeout)+10*time.Second)
+	defer cancel()
+	return r.c.Start(sctx, name)
+}
+
+func (r *run) leavePeer(ctx context.Context, name string) error {
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.scale(8*time.Second)+2*time.Second)
+	defer cancel()
+	return r.c.Leave(lctx, name)
+}
+
+func (r *run) step(ctx context.Context, st Step) error {
+	c := r.c
+	switch st.Kind {
+	case StepStart:
+		for _, p := range st.Peers {
+			if err := r.startPeer(ctx, p); err != nil {
+				return err
+			}
+		}
+	case StepJoin:
+		return r.startPeer(ctx, st.Peers[0])
+	case StepPartition:
+		if err := c.Partition(st.Groups); err != nil {
+			return err
+		}
+		r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepPartition })
+		r.h.openFault(st, StepPartition, "")
+	case StepCut:
+		for _, from := range st.From {
+			for _, to := range st.To {
+				if err := c.CutOneWay(from, to); err != nil {
+					return err
+				}
+				if st.Both {
+					if err := c.CutOneWay(to, from); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		r.h.openFault(st, StepCut, "")
+	case StepLoss:
+		if err := c.Network().SetLoss(st.Percent); err != nil {
+			return err
+		}
+		r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepLoss })
+		if st.Percent > 0 {
+			r.h.openFault(st, StepLoss, "")
+		}
+	case StepLatency:
+		if err := c.Network().SetLatency(r.cfg.scale(st.Duration), r.cfg.scale(st.Jitter)); err != nil {
+			return err
+		}
+		r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepLatency })
+		if st.Duration > 0 || st.Jitter > 0 {
+			r.h.openFault(st, StepLatency, "")
+		}
+	case StepPause:
+		d := r.cfg.scale(st.Duration)
+		if err := c.Pause(st.Peers[0], d); err != nil {
+			return err
+		}
+		// The window is approximate: it ends at the next step after the
+		// resume, or at a heal.
+		r.h.openFault(st, StepPause, st.Peers[0])
+		p := st.Peers[0]
+		r.afterPause(d, p)
+	case StepSkew:
+		if err := c.SetClock(st.Peers[0], r.cfg.scale(st.Duration), st.Drift); err != nil {
+			return err
+		}
+		// Heal leaves clocks as they are: the window lasts to the end,
+		// or to the peer's next skew.
+		p := st.Peers[0]
+		r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepSkew && f.peer == p })
+		r.h.openFault(st, StepSkew, p)
+	case StepCrash:
+		begin := r.h.now()
+		if err := c.Crash(st.Peers[0]); err != nil {
+			return err
+		}
+		r.h.openFaultAt(begin, st, StepCrash, st.Peers[0])
+	case StepRestart:
+		p := st.Peers[0]
+		if st.Empty {
+			if err := c.Wipe(p); err != nil {
+				return err
+			}
+			r.h.addWipe(p, "restart --empty")
+		}
+		if err := r.startPeer(ctx, p); err != nil {
+			return err
+		}
+		r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepCrash && f.peer == p })
+	case StepLeave:
+		return r.leavePeer(ctx, st.Peers[0])
+	case StepRolling:
+		running, _ := c.Running()
+		for _, p := range running {
+			r.h.openFault(Step{Line: st.Line, Text: "rolling-restart " + p.Name}, StepRolling, p.Name)
+			if err := r.leavePeer(ctx, p.Name); err != nil {
+				return err
+			}
+			if err := r.startPeer(ctx, p.Name); err != nil {
+				return err
+			}
+			r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepRolling })
+			if err := r.sleep(ctx, r.cfg.scale(st.Duration)); err != nil {
+				return err
+			}
+		}
+	case StepHeal:
+		c.Heal()
+		r.h.closeFaults(func(f *Fault) bool { return f.Kind != StepCrash && f.Kind != StepSkew })
+		r.h.addHeal()
+		r.lastHeal = time.Now()
+	case StepWait:
+		r.wait(ctx, st, r.cfg.scale(st.Duration))
+	case StepRun:
+		r.wl.start()
+		err := r.sleep(ctx, r.cfg.scale(st.Duration))
+		r.wl.stopAndWait()
+		return err
+	case StepWorkload:
+		if st.On {
+			r.wl.start()
+		} else {
+			r.wl.stopAndWait()
+		}
+	case StepSleep:
+		return r.sleep(ctx, r.cfg.scale(st.Duration))
+	default:
+		return fmt.Errorf("simulation: step %q is not implemented", st.Kind)
+	}
+	return nil
+}
+
+// afterPause ends the pause's fault window when the pause will end (the
+// cluster resumes the peer by itself); a heal before then resumes it
+// sooner, which the window does not show.
+func (r *run) afterPause(d time.Duration, peer string) {
+	end := r.h.now() + d.Seconds()
+	r.h.mu.Lock()
+	defer r.h.mu.Unlock()
+	for i := range r.h.faults {
+		if f := &r.h.faults[i]; f.open && f.Kind == StepPause && f.peer == peer {
+			f.End, f.open = end, false
+		}
+	}
+}
