@@ -1,6 +1,7 @@
 package peerrpc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,7 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 		nc.Close()
 		return cc, nil
 	}
-	cc := &clientConn{client: c, addr: addr, nc: nc, pending: make(map[uint64]chan *Frame)}
+	cc := &clientConn{client: c, addr: addr, nc: nc, w: newBatchWriter(nc), pending: make(map[uint64]chan *Frame)}
 	cc.lastRead.Store(time.Now().UnixNano())
 	c.conns[addr] = cc
 	c.wg.Add(1)
@@ -131,13 +132,13 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// clientConn is one pooled connection. readLoop owns reading; wmu
-// serializes writes.
+// clientConn is one pooled connection. readLoop owns reading; w batches
+// the writes of concurrent calls.
 type clientConn struct {
 	client   *Client
 	addr     string
 	nc       net.Conn
-	wmu      sync.Mutex
+	w        *batchWriter
 	lastRead atomic.Int64 // unix nanos of the last frame read
 
 	// mu guards nextID, pending and err.
@@ -177,10 +178,7 @@ func (cc *clientConn) call(ctx context.Context, method string, body []byte) ([]b
 		return nil, fmt.Errorf("%w: %s request of %d bytes, limit %d", ErrFrameTooLarge, method, len(buf)-headerSize, cfg.MaxFrameSize)
 	}
 	start := time.Now()
-	cc.wmu.Lock()
-	cc.nc.SetWriteDeadline(deadline)
-	_, err = cc.nc.Write(buf)
-	cc.wmu.Unlock()
+	err = cc.w.write(buf, deadline)
 	if err != nil {
 		cc.fail(fmt.Errorf("%w: write to %s: %v", ErrUnreachable, cc.addr, err))
 		if ctx.Err() != nil {
@@ -226,8 +224,9 @@ func (cc *clientConn) call(ctx context.Context, method string, body []byte) ([]b
 func (cc *clientConn) readLoop() {
 	defer cc.client.wg.Done()
 	cfg := cc.client.cfg
+	br := bufio.NewReaderSize(cc.nc, 32<<10)
 	for {
-		f, err := ReadFrame(cc.nc, cfg.MaxFrameSize)
+		f, err := ReadFrame(br, cfg.MaxFrameSize)
 		if err != nil {
 			cc.fail(fmt.Errorf("%w: connection to %s: %v", ErrUnreachable, cc.addr, err))
 			return

@@ -1,6 +1,7 @@
 package peerrpc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -234,18 +235,18 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
-// serverConn is one accepted connection. Its read loop owns reading; wmu
-// serializes response writes.
+// serverConn is one accepted connection. Its read loop owns reading; w
+// batches the response writes.
 type serverConn struct {
 	s    *Server
 	c    net.Conn
-	wmu  sync.Mutex
+	w    *batchWriter
 	slot chan struct{}
 }
 
 func (s *Server) serveConn(c net.Conn) {
 	defer s.wg.Done()
-	sc := &serverConn{s: s, c: c, slot: make(chan struct{}, s.cfg.MaxInFlight)}
+	sc := &serverConn{s: s, c: c, w: newBatchWriter(c), slot: make(chan struct{}, s.cfg.MaxInFlight)}
 	var handlers sync.WaitGroup
 	defer func() {
 		c.Close()
@@ -254,8 +255,11 @@ func (s *Server) serveConn(c net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
+	// Buffered: under load one read takes in many frames, not two reads
+	// (header, body) per frame.
+	br := bufio.NewReaderSize(c, 32<<10)
 	for {
-		f, err := s.readFrame(c)
+		f, err := s.readFrame(c, br)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
 				s.log.Debug("peer rpc connection dropped", "remote", c.RemoteAddr().String(), "err", err)
@@ -291,9 +295,9 @@ func (s *Server) serveConn(c net.Conn) {
 
 // readFrame reads the next frame under the idle and frame timeouts and the
 // server's read budget.
-func (s *Server) readFrame(c net.Conn) (*Frame, error) {
+func (s *Server) readFrame(c net.Conn, r io.Reader) (*Frame, error) {
 	c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-	n, err := readHeader(c, s.cfg.MaxFrameSize)
+	n, err := readHeader(r, s.cfg.MaxFrameSize)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +307,7 @@ func (s *Server) readFrame(c net.Conn) (*Frame, error) {
 	}
 	defer s.reading.Add(-int64(n))
 	c.SetReadDeadline(time.Now().Add(s.cfg.FrameTimeout))
-	return readBody(c, n)
+	return readBody(r, n)
 }
 
 func (sc *serverConn) call(f *Frame) ([]byte, error) {
@@ -348,10 +352,7 @@ func (sc *serverConn) reply(req *Frame, body []byte, err error, sign bool) {
 			return
 		}
 	}
-	sc.wmu.Lock()
-	defer sc.wmu.Unlock()
-	sc.c.SetWriteDeadline(time.Now().Add(sc.s.cfg.DefaultTimeout))
-	if _, err := sc.c.Write(buf); err != nil {
+	if err := sc.w.write(buf, time.Now().Add(sc.s.cfg.DefaultTimeout)); err != nil {
 		sc.c.Close()
 		return
 	}
