@@ -345,7 +345,7 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 		ls.claims[k.Key] = c
 		ls.dispatch(ls.table.Tick(now))
 	}
-	ls.wake()
+	ls.wakeLocked()
 	return errs, untried
 }
 

@@ -191,7 +191,7 @@ func (ls *lockService) extend(key string, c *claim, epoch uint32, until time.Tim
 		ls.a.log.Error("lock ownership refused by the table", "key", key, "err", err)
 	}
 	ls.dispatch(ls.table.Tick(now))
-	ls.wake()
+	ls.wakeLocked()
 	return true
 }
 

@@ -90,8 +90,10 @@ type lockService struct {
 	// leaving is set by a graceful leave: no request is served here again.
 	leaving bool
 
-	// kick wakes the timer loop after a change of the table's deadlines.
-	kick chan struct{}
+	// armed is when the timer loop wakes next (guarded by mu); kick wakes
+	// it sooner, after a change made an earlier deadline.
+	armed time.Time
+	kick  chan struct{}
 	// moved wakes the handoff loop after a ring change.
 	moved chan struct{}
 }
@@ -206,11 +208,21 @@ func (a *Agent) lockService() (*lockService, error) {
 	return a.locks, nil
 }
 
-// wake tells the timer loop the table's next deadline may have changed.
+// wake tells the timer loop the table's next deadline may have moved
+// earlier than the one it sleeps until. Called without mu.
 func (ls *lockService) wake() {
-	select {
-	case ls.kick <- struct{}{}:
-	default:
+	ls.mu.Lock()
+	ls.wakeLocked()
+	ls.mu.Unlock()
+}
+
+// wakeLocked is wake with mu held.
+func (ls *lockService) wakeLocked() {
+	if at, ok := ls.table.NextDeadline(); ok && at.Before(ls.armed) {
+		select {
+		case ls.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -221,11 +233,12 @@ func (ls *lockService) runTimers() {
 	for {
 		ls.mu.Lock()
 		at, ok := ls.table.NextDeadline()
-		ls.mu.Unlock()
 		d := time.Hour
 		if ok {
 			d = max(at.Sub(ls.a.clock.Now()), 0)
 		}
+		ls.armed = ls.a.clock.Now().Add(d)
+		ls.mu.Unlock()
 		t := ls.a.clock.NewTimer(d)
 		select {
 		case <-t.C():
@@ -306,17 +319,16 @@ func (ls *lockService) acquire(ctx context.Context, key string, req LockRequest)
 		if c := ls.claims[key]; c != nil {
 			c.lastUsed = now
 		}
+		ls.wakeLocked()
 		if res.Granted {
 			ls.mu.Unlock()
 			ls.a.metrics.lockGrants.Inc()
-			ls.wake()
 			return res.Lease, nil
 		}
 		ch := make(chan lockmgr.Event, 1)
 		ls.waiting[res.Ticket] = ch
 		ls.mu.Unlock()
 		ls.a.metrics.lockWaits.Inc()
-		ls.wake()
 		return ls.await(ctx, key, res.Ticket, ch)
 	}
 }
@@ -421,8 +433,8 @@ func (ls *lockService) renew(ctx context.Context, key string, id lockmgr.LeaseID
 		if c := ls.claims[key]; c != nil {
 			c.lastUsed = now
 		}
+		ls.wakeLocked()
 		ls.mu.Unlock()
-		ls.wake()
 		return l, nil
 	}
 }
@@ -448,7 +460,7 @@ func (ls *lockService) release(key string, id lockmgr.LeaseID) error {
 	if c := ls.claims[key]; c != nil {
 		c.lastUsed = now
 	}
-	ls.wake()
+	ls.wakeLocked()
 	return nil
 }
 
