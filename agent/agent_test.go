@@ -286,14 +286,25 @@ func TestPartitionHeals(t *testing.T) {
 }
 
 func TestSettingsMismatchRefusesToJoin(t *testing.T) {
-	net := newNetwork(t)
-	startAgent(t, newAgentConfig(t, net, 0))
-	cfg := newAgentConfig(t, net, 1)
-	cfg.VNodes = 64
-	a := startAgent(t, cfg)
-	_, err := a.Join(context.Background(), []string{ip(0) + ":7946"})
-	if !errors.Is(err, agent.ErrSettingsMismatch) || !strings.Contains(err.Error(), "--vnodes") {
-		t.Fatalf("join with other vnodes: got %v, want ErrSettingsMismatch naming --vnodes", err)
+	for _, tc := range []struct {
+		name, flag string
+		change     func(*agent.Config)
+	}{
+		{"vnodes", "--vnodes", func(c *agent.Config) { c.VNodes = 64 }},
+		{"lock-delay", "--lock-delay", func(c *agent.Config) { c.Locks.LockDelay = 3 * time.Second }},
+		{"drift margin", "--lock-drift-margin", func(c *agent.Config) { c.Locks.DriftMargin = 300 * time.Millisecond }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := newNetwork(t)
+			startAgent(t, newAgentConfig(t, net, 0))
+			cfg := newAgentConfig(t, net, 1)
+			tc.change(&cfg)
+			a := startAgent(t, cfg)
+			_, err := a.Join(context.Background(), []string{ip(0) + ":7946"})
+			if !errors.Is(err, agent.ErrSettingsMismatch) || !strings.Contains(err.Error(), tc.flag) {
+				t.Fatalf("join with another %s: got %v, want ErrSettingsMismatch naming %s", tc.name, err, tc.flag)
+			}
+		})
 	}
 }
 

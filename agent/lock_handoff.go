@@ -61,6 +61,16 @@ func (ls *lockService) holds(key string) bool {
 	return c != nil && c.moving == "" && c.round == nil && c.until.After(ls.a.clock.Now())
 }
 
+// movingTo names the peer key is being handed over to, if any.
+func (ls *lockService) movingTo(key string) string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if c := ls.claims[key]; c != nil {
+		return c.moving
+	}
+	return ""
+}
+
 func (ls *lockService) isLeaving() bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()

@@ -220,7 +220,11 @@ func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpRes
 	}
 	if owner != ls.self.Name && !ls.holds(req.Key) {
 		if req.Fallback && (req.Op == opRenew || req.Op == opRelease) {
-			// The new owner sent this here and does not know it either.
+			// The new owner sent this here and does not know it either:
+			// unknown, unless this peer is handing the key over right now.
+			if to := ls.movingTo(req.Key); to != "" {
+				return errorResponse(fmt.Errorf("%w: lock key %q is being handed over to %s; retry in a moment", ErrUnavailable, req.Key, to))
+			}
 			return errorResponse(fmt.Errorf("%w: key %q has no live lease %s", ErrUnknownLease, req.Key, req.Lease))
 		}
 		return &lockOpResponse{Code: codeRedirect, Redirect: owner}

@@ -312,6 +312,16 @@ func (ls *lockService) acquire(ctx context.Context, key string, req LockRequest)
 			ls.mu.Unlock()
 			continue
 		}
+		if errors.Is(err, lockmgr.ErrSequenceExhausted) && attempt == 0 {
+			// 2^21 grants under this epoch: ask the voters for a new one
+			// (they promise it to this owner at once, its promises being
+			// live). Treat the claim as lapsed until then.
+			if c := ls.claims[key]; c != nil && c.round == nil {
+				c.until = time.Time{}
+			}
+			ls.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			defer ls.mu.Unlock()
 			return lockmgr.Lease{}, ls.tableError(key, err, now)

@@ -22,8 +22,9 @@
 //
 // # Fencing tokens
 //
-// A token is one positive int64: bit 63 is 0, bits 62..32 are the epoch (31 bits, 1 to
-// MaxEpoch) and bits 31..0 the sequence (32 bits, 1 to MaxSequence). Integer order is
+// A token is one positive int64 below 2^52 (exact in any JSON reader): bits 51..21 are the
+// epoch (31 bits, 1 to MaxEpoch) and bits 20..0 the sequence (21 bits, 1 to MaxSequence).
+// Integer order is
 // (epoch, sequence) order. The table grants on a key only under the epoch the owner set with
 // SetEpoch, which only grows; each grant takes the next sequence. When a key's sequence
 // reaches MaxSequence the table refuses with ErrSequenceExhausted until the owner sets a

@@ -35,8 +35,8 @@ func Example() {
 		fmt.Println(e.Kind, "holder", e.Holder)
 	}
 	// Output:
-	// a granted: true token 30064771073 = epoch 7 seq 1
+	// a granted: true token 14680065 = epoch 7 seq 1
 	// b granted: false ticket 1
-	// granted ticket 1 holder worker-b token 30064771074
+	// granted ticket 1 holder worker-b token 14680066
 	// expired holder worker-b
 }

@@ -58,7 +58,7 @@ func seedKeyStates() [][]byte {
 	}
 	empty := enc(KeyState{Key: "k"})
 	full := enc(KeyState{Key: "jobs/nightly", Epoch: 3, Sequence: 9,
-		Held: &HeldState{Lease: Lease{Key: "jobs/nightly", Token: 3<<32 | 9, ID: LeaseID{1, 2, 3}, Expiry: t0.Add(5 * time.Second)},
+		Held: &HeldState{Lease: Lease{Key: "jobs/nightly", Token: 3<<SequenceBits | 9, ID: LeaseID{1, 2, 3}, Expiry: t0.Add(5 * time.Second)},
 			Holder: "worker-a", TTL: 10 * time.Second},
 		Waiters: []WaiterState{{Ticket: 4, Holder: "b", TTL: time.Second, Deadline: t0.Add(time.Minute)},
 			{Ticket: 5, Holder: "c", TTL: 2 * time.Second, Deadline: t0.Add(time.Second)}}})

@@ -81,9 +81,9 @@ func TestImportRefusesBadState(t *testing.T) {
 		{"no key", KeyState{Epoch: 1}},
 		{"sequence without epoch", KeyState{Key: "k", Sequence: 1}},
 		{"token above sequence", KeyState{Key: "k", Epoch: 1, Sequence: 1,
-			Held: &HeldState{Lease: Lease{Key: "k", Token: 1<<32 + 2}, TTL: time.Second}}},
+			Held: &HeldState{Lease: Lease{Key: "k", Token: 1<<SequenceBits + 2}, TTL: time.Second}}},
 		{"ttl above max", KeyState{Key: "k", Epoch: 1, Sequence: 1,
-			Held: &HeldState{Lease: Lease{Key: "k", Token: 1<<32 + 1}, TTL: time.Hour}}},
+			Held: &HeldState{Lease: Lease{Key: "k", Token: 1<<SequenceBits + 1}, TTL: time.Hour}}},
 		{"waiter ttl zero", KeyState{Key: "k", Epoch: 1, Waiters: []WaiterState{{}}}},
 	}
 	for _, tt := range tests {

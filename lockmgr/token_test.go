@@ -14,10 +14,12 @@ func TestMakeToken(t *testing.T) {
 		want       int64
 		err        error
 	}{
-		{"first", 1, 1, 1<<32 + 1, nil},
-		{"largest", MaxEpoch, MaxSequence, 1<<63 - 1, nil},
+		{"first", 1, 1, 1<<SequenceBits + 1, nil},
+		{"largest", MaxEpoch, MaxSequence, 1<<52 - 1, nil},
 		{"epoch zero", 0, 1, 0, ErrBadEpoch},
 		{"epoch too large", MaxEpoch + 1, 1, 0, ErrBadEpoch},
+		{"sequence too large", 1, MaxSequence + 1, 0, ErrSequenceExhausted},
+		{"largest fits a double exactly", MaxEpoch, MaxSequence, 1<<52 - 1, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,8 +36,8 @@ func TestTokenOrderProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		e1 := rapid.Uint32Range(1, MaxEpoch).Draw(t, "e1")
 		e2 := rapid.Uint32Range(1, MaxEpoch).Draw(t, "e2")
-		s1 := rapid.Uint32().Draw(t, "s1")
-		s2 := rapid.Uint32().Draw(t, "s2")
+		s1 := rapid.Uint32Range(0, MaxSequence).Draw(t, "s1")
+		s2 := rapid.Uint32Range(0, MaxSequence).Draw(t, "s2")
 		a, _ := MakeToken(e1, s1)
 		b, _ := MakeToken(e2, s2)
 		if a <= 0 || b <= 0 {
