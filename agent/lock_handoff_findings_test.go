@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestLockFailedHandoffHoldOffSurvivesRenewTick: a handoff whose transfer
+// round (or import) failed may have moved some of the old owner's
+// promises to this peer without the old owner's live lease, so takeOver
+// sets claim.noRoundBefore = sent + lock-delay and the key must not be
+// granted here before then (docs/locks.md, "Handoff", step 5). But that
+// claim has no deadline and nothing in the table, and renewClaims drops
+// such claims at its next tick (every lock-delay/6) — with noRoundBefore.
+// The next acquire then runs a fresh round at once, and with the moved
+// promises it can win a majority while the old owner's lease still lives.
+//
+// The test puts the claim a failed takeOver leaves on a one-peer cluster,
+// checks that an acquire is held off, runs one renewal tick, and acquires
+// again.
+func TestLockFailedHandoffHoldOffSurvivesRenewTick(t *testing.T) {
+	if os.Getenv("RINGLEADER_RUN_KNOWN_LIMITS") == "" {
+		t.Skip("known bug: renewClaims (agent/lock_owner.go) deletes a lapsed, idle claim together with the noRoundBefore a failed handoff set (agent/lock_handoff.go takeOver), so the hold-off lasts one renewal tick instead of a lock-delay")
+	}
+	net, as, _ := startInternalCluster(t, 1, func(i int, cfg *Config) {
+		cfg.Locks.LockDelay = 2 * time.Second
+		cfg.Locks.DriftMargin = 200 * time.Millisecond
+		cfg.Locks.DefaultTTL = time.Second
+		cfg.RPCTimeout = 500 * time.Millisecond
+	})
+	defer net.Close()
+	a := as[0]
+	defer a.Shutdown()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for { // past the quiet period
+		_, err := a.AcquireLock(ctx, "warm", LockRequest{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no grant after the quiet period: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ls, err := a.lockService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "handed-over"
+	ls.mu.Lock()
+	now := ls.a.clock.Now()
+	// What takeOver leaves when the transfer round failed.
+	ls.claims[key] = &claim{lastUsed: now, noRoundBefore: now.Add(ls.cfg.LockDelay)}
+	ls.mu.Unlock()
+
+	if _, err := a.AcquireLock(ctx, key, LockRequest{}); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("acquire right after a failed handoff: %v, want ErrNoQuorum (held off)", err)
+	}
+	ls.renewClaims() // the renewal loop's next tick, at most lock-delay/6 later
+	g, err := a.AcquireLock(ctx, key, LockRequest{})
+	if err == nil {
+		t.Fatalf("granted %q (token %d) %v after a failed handoff; held off until %v: the hold-off was dropped by renewClaims",
+			key, g.Token, time.Since(now).Round(time.Millisecond), ls.cfg.LockDelay)
+	}
+	if !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("acquire during the hold-off: %v, want ErrNoQuorum", err)
+	}
+}
+
+// TestLockClaimRoundRacesHandoff: while the new owner n2 runs the transfer
+// round of a handoff from n1, an acquire for the key at n2 (n2's ring
+// routes the key there, and n1 has just redirected its waiters there)
+// starts a fresh claim round. takeOver did not mark the key, so nothing
+// holds that round off: at the acceptors where the transfer already
+// arrived it upgrades n2's own moved promise to a new epoch, wins a
+// majority, and n2 grants a second lease while n1's exported lease still
+// lives (the import that follows fails on the epoch).
+//
+// To order the two rounds, n2's link to n3 is slowed to 1 s each way: the
+// transfer round waits for n3's answer, the claim round (RPC timeout
+// 300 ms) gives n3 up and counts n2 and n1.
+func TestLockClaimRoundRacesHandoff(t *testing.T) {
+	if os.Getenv("RINGLEADER_RUN_KNOWN_LIMITS") == "" {
+		t.Skip("known bug: takeOver (agent/lock_handoff.go) does not hold off claim rounds on a key it is taking over; a concurrent acquire at the new owner can win a majority with the moved promises and grant while the old lease lives")
+	}
+	net, as, ips := startInternalCluster(t, 3, func(i int, cfg *Config) {
+		cfg.Locks.LockDelay = 2 * time.Second
+		cfg.Locks.DriftMargin = 200 * time.Millisecond
+		cfg.Locks.DefaultTTL = time.Second
+		cfg.RPCTimeout = 300 * time.Millisecond
+	})
+	defer net.Close()
+	for _, a := range as {
+		defer a.Shutdown()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !(len(as[0].alivePeers()) == 2 && len(as[1].alivePeers()) == 2 && len(as[2].alivePeers()) == 2) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster did not form")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2500 * time.Millisecond) // past every quiet period
+	n1, n2 := as[0], as[1]
+	ring := n2.view.load().Ring
+	key := ""
+	for i := 0; key == ""; i++ {
+		k := "race-" + strconv.Itoa(i)
+		o1, _ := ring.Owner(k)
+		o2, _ := ownerOn(ring, k, "n1")
+		if o1 == "n1" && o2 == "n2" {
+			key = k
+		}
+	}
+	ctx := context.Background()
+	var old LockGrant
+	var err error
+	for time.Now().Before(deadline) {
+		if old, err = n1.AcquireLock(ctx, key, LockRequest{TTL: 1800 * time.Millisecond, Holder: "old"}); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("acquire at n1: %v", err)
+	}
+	oldUntil := time.Now().Add(old.TTL - 100*time.Millisecond)
+
+	// n1 starts handing the key to n2, as handOff does.
+	ls1, _ := n1.lockService()
+	ls1.mu.Lock()
+	now := ls1.a.clock.Now()
+	c1 := ls1.claims[key]
+	st, _ := ls1.table.Export(key, now)
+	c1.moving = "n2"
+	enc, err := st.MarshalBinary()
+	epoch := c1.epoch
+	ls1.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &handoffRequest{From: "n1", FromIncarnation: ls1.self.Incarnation, Leaving: true, Now: now,
+		Items: []handoffItem{{Key: key, Epoch: epoch, State: enc}}}
+
+	for _, l := range [][2]string{{ips[1], ips[2]}, {ips[2], ips[1]}} {
+		if err := net.SetLinkLatency(l[0], l[1], time.Second, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ls2, _ := n2.lockService()
+	done := make(chan []string, 1)
+	go func() {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		errs, _ := ls2.takeOver(tctx, req)
+		done <- errs
+	}()
+	time.Sleep(100 * time.Millisecond) // the transfer has reached n2's and n1's acceptors
+	l, err := ls2.acquire(ctx, key, LockRequest{TTL: time.Second, Holder: "new"})
+	granted := time.Now()
+	errs := <-done
+	for _, l := range [][2]string{{ips[1], ips[2]}, {ips[2], ips[1]}} {
+		net.SetLinkLatency(l[0], l[1], 0, 0)
+	}
+	t.Logf("takeOver: %q; acquire at n2: %v", errs, err)
+	if err == nil && granted.Before(oldUntil) {
+		t.Fatalf("n2 granted %q (token %d) during the handoff while n1's lease (token %d) lived for %v more",
+			key, l.Token, old.Token, oldUntil.Sub(granted).Round(time.Millisecond))
+	}
+}
