@@ -270,6 +270,7 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 	states := make([]lockmgr.KeyState, len(req.Items))
 	var keys []promiseKey
 	var idx []int
+	taking := &round{done: make(chan struct{})}
 	ls.mu.Lock()
 	for i, it := range req.Items {
 		if owner, err := ownerOn(view.Ring, it.Key, skip); err != nil || owner != ls.self.Name {
@@ -300,6 +301,15 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 		}
 		keys = append(keys, promiseKey{Key: it.Key, Epoch: it.Epoch})
 		idx = append(idx, i)
+		// Hold off any promise round for the key here until the transfer
+		// has ended: a claim round now could win with the promises the
+		// transfer moves and grant beside the old owner's lease.
+		c := ls.claims[it.Key]
+		if c == nil {
+			c = &claim{lastUsed: now}
+			ls.claims[it.Key] = c
+		}
+		c.round = taking
 	}
 	ls.mu.Unlock()
 	from := lockmgr.Owner{Name: req.From, Incarnation: req.FromIncarnation}
@@ -310,6 +320,14 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 	res, err := ls.askFrom(ctx, keys, &from)
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	defer func() {
+		for _, k := range keys {
+			if c := ls.claims[k.Key]; c != nil && c.round == taking {
+				c.round = nil
+			}
+		}
+		close(taking.done) // the waiting requests look at the claims again
+	}()
 	now = ls.a.clock.Now()
 	for j, k := range keys {
 		i := idx[j]

@@ -104,7 +104,9 @@ func (ls *lockService) claimRound(ctx context.Context, key string, c *claim) err
 	live := c.until.After(now)
 	tableEpoch, _ := ls.table.Epoch(key)
 	epoch, tried := c.epoch, c.tried
-	reuse := c.tried != 0 && c.triedUntil.After(now)
+	// Reuse only within the clock second it was taken: an older epoch may
+	// be below one another owner took since (docs/locks.md, "Tokens").
+	reuse := c.tried != 0 && c.triedUntil.After(now) && c.tried >= epochAt(now)
 	ls.mu.Unlock()
 	if !live {
 		// A failed round's promises to this incarnation may still be live
@@ -131,7 +133,7 @@ func (ls *lockService) claimRound(ctx context.Context, key string, c *claim) err
 			ls.a.metrics.lockRounds.WithLabelValues("claim", "failed").Inc()
 			return err
 		}
-		if !live {
+		if !live && epoch != tried {
 			ls.mu.Lock()
 			c.tried, c.triedUntil = epoch, sent.Add(ls.cfg.LockDelay)
 			ls.mu.Unlock()
@@ -336,6 +338,7 @@ func (ls *lockService) renewClaims() {
 	view := ls.a.view.load()
 	var keys []promiseKey
 	var claims []*claim
+	var reclaim []string
 	ls.mu.Lock()
 	now := ls.a.clock.Now()
 	for key, c := range ls.claims {
@@ -349,8 +352,11 @@ func (ls *lockService) renewClaims() {
 		in := ls.table.Info(key, now)
 		busy := in.Held || in.Waiters > 0
 		if !c.until.After(now) {
-			if !busy {
-				delete(ls.claims, key)
+			switch {
+			case busy && in.Waiters > 0 && c.moving == "" && now.After(c.noRoundBefore):
+				reclaim = append(reclaim, key) // waiters queued behind a lapsed claim
+			case !busy && !now.Before(c.noRoundBefore):
+				delete(ls.claims, key) // a failed handoff's hold-off lives on until it ends
 				ls.table.Remove(key)
 			}
 			continue
@@ -369,6 +375,16 @@ func (ls *lockService) renewClaims() {
 		n := min(len(keys), maxPromiseKeys)
 		ls.renewBatch(keys[:n], claims[:n])
 		keys, claims = keys[n:], claims[n:]
+	}
+	// Waiters behind a lapsed claim: claim the key again, so they are
+	// granted (or time out) instead of waiting for an owner that is not
+	// asking. Bounded: at most 64 keys a tick.
+	for _, key := range reclaim[:min(len(reclaim), 64)] {
+		ctx, cancel := context.WithTimeout(context.Background(), ls.a.cfg.RPCTimeout)
+		if err := ls.ensureOwned(ctx, key, ls.cfg.DefaultTTL, false); err != nil {
+			ls.a.log.Debug("cannot claim a lock key again for its waiters", "key", key, "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -150,13 +150,48 @@ func (a *Agent) forwardLock(ctx context.Context, target string, req *lockOpReque
 	if !ok {
 		return nil, fmt.Errorf("%w: %s, the owner of lock key %q, is not alive here; retry once the ring has settled", ErrUnavailable, target, req.Key)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errOwnerSilent)
 	defer cancel()
+	if req.Wait > a.cfg.RPCTimeout {
+		// The owner may rightly hold the request for the whole wait; ping
+		// it meanwhile, so an owner that stopped answering gives a 503
+		// within a few RPC timeouts, not at the end of the wait.
+		var stop context.CancelCauseFunc
+		ctx, stop = context.WithCancelCause(ctx)
+		defer stop(nil)
+		go a.watchOwner(ctx, addr, stop)
+	}
 	var resp lockOpResponse
 	if err := a.call(ctx, addr, methodLockOp, req, &resp); err != nil {
+		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+			err = cause
+		}
 		return nil, fmt.Errorf("%w: %s, the owner of lock key %q, did not answer: %v", ErrUnavailable, target, req.Key, err)
 	}
 	return &resp, nil
+}
+
+var errOwnerSilent = errors.New("no answer within the request's wait plus two RPC timeouts")
+
+// watchOwner pings addr every RPC timeout until ctx ends, and cancels ctx
+// with the reason when a ping fails.
+func (a *Agent) watchOwner(ctx context.Context, addr string, cancel context.CancelCauseFunc) {
+	for {
+		t := a.clock.NewTimer(a.cfg.RPCTimeout)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		pctx, pcancel := context.WithTimeout(ctx, a.cfg.RPCTimeout)
+		_, err := a.pingAddr(pctx, addr)
+		pcancel()
+		if err != nil && ctx.Err() == nil {
+			cancel(fmt.Errorf("it stopped answering pings while the request waited: %w", err))
+			return
+		}
+	}
 }
 
 func (a *Agent) handleLockOp(ctx context.Context, req *lockOpRequest) (*lockOpResponse, error) {

@@ -376,7 +376,12 @@ func (ls *lockService) await(ctx context.Context, key string, ticket lockmgr.Tic
 	case lockmgr.WaiterTimedOut:
 		ls.mu.Lock()
 		defer ls.mu.Unlock()
-		return lockmgr.Lease{}, ls.tableError(key, lockmgr.ErrHeld, ls.a.clock.Now())
+		now := ls.a.clock.Now()
+		if !ls.table.Info(key, now).Held {
+			// Free, but not owned long enough to grant in time.
+			return lockmgr.Lease{}, fmt.Errorf("%w: the wait for %q ran out while this peer could not renew its ownership of the key; retry", ErrNoQuorum, key)
+		}
+		return lockmgr.Lease{}, ls.tableError(key, lockmgr.ErrHeld, now)
 	default:
 		var rd *redirectError
 		if errors.As(ev.Err, &rd) {

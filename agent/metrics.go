@@ -105,7 +105,7 @@ func newMetrics() *metrics {
 	m.lockPromisesAnswered = newCounter("ringleader_lock_promises_answered_total", "Ownership promise requests (one per key) this peer's acceptor answered, promised or refused.")
 	m.lockRounds = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ringleader_lock_promise_rounds_total",
-		Help: "Ownership promise rounds this peer ran as an owner, by kind (claim: a new epoch; renew: a batch renewal) and result (ok or failed).",
+		Help: "Ownership promise rounds this peer ran as an owner, by kind (claim: a new epoch or a lapsed claim renewed; renew: a batch renewal; transfer: a handoff taken over) and result (ok or failed).",
 	}, []string{"kind", "result"})
 	m.reg.MustRegister(m.lockRounds)
 	m.gossipOut = m.gossipBytes.WithLabelValues("sent")

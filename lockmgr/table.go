@@ -307,6 +307,7 @@ func (t *Table) grant(ks *keyState, holder string, ttl time.Duration, now time.T
 		return Lease{}, fmt.Errorf("%w: key %q owned until %v, a %v lease needs %v more",
 			ErrNotOwned, ks.key, ks.until, ttl, now.Add(ttl+t.cfg.DriftMargin).Sub(ks.until))
 	}
+	asked := ttl
 	ttl = fitted
 	if ks.seq >= MaxSequence {
 		return Lease{}, fmt.Errorf("%w: key %q at epoch %d", ErrSequenceExhausted, ks.key, ks.epoch)
@@ -320,7 +321,7 @@ func (t *Table) grant(ks *keyState, holder string, ttl time.Duration, now time.T
 		return Lease{}, err
 	}
 	ks.seq++
-	h := &holding{lease: Lease{Key: ks.key, Token: tok, ID: id, Expiry: now.Add(ttl)}, holder: holder, ttl: ttl}
+	h := &holding{lease: Lease{Key: ks.key, Token: tok, ID: id, Expiry: now.Add(ttl)}, holder: holder, ttl: asked}
 	t.hold(ks, h)
 	return h.lease, nil
 }
@@ -355,13 +356,13 @@ func (t *Table) Renew(l Lease, ttl time.Duration, now time.Time) (Lease, error) 
 		return Lease{}, err
 	}
 	h := ks.holder
-	ttl, ok := t.fit(ks, ttl, now)
+	fitted, ok := t.fit(ks, ttl, now)
 	if !ok {
 		return Lease{}, fmt.Errorf("%w: key %q owned until %v; the lease keeps its expiry %v",
 			ErrNotOwned, ks.key, ks.until, h.lease.Expiry)
 	}
-	h.ttl = ttl
-	h.lease.Expiry = now.Add(h.ttl)
+	h.ttl = ttl // as asked: a renewal with 0 asks for it again, not for what fitted
+	h.lease.Expiry = now.Add(fitted)
 	h.timer.at = h.lease.Expiry
 	t.order++
 	h.timer.order = t.order

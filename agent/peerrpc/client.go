@@ -83,7 +83,11 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	}
 	c.mu.Unlock()
 
-	nc, err := c.cfg.Dial(ctx, addr)
+	// A dial takes at most the default timeout, however long the call may
+	// last: a peer that cannot be reached is reported as such, soon.
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DefaultTimeout)
+	defer cancel()
+	nc, err := c.cfg.Dial(dctx, addr)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%w: dial %s: %v", ErrTimeout, addr, err)
