@@ -144,8 +144,8 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration 
 			continue
 		}
 		owner, err := ownerOn(view.Ring, key, skip)
-		if err != nil || owner == ls.self.Name {
-			continue
+		if err != nil || owner == ls.self.Name || (c.adopted && owner == c.from) {
+			continue // a leaving peer's key stays here while the ring still names it
 		}
 		if _, alive := view.RPC[owner]; !alive {
 			continue
@@ -249,6 +249,12 @@ func (ls *lockService) settle() time.Duration { return 5 * ls.a.cfg.Timings.Goss
 func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]string, []bool) {
 	errs := make([]string, len(req.Items))
 	untried := make([]bool, len(req.Items))
+	if ls.isLeaving() {
+		for i := range untried {
+			untried[i], errs[i] = true, ls.self.Name+" is leaving the cluster"
+		}
+		return errs, untried
+	}
 	peers, _, need, err := ls.a.majorityPeers("")
 	if err == nil && ls.acceptor.quietAt(ls.a.clock.Now()) && len(peers) < need+1 {
 		err = fmt.Errorf("its own acceptor is in its quiet period and too few others are alive")
@@ -353,7 +359,7 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 			continue
 		}
 		ls.a.metrics.lockRounds.WithLabelValues("transfer", "ok").Inc()
-		c := &claim{epoch: k.Epoch, until: sent.Add(ls.cfg.LockDelay), lastUsed: now, adopted: true}
+		c := &claim{epoch: k.Epoch, until: sent.Add(ls.cfg.LockDelay), lastUsed: now, adopted: req.Leaving, from: req.From}
 		st := states[i]
 		if st.Held != nil {
 			st.Held.Lease.Expiry = st.Held.Lease.Expiry.Add(shift)

@@ -247,7 +247,7 @@ func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpRes
 	if err != nil {
 		return errorResponse(fmt.Errorf("%w: no alive peer owns lock key %q here: %v", ErrUnavailable, req.Key, err))
 	}
-	if ls.isLeaving() {
+	if ls.isLeaving() && !ls.holds(req.Key) {
 		if to, err := ownerOn(ls.a.view.load().Ring, req.Key, ls.self.Name); err == nil {
 			return &lockOpResponse{Code: codeRedirect, Redirect: to}
 		}

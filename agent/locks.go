@@ -112,8 +112,10 @@ type claim struct {
 	// handoff succeeds or the promises lapse.
 	moving string
 	// adopted says the claim came with a handoff from a leaving peer: it
-	// is renewed while the ring still names that peer the owner.
+	// is renewed while the ring still names that peer (from) the owner,
+	// and never handed back to it.
 	adopted bool
+	from    string
 	// noRoundBefore holds off a new promise round: a handoff that failed
 	// may have moved some of the old owner's promises here without its
 	// leases, so this peer must not grant before they could have run out.
