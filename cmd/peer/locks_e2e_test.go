@@ -228,12 +228,12 @@ func (lc *lockCluster) acquire(ctx context.Context, phase string, p *peerProc, k
 	return lc.rec.granted(phase, p.name, opts.Holder, l, sent, time.Now()), nil
 }
 
-// release releases g through p and records it.
+// release releases g through p and records it. The release is recorded
+// before it is sent: a grant the release lets through may be recorded
+// before the release's answer comes back.
 func (lc *lockCluster) release(ctx context.Context, p *peerProc, g *recordedGrant) error {
-	sent := time.Now()
-	err := lc.client(p).Release(ctx, g.key, g.lease)
-	lc.rec.released(g, sent)
-	return err
+	lc.rec.released(g, time.Now())
+	return lc.client(p).Release(ctx, g.key, g.lease)
 }
 
 // heldLock is a self-renewing lease and its record.
@@ -256,15 +256,14 @@ func (lc *lockCluster) lock(ctx context.Context, phase string, p *peerProc, key 
 	return &heldLock{h: h, g: g, peer: p}, nil
 }
 
-// unlock stops renewing hl, releases it, and records its last deadline.
+// unlock records hl's deadline and its release (before sending it, as
+// release does), then stops renewing it and releases it.
 func (lc *lockCluster) unlock(hl *heldLock) error {
-	sent := time.Now()
+	lc.rec.extend(hl.g, hl.h.Deadline()) // a renewal still in flight can only extend it
+	lc.rec.released(hl.g, time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := hl.h.Unlock(ctx)
-	lc.rec.extend(hl.g, hl.h.Deadline())
-	lc.rec.released(hl.g, sent)
-	return err
+	return hl.h.Unlock(ctx)
 }
 
 // lost records the last deadline of a lease whose owner died.
@@ -381,70 +380,164 @@ func TestLocksEndToEnd(t *testing.T) {
 		})
 	}
 	run("contention", lc.testContention)
+
+	// From here on, 10 clients keep contending on the same 20 keys through
+	// every kill, restart, join and leave; the recorder checks them too.
+	var stopBackground atomic.Bool
+	bgStop := time.Now().Add(75 * time.Second)
+	bg, bgWG := lc.contend("background", 10, 20, 3000, 7, func() bool { return stopBackground.Load() || time.Now().After(bgStop) })
+	stopBg := func() {
+		if !stopBackground.Swap(true) {
+			bgWG.Wait()
+			t.Logf("background load: %v; refusals:%s", bg, bg.topReasons(8))
+		}
+	}
+	defer stopBg()
 	run("kill-owner", lc.testKillOwner)
 	run("kill-restart-owner", lc.testKillRestartOwner)
 	run("join-and-leave-handoff", lc.testHandoff)
 	run("restart-all", lc.testRestartAll)
+	stopBg()
 	run("lock-command", lc.testLockCommand)
+}
+
+// contendStats counts what contending clients got.
+type contendStats struct {
+	granted, held, unavailable, other, relErr atomic.Int64
+	// relUnknown counts releases answered 404 (unknown lease) although
+	// they were sent within the lease's TTL of its acquire.
+	relUnknown atomic.Int64
+	lastErr    atomic.Value
+
+	mu      sync.Mutex
+	latency []time.Duration // of the grants: acquire sent to answered
+	reasons map[string]int  // refusals and errors by message, digits masked
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
+
+func (s *contendStats) refused(err error) {
+	msg := digits.ReplaceAllString(err.Error(), "N")
+	if i := strings.IndexAny(msg, "(;"); i > 0 {
+		msg = msg[:i]
+	}
+	s.mu.Lock()
+	if s.reasons == nil {
+		s.reasons = map[string]int{}
+	}
+	s.reasons[msg]++
+	s.mu.Unlock()
+}
+
+// topReasons returns the most frequent refusals, most frequent first.
+func (s *contendStats) topReasons(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type r struct {
+		msg string
+		n   int
+	}
+	var rs []r
+	for m, c := range s.reasons {
+		rs = append(rs, r{m, c})
+	}
+	slices.SortFunc(rs, func(a, b r) int { return b.n - a.n })
+	var b strings.Builder
+	for i, x := range rs {
+		if i == n {
+			break
+		}
+		fmt.Fprintf(&b, "\n  %6d  %s", x.n, x.msg)
+	}
+	return b.String()
+}
+
+func (s *contendStats) String() string {
+	s.mu.Lock()
+	lat := slices.Clone(s.latency)
+	s.mu.Unlock()
+	slices.Sort(lat)
+	q := func(f float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[int(f*float64(len(lat)-1))].Round(10 * time.Microsecond)
+	}
+	return fmt.Sprintf("%d granted (acquire latency p50 %v, p99 %v, max %v), %d still held after the wait, %d unavailable, %d other errors, %d failed releases (%d unknown within the TTL); last error: %v",
+		s.granted.Load(), q(0.5), q(0.99), q(1), s.held.Load(), s.unavailable.Load(), s.other.Load(), s.relErr.Load(), s.relUnknown.Load(), s.lastErr.Load())
+}
+
+// contend runs clients goroutines that each, up to perClient times and
+// until stop says so, acquire a random one of keys lock keys through a
+// random peer (waiting up to 2 s), hold it 1-4 ms and release it through
+// another random peer.
+func (lc *lockCluster) contend(phase string, clients, keys, perClient int, seed uint64, stop func() bool) (*contendStats, *sync.WaitGroup) {
+	const ttl = 2 * time.Second
+	st := &contendStats{}
+	var wg sync.WaitGroup
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), seed))
+			holder := fmt.Sprintf("%s-%d", phase, w)
+			for i := 0; i < perClient && !stop(); i++ {
+				ps := lc.up()
+				key := fmt.Sprintf("e2e-lock-%d", rng.IntN(keys))
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				g, err := lc.acquire(ctx, phase, ps[rng.IntN(len(ps))], key,
+					client.LockOptions{TTL: ttl, Wait: 2 * time.Second, Holder: holder})
+				switch {
+				case err == nil:
+					st.granted.Add(1)
+					st.mu.Lock()
+					st.latency = append(st.latency, g.answered.Sub(g.sent))
+					st.mu.Unlock()
+					time.Sleep(time.Duration(1+rng.IntN(4)) * time.Millisecond)
+					sent := time.Now()
+					if err := lc.release(ctx, ps[rng.IntN(len(ps))], g); err != nil {
+						st.relErr.Add(1)
+						st.lastErr.Store(err.Error())
+						if errors.Is(err, client.ErrUnknownLease) && sent.Before(g.sent.Add(ttl)) {
+							st.relUnknown.Add(1)
+							st.lastErr.Store(fmt.Sprintf("release of %q token %d sent %v after its acquire, within its TTL: %v", key, g.token, sent.Sub(g.sent), err))
+						}
+					}
+				case errors.Is(err, client.ErrHeld):
+					st.held.Add(1)
+				case errors.Is(err, client.ErrUnavailable):
+					st.unavailable.Add(1)
+					st.lastErr.Store(err.Error())
+				default:
+					st.other.Add(1)
+					st.lastErr.Store(err.Error())
+				}
+				cancel()
+				if err != nil {
+					st.refused(err)
+					time.Sleep(20 * time.Millisecond) // a peer down or the key failing over
+				}
+			}
+		}()
+	}
+	return st, &wg
 }
 
 // testContention: 50 clients contend on 20 keys through random peers.
 func (lc *lockCluster) testContention(t *testing.T) {
 	const (
 		clients   = 50
-		keys      = 20
 		perClient = 120
-		budget    = 10 * time.Second
 	)
-	var (
-		granted, held, unavailable, other, relErr atomic.Int64
-		lastErr                                   atomic.Value
-		wg                                        sync.WaitGroup
-	)
-	stopAt := time.Now().Add(budget)
-	for w := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 6))
-			holder := fmt.Sprintf("c%d", w)
-			for i := 0; i < perClient && time.Now().Before(stopAt); i++ {
-				ps := lc.up()
-				key := fmt.Sprintf("e2e-lock-%d", rng.IntN(keys))
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				g, err := lc.acquire(ctx, "contention", ps[rng.IntN(len(ps))], key,
-					client.LockOptions{TTL: 2 * time.Second, Wait: 2 * time.Second, Holder: holder})
-				switch {
-				case err == nil:
-					granted.Add(1)
-					time.Sleep(time.Duration(1+rng.IntN(4)) * time.Millisecond)
-					sent := time.Now()
-					if err := lc.release(ctx, ps[rng.IntN(len(ps))], g); err != nil {
-						relErr.Add(1)
-						lastErr.Store(err.Error())
-						if errors.Is(err, client.ErrUnknownLease) && sent.Before(g.sent.Add(2*time.Second)) {
-							t.Errorf("release of %q token %d sent %v after its acquire was sent, within its 2s TTL: %v",
-								key, g.token, sent.Sub(g.sent), err)
-						}
-					}
-				case errors.Is(err, client.ErrHeld):
-					held.Add(1)
-				case errors.Is(err, client.ErrUnavailable):
-					unavailable.Add(1)
-					lastErr.Store(err.Error())
-				default:
-					other.Add(1)
-					lastErr.Store(err.Error())
-				}
-				cancel()
-			}
-		}()
-	}
+	stopAt := time.Now().Add(10 * time.Second)
+	st, wg := lc.contend("contention", clients, 20, perClient, 6, func() bool { return time.Now().After(stopAt) })
 	wg.Wait()
-	t.Logf("contention: %d granted, %d still held after the wait, %d unavailable, %d other errors, %d failed releases; last error: %v",
-		granted.Load(), held.Load(), unavailable.Load(), other.Load(), relErr.Load(), lastErr.Load())
-	if granted.Load() < clients*perClient/4 {
-		t.Errorf("only %d grants of %d attempts", granted.Load(), clients*perClient)
+	t.Logf("contention: %v", st)
+	if st.granted.Load() < clients*perClient/4 {
+		t.Errorf("only %d grants of %d attempts", st.granted.Load(), clients*perClient)
+	}
+	if n := st.relUnknown.Load(); n > 0 {
+		t.Errorf("%d releases sent within their lease's TTL found the lease unknown: %v", n, st.lastErr.Load())
 	}
 }
 
