@@ -355,17 +355,24 @@ func TestLocksEndToEnd(t *testing.T) {
 	lc.waitLockable(t, ps[0], "e2e-ready")
 	t.Logf("cluster up and granting locks after %v", time.Since(began).Round(time.Millisecond))
 
+	reported := map[string]bool{} // each violation fails the case that saw it first
 	checkRecorder := func(t *testing.T) {
 		t.Helper()
 		n, keys, violations := lc.rec.check()
-		for i, v := range violations {
-			if i == 20 {
-				t.Errorf("... and %d more violations", len(violations)-i)
-				break
+		fresh := 0
+		for _, v := range violations {
+			if reported[v] {
+				continue
 			}
-			t.Errorf("SAFETY VIOLATION: %s", v)
+			reported[v] = true
+			if fresh++; fresh <= 20 {
+				t.Errorf("SAFETY VIOLATION: %s", v)
+			}
 		}
-		t.Logf("recorder: %d grants over %d keys, %d violations", n, keys, len(violations))
+		if fresh > 20 {
+			t.Errorf("... and %d more violations", fresh-20)
+		}
+		t.Logf("recorder: %d grants over %d keys, %d violations (%d new)", n, keys, len(violations), fresh)
 	}
 	defer func() {
 		checkRecorder(t)
@@ -598,11 +605,29 @@ func (lc *lockCluster) testKillOwner(t *testing.T) {
 	const key = "e2e-kill"
 	old, owner := lc.heldKeyOwner(t, "kill-owner", key)
 	lc.setDown(owner, true)
+	watcher := lc.up()[0]
 	owner.kill()
 	kill := time.Now()
+	// When the failure is detected: the owner drops out of a survivor's ring.
+	detected := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(kill) < 30*time.Second {
+			var st struct {
+				RingMembers int `json:"ring_members"`
+			}
+			if watcher.getJSON("/v1/status", &st) == nil && st.RingMembers == len(lc.up()) {
+				detected <- time.Since(kill)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		detected <- -1
+	}()
 	g := lc.grantUntil(t, "kill-owner", key, time.Second, e2eLockDelay+e2eFailureDetection+5*time.Second, owner)
 	took := lc.afterOldLease(t, old, g, kill)
-	t.Logf("KILL -9 -> GRANT: %v (owner %s killed; lock-delay %v)", took.Round(time.Millisecond), owner.name, e2eLockDelay)
+	fd := <-detected
+	t.Logf("KILL -9 -> GRANT: %v (owner %s killed; %s dropped it from its ring after %v; lock-delay %v)",
+		took.Round(time.Millisecond), owner.name, watcher.name, fd.Round(time.Millisecond), e2eLockDelay)
 	lc.release(context.Background(), lc.peer(g.peer), g)
 
 	// Back with its data dir, for the next cases.
@@ -684,6 +709,11 @@ func (lc *lockCluster) testHandoff(t *testing.T) {
 		if len(moved) == 0 {
 			t.Errorf("%s moved none of the %d held keys", what, len(held))
 		}
+		// Seen failing on the leave in 2 runs of 7: the new owner handed a
+		// key it had just adopted from the leaving peer back to it before
+		// it saw the leave (handOff does not look at claim.adopted), the
+		// leaving peer redirected every request for it, and a renewal was
+		// answered 404 before the key came back.
 		for k, hl := range held {
 			if err := hl.h.Err(); err != nil {
 				t.Errorf("%s: the held lock on %q (owner %s, now %s) was lost: %v", what, k, before[k], after[k], err)
