@@ -29,7 +29,7 @@ const (
 	e2eMaxTTL    = e2eLockDelay - e2eLockDrift
 	// e2eFailureDetection bounds how long the peers take to mark a killed
 	// peer failed and drop it from their rings (memberlist's LAN timings:
-	// a probe a second, then a suspicion timeout; about 5 s here).
+	// a probe a second, then a suspicion timeout; 5-7 s measured here).
 	e2eFailureDetection = 12 * time.Second
 )
 
