@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -47,14 +48,6 @@ type lockHeldAnswer struct {
 	Error       string `json:"error"`
 	Holder      string `json:"holder"`
 	RemainingMS int64  `json:"remaining_ms"`
-}
-
-type lockGrantAnswer struct {
-	Key   string `json:"key"`
-	Token int64  `json:"token"`
-	Lease string `json:"lease"`
-	TTLMS int64  `json:"ttl_ms"`
-	Owner string `json:"owner"`
 }
 
 type lockInfoAnswer struct {
@@ -125,7 +118,7 @@ func (a *Agent) handleAcquireLock(w http.ResponseWriter, r *http.Request, key st
 		if wait, err = parseLockDuration("wait", b.Wait); err == nil {
 			var g LockGrant
 			if g, err = a.AcquireLock(r.Context(), key, LockRequest{TTL: ttl, Wait: wait, Holder: b.Holder}); err == nil {
-				writeJSON(w, http.StatusOK, grantAnswer(g))
+				writeGrant(w, g)
 				return
 			}
 		}
@@ -133,8 +126,25 @@ func (a *Agent) handleAcquireLock(w http.ResponseWriter, r *http.Request, key st
 	writeLockError(w, err)
 }
 
-func grantAnswer(g LockGrant) lockGrantAnswer {
-	return lockGrantAnswer{Key: g.Key, Token: g.Token, Lease: g.Lease, TTLMS: g.TTL.Milliseconds(), Owner: g.Owner}
+// writeGrant writes a grant's answer, encoded by hand: it is the hot path
+// of every acquire and renewal (the same bytes encoding/json would write
+// for lockGrantAnswer, compact).
+func writeGrant(w http.ResponseWriter, g LockGrant) {
+	b := make([]byte, 0, 128+len(g.Key))
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, g.Key)
+	b = append(b, `,"token":`...)
+	b = strconv.AppendInt(b, g.Token, 10)
+	b = append(b, `,"lease":`...)
+	b = appendJSONString(b, g.Lease)
+	b = append(b, `,"ttl_ms":`...)
+	b = strconv.AppendInt(b, g.TTL.Milliseconds(), 10)
+	b = append(b, `,"owner":`...)
+	b = appendJSONString(b, g.Owner)
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
 func (a *Agent) handleRenewLock(w http.ResponseWriter, r *http.Request, key string) {
@@ -151,7 +161,7 @@ func (a *Agent) handleRenewLock(w http.ResponseWriter, r *http.Request, key stri
 	if err == nil {
 		var g LockGrant
 		if g, err = a.RenewLock(r.Context(), key, b.Lease, ttl); err == nil {
-			writeJSON(w, http.StatusOK, grantAnswer(g))
+			writeGrant(w, g)
 			return
 		}
 	}
@@ -163,7 +173,10 @@ func (a *Agent) handleReleaseLock(w http.ResponseWriter, r *http.Request, key st
 		writeLockError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"key": key, "released": true})
+	b := append(appendJSONString([]byte(`{"key":`), key), `,"released":true}`+"\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 }
 
 func (a *Agent) handleLockInfo(w http.ResponseWriter, r *http.Request, key string) {

@@ -136,35 +136,24 @@ func pairLoad(b *testing.B, c *client.Client, keys []string, clients int, d time
 	var pairs atomic.Int64
 	var failed atomic.Value
 	deadline := time.Now().Add(d)
-	var tokens chan struct{}
-	stop := make(chan struct{})
-	if rate > 0 {
-		tokens = make(chan struct{}, clients)
-		go func() {
-			every := time.Duration(float64(time.Second) / rate)
-			next := time.Now()
-			for {
-				next = next.Add(every)
-				time.Sleep(time.Until(next))
-				select {
-				case tokens <- struct{}{}:
-				case <-stop:
-					return
-				}
-			}
-		}()
-	}
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Paced: each client starts a pair every clients/rate, offset
+			// by its index, never bursting to catch up.
+			var every time.Duration
+			next := time.Now()
+			if rate > 0 {
+				every = time.Duration(float64(clients) / rate * float64(time.Second))
+				next = next.Add(every * time.Duration(i) / time.Duration(clients))
+			}
 			for n := 0; time.Now().Before(deadline) && n < 10_000_000; n++ {
-				if tokens != nil {
-					select {
-					case <-tokens:
-					case <-time.After(time.Until(deadline)):
-						return
+				if every > 0 {
+					time.Sleep(time.Until(next))
+					if next = next.Add(every); next.Before(time.Now()) {
+						next = time.Now()
 					}
 				}
 				key := keys[i+clients*(n%(len(keys)/clients))] // disjoint per client
@@ -186,7 +175,6 @@ func pairLoad(b *testing.B, c *client.Client, keys []string, clients int, d time
 		}()
 	}
 	wg.Wait()
-	close(stop)
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
