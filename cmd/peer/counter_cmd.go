@@ -24,6 +24,16 @@ type subcommand struct {
 	flags   []string // the flags that apply, besides the shared ones
 }
 
+// findSubcommand returns the subcommand called name, or nil.
+func findSubcommand(subs []subcommand, name string) *subcommand {
+	for i := range subs {
+		if subs[i].name == name {
+			return &subs[i]
+		}
+	}
+	return nil
+}
+
 var counterSubcommands = []subcommand{
 	{
 		name: "incr", args: "KEY [N]",
@@ -77,12 +87,7 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 		if len(args) == 0 {
 			return usagef("give a subcommand: incr, decr, get or list")
 		}
-		var sub *subcommand
-		for i := range counterSubcommands {
-			if counterSubcommands[i].name == args[0] {
-				sub = &counterSubcommands[i]
-			}
-		}
+		sub := findSubcommand(counterSubcommands, args[0])
 		if sub == nil {
 			return usagef("unknown subcommand %q: use incr, decr, get or list", args[0])
 		}
@@ -320,29 +325,37 @@ func counterList(c apiClient, prefix string, limit int) error {
 // counterHelp prints help for peer counter, or for the subcommand named in
 // args, on stdout.
 func counterHelp(fs *pflag.FlagSet, args []string) error {
-	shared := []string{"http-addr", "json", "help"}
 	if len(args) > 0 {
-		for _, sub := range counterSubcommands {
-			if sub.name != args[0] {
-				continue
-			}
-			fmt.Fprintf(out, "Usage: peer counter %s [flags] %s\n\n%s.\n\n%s\n\n", sub.name, sub.args, upperFirst(sub.summary), sub.help)
-			printFlags(fs, append(sub.flags, shared...))
-			return nil
+		sub := findSubcommand(counterSubcommands, args[0])
+		if sub == nil {
+			return usagef("unknown subcommand %q: use incr, decr, get or list", args[0])
 		}
-		return usagef("unknown subcommand %q: use incr, decr, get or list", args[0])
+		printSubcommand(fs, "counter", sub)
+		return nil
 	}
 	fmt.Fprintf(out, "Usage: peer counter [flags] SUBCOMMAND ARGS\n\n")
 	fmt.Fprintf(out, "Increment, read and list cluster-wide counters. incr, decr and get print\n")
 	fmt.Fprintf(out, "the value alone (or the API's JSON with --json).\n\nSubcommands:\n")
+	printSubcommands(fs, "counter", counterSubcommands)
+	return nil
+}
+
+// printSubcommand prints the help of one subcommand of peer cmd: usage,
+// summary, details and the flags that apply.
+func printSubcommand(fs *pflag.FlagSet, cmd string, sub *subcommand) {
+	fmt.Fprintf(out, "Usage: peer %s %s [flags] %s\n\n%s.\n\n%s\n\n", cmd, sub.name, sub.args, upperFirst(sub.summary), sub.help)
+	printFlags(fs, append(append([]string{}, sub.flags...), "http-addr", "json", "help"))
+}
+
+// printSubcommands lists subs one a line, then every flag of fs.
+func printSubcommands(fs *pflag.FlagSet, cmd string, subs []subcommand) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	for _, sub := range counterSubcommands {
+	for _, sub := range subs {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", sub.name, sub.args, sub.summary)
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nRun 'peer counter SUBCOMMAND --help' for more.\n\n")
+	fmt.Fprintf(out, "\nRun 'peer %s SUBCOMMAND --help' for more.\n\n", cmd)
 	printFlags(fs, nil)
-	return nil
 }
 
 // printFlags prints the named flags of fs (all when names is nil).

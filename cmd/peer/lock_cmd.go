@@ -124,12 +124,7 @@ func lockCommand(fs *pflag.FlagSet) func([]string) error {
 		if len(args) == 0 {
 			return usagef("give a subcommand (acquire, renew, release or info), or run a command: peer lock KEY -- CMD [ARGS...]")
 		}
-		var sub *subcommand
-		for i := range lockSubcommands {
-			if lockSubcommands[i].name == args[0] {
-				sub = &lockSubcommands[i]
-			}
-		}
+		sub := findSubcommand(lockSubcommands, args[0])
 		if sub == nil {
 			return usagef("unknown subcommand %q: use acquire, renew, release or info; to run a command under a lock: peer lock KEY -- CMD [ARGS...]", args[0])
 		}
@@ -447,25 +442,15 @@ func signalNumber(sig os.Signal) int {
 // lockHelp prints help for peer lock, or for the subcommand named in args,
 // on stdout.
 func lockHelp(fs *pflag.FlagSet, args []string) error {
-	shared := []string{"http-addr", "json", "help"}
 	if len(args) > 0 && fs.ArgsLenAtDash() < 0 {
-		for _, sub := range lockSubcommands {
-			if sub.name != args[0] {
-				continue
-			}
-			fmt.Fprintf(out, "Usage: peer lock %s [flags] %s\n\n%s.\n\n%s\n\n", sub.name, sub.args, upperFirst(sub.summary), sub.help)
-			printFlags(fs, append(append([]string{}, sub.flags...), shared...))
-			return nil
+		sub := findSubcommand(lockSubcommands, args[0])
+		if sub == nil {
+			return usagef("unknown subcommand %q: use acquire, renew, release or info", args[0])
 		}
-		return usagef("unknown subcommand %q: use acquire, renew, release or info", args[0])
+		printSubcommand(fs, "lock", sub)
+		return nil
 	}
 	fmt.Fprintf(out, "%s\n\nSubcommands, for scripts that manage a lease themselves:\n", lockRunHelp)
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	for _, sub := range lockSubcommands {
-		fmt.Fprintf(tw, "  %s %s\t%s\n", sub.name, sub.args, sub.summary)
-	}
-	tw.Flush()
-	fmt.Fprintf(out, "\nRun 'peer lock SUBCOMMAND --help' for more.\n\n")
-	printFlags(fs, nil)
+	printSubcommands(fs, "lock", lockSubcommands)
 	return nil
 }
