@@ -367,10 +367,16 @@ func (ls *lockService) await(ctx context.Context, key string, ticket lockmgr.Tic
 			ls.wake()
 			return lockmgr.Lease{}, fmt.Errorf("%w: gave up waiting for %q: %v", ErrUnavailable, key, ctx.Err())
 		}
+		// The outcome was decided as the context ended — maybe just now, by
+		// the timers Cancel ran, into the table's outbox: deliver it, take
+		// it, and give a grant nobody will use straight back.
+		ls.dispatch(ls.table.Tick(now))
 		ls.mu.Unlock()
-		// The outcome was decided as the context ended: take it, and give
-		// a grant nobody will use straight back.
-		ev = <-ch
+		select {
+		case ev = <-ch:
+		case <-ls.a.stop:
+			return lockmgr.Lease{}, fmt.Errorf("%w: gave up waiting for %q: %v", ErrUnavailable, key, ctx.Err())
+		}
 		if ev.Kind == lockmgr.WaiterGranted {
 			ls.mu.Lock()
 			evs, _ := ls.table.Release(ev.Lease, ls.a.clock.Now())
