@@ -326,6 +326,10 @@ func CheckLocks(ops []LockOp, topo []Topology, crashes []LockCrash, lockDelay fl
 			lc.Answers[op.Op] = map[LockAnswer]int{}
 		}
 		lc.Answers[op.Op][op.Answer]++
+		if op.Answer == LockHung {
+			vs = append(vs, Violation{Checker: "locks", Kind: "hung", Key: op.Key, Peer: op.Peer,
+				Msg: fmt.Sprintf("%s: %s #%d through %s sent at %.3fs got no answer: %s", op.Key, op.Op, op.ID, op.Peer, op.Start, op.Err)})
+		}
 	}
 
 	// Holds, from each hold's requests in the order sent.

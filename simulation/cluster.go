@@ -70,9 +70,13 @@ type Peer struct {
 	mu sync.RWMutex
 	// started is when its agent was last started.
 	started time.Time
-	fs      *vfs.MemFS
-	agent   *agent.Agent
-	state   PeerState
+	// down is closed when the running agent stops (crash, leave, close):
+	// a client talking to it then loses its connection, as it would to a
+	// real process.
+	down  chan struct{}
+	fs    *vfs.MemFS
+	agent *agent.Agent
+	state PeerState
 }
 
 // Agent returns the running agent and its generation, or nil.
@@ -83,6 +87,25 @@ func (p *Peer) Agent() (*agent.Agent, uint64) {
 		return nil, p.gen.Load()
 	}
 	return p.agent, p.gen.Load()
+}
+
+// stop closes down. Called with mu held.
+func (p *Peer) stop() {
+	if p.down != nil {
+		close(p.down)
+		p.down = nil
+	}
+}
+
+// connect returns the running agent, its generation and a channel closed
+// when it stops; nil if it is not running.
+func (p *Peer) connect() (*agent.Agent, uint64, <-chan struct{}) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.state != Running {
+		return nil, p.gen.Load(), nil
+	}
+	return p.agent, p.gen.Load(), p.down
 }
 
 // stopped reports whether the peer's agent was ever stopped (crash or
@@ -300,7 +323,7 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 		return fmt.Errorf("simulation: start %s: %w", name, err)
 	}
 	p.mu.Lock()
-	p.agent, p.state = a, Running
+	p.agent, p.state, p.down = a, Running, make(chan struct{})
 	p.mu.Unlock()
 	return nil
 }
@@ -318,6 +341,7 @@ func (c *Cluster) Crash(name string) error {
 		return fmt.Errorf("%w: crash %s: it is %s", ErrPeerState, name, p.state)
 	}
 	p.gen.Add(1) // before the clone: answers after this are suspect
+	p.stop()
 	if err := c.net.Crash(p.IP); err != nil {
 		p.mu.Unlock()
 		return err
@@ -363,6 +387,7 @@ func (c *Cluster) Leave(ctx context.Context, name string) error {
 	lerr := a.Leave(ctx)
 	p.mu.Lock()
 	p.gen.Add(1)
+	p.stop()
 	p.agent, p.state = nil, Left
 	p.mu.Unlock()
 	a.Shutdown()
@@ -504,6 +529,7 @@ func (c *Cluster) Close() {
 		a := p.agent
 		p.agent, p.state = nil, Down
 		p.gen.Add(1)
+		p.stop()
 		p.mu.Unlock()
 		if a != nil {
 			wg.Add(1)

@@ -117,6 +117,9 @@ const (
 	// LockAmbiguous: no answer (a timeout, the peer crashed meanwhile):
 	// the request may or may not have taken effect.
 	LockAmbiguous LockAnswer = "ambiguous"
+	// LockHung: the agent did not answer long after the request's
+	// deadline (a liveness bug of the agent, reported as a violation).
+	LockHung LockAnswer = "hung"
 )
 
 // Topology is the network's shape from From until To (seconds of wall

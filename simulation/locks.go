@@ -24,6 +24,15 @@ const (
 	maxLockThink = 200 * time.Millisecond
 )
 
+// hangGrace is how long past its deadline a lock request may go
+// unanswered before the client reports it hung.
+const hangGrace = 5 * time.Second
+
+var (
+	errPeerStopped = errors.New("the peer stopped while the request was in flight (connection lost)")
+	errHung        = errors.New("hung: the agent ignored the request's context")
+)
+
 // lockWorkload runs the lock clients. Its methods are called by the run's
 // step loop only.
 type lockWorkload struct {
@@ -183,7 +192,7 @@ func (w *lockWorkload) do(c, hold int, op, key, name, lease string) (agent.LockG
 	if err != nil {
 		return agent.LockGrant{}, false
 	}
-	a, gen := p.Agent()
+	a, gen, down := p.connect()
 	if a == nil {
 		lo.End, lo.Answer, lo.Err = r.h.now(), LockDown, "peer is "+p.State().String()
 		r.h.addLockOp(lo)
@@ -193,19 +202,51 @@ func (w *lockWorkload) do(c, hold int, op, key, name, lease string) (agent.LockG
 	if op == "acquire" {
 		wait = w.ttl
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait+r.requestTimeout)
-	var g agent.LockGrant
-	switch op {
-	case "acquire":
-		g, err = a.AcquireLock(ctx, key, agent.LockRequest{TTL: w.ttl, Wait: wait, Holder: fmt.Sprintf("c%d/h%d", c, hold)})
-	case "renew":
-		g, err = a.RenewLock(ctx, key, lease, w.ttl)
-	case "release":
-		err = a.ReleaseLock(ctx, key, lease)
+	timeout := wait + r.requestTimeout
+	type answer struct {
+		g   agent.LockGrant
+		err error
 	}
-	cancel()
+	// The call runs apart, as a request over a connection would: the
+	// client stops listening when the peer stops (a crash drops the
+	// connection) or long after the deadline (a hang, reported).
+	ch := make(chan answer, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var a2 answer
+		switch op {
+		case "acquire":
+			a2.g, a2.err = a.AcquireLock(ctx, key, agent.LockRequest{TTL: w.ttl, Wait: wait, Holder: fmt.Sprintf("c%d/h%d", c, hold)})
+		case "renew":
+			a2.g, a2.err = a.RenewLock(ctx, key, lease, w.ttl)
+		case "release":
+			a2.err = a.ReleaseLock(ctx, key, lease)
+		}
+		ch <- a2
+	}()
+	var res answer
+	hang := time.NewTimer(timeout + hangGrace)
+	defer hang.Stop()
+	select {
+	case res = <-ch:
+	case <-down:
+		// A crashed peer's call may never return (a real crash ends it):
+		// give it a moment to answer, then hang up.
+		select {
+		case res = <-ch:
+		case <-time.After(100 * time.Millisecond):
+			res.err = errPeerStopped
+		}
+	case <-hang.C:
+		res.err = fmt.Errorf("%w: no answer %v after the request's %v deadline", errHung, hangGrace, timeout)
+	}
+	g, err := res.g, res.err
 	lo.End = r.h.now()
 	lo.Answer = lockAnswer(err, p.gen.Load() != gen)
+	if errors.Is(err, errHung) {
+		lo.Answer = LockHung
+	}
 	if err != nil {
 		lo.Err = err.Error()
 	}
