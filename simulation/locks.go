@@ -133,8 +133,8 @@ func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
 }
 
 // client acquires a key (waiting up to a TTL for it) through a random
-// peer, holds it for up to 1.5 TTL, renewing through random peers every
-// TTL/3, releases it through a random peer, thinks, and again. Every draw
+// peer, holds it for up to 3/4 of a TTL, renewing through random peers
+// every TTL/3, releases it through a random peer, thinks, and again. Every draw
 // comes from its own source, in a fixed order, so the same seed sends the
 // same requests.
 func (w *lockWorkload) client(c int, rng *rand.Rand, stop <-chan struct{}) {
@@ -154,10 +154,13 @@ func (w *lockWorkload) client(c int, rng *rand.Rand, stop <-chan struct{}) {
 			key = w.keys[1+rng.IntN(len(w.keys)-1)]
 		}
 		peer := pick()
-		holdFor := time.Duration(rng.Int64N(int64(w.ttl) * 3 / 2))
+		holdFor := time.Duration(rng.Int64N(int64(w.ttl) * 3 / 4))
 		pause := time.Duration(rng.Int64N(int64(think) + 1))
 		hold := w.nextHold()
 		g, ok := w.do(c, hold, "acquire", key, peer, "")
+		if !ok && !sleepOrStop(w.backoff(hold), stop) {
+			return
+		}
 		if ok {
 			end := time.Now().Add(holdFor)
 			for ok {
@@ -182,6 +185,18 @@ func (w *lockWorkload) client(c int, rng *rand.Rand, stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// backoff is how long a client waits after a refused acquire, as a real
+// client told "retry later" would: an eighth to a quarter of the
+// lock-delay, in wall time (the agent's epochs follow the wall clock
+// whatever the speed, and each promise round that fails uses one; a
+// client hammering a contested key would use them up). It varies with the
+// hold number, not a random draw, so that the seeded sequence of requests
+// does not depend on which acquires were refused.
+func (w *lockWorkload) backoff(hold int) time.Duration {
+	ld := w.r.cfg.lockConfig().LockDelay
+	return ld/8 + time.Duration(uint64(hold)*2654435761%1000)*(ld/8)/1000
 }
 
 // do sends one lock request and records it.
