@@ -43,13 +43,13 @@ type lockWorkload struct {
 	ttl  time.Duration
 	stop chan struct{}
 	wg   sync.WaitGroup
-	// holds numbers the holds (shared by the clients).
-	holds sync.Mutex
-	hold  int
+	// holds counts each client's holds (each client's own, kept across
+	// stop and start).
+	holds []int
 }
 
 func newLockWorkload(r *run) *lockWorkload {
-	w := &lockWorkload{r: r, ttl: r.cfg.lockConfig().DefaultTTL}
+	w := &lockWorkload{r: r, ttl: r.cfg.lockConfig().DefaultTTL, holds: make([]int, r.cfg.LockClients)}
 	for c := range r.cfg.LockClients {
 		// Streams apart from the counter clients' (1..Clients).
 		w.rngs = append(w.rngs, rand.New(rand.NewPCG(r.cfg.Seed, 1<<32+uint64(c))))
@@ -113,13 +113,6 @@ func (w *lockWorkload) stopAndWait() {
 	w.stop = nil
 }
 
-func (w *lockWorkload) nextHold() int {
-	w.holds.Lock()
-	defer w.holds.Unlock()
-	w.hold++
-	return w.hold
-}
-
 // sleep waits d or until stop; it reports whether d passed.
 func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
 	t := time.NewTimer(d)
@@ -134,14 +127,15 @@ func sleepOrStop(d time.Duration, stop <-chan struct{}) bool {
 
 // client acquires a key (waiting up to a TTL for it) through a random
 // peer, holds it for up to 3/4 of a TTL, renewing through random peers
-// every TTL/3, releases it through a random peer, thinks, and again. Every draw
-// comes from its own source, in a fixed order, so the same seed sends the
-// same requests.
+// every TTL/3, releases it through a random peer, thinks, and again. The
+// key, the peer, how long to hold and think come from the client's source
+// in a fixed order; the peers of a hold's renews and release from a source
+// of that hold's own: so the same seed sends the same requests whatever
+// was granted or refused.
 func (w *lockWorkload) client(c int, rng *rand.Rand, stop <-chan struct{}) {
 	defer w.wg.Done()
 	r := w.r
 	peers := r.sc.Peers
-	pick := func() string { return peers[rng.IntN(len(peers))] }
 	think := r.cfg.scale(maxLockThink)
 	for {
 		select {
@@ -153,10 +147,13 @@ func (w *lockWorkload) client(c int, rng *rand.Rand, stop <-chan struct{}) {
 		if rng.IntN(100) >= busyPercent && len(w.keys) > 1 {
 			key = w.keys[1+rng.IntN(len(w.keys)-1)]
 		}
-		peer := pick()
+		peer := peers[rng.IntN(len(peers))]
 		holdFor := time.Duration(rng.Int64N(int64(w.ttl) * 3 / 4))
 		pause := time.Duration(rng.Int64N(int64(think) + 1))
-		hold := w.nextHold()
+		w.holds[c]++
+		hold := w.holds[c]
+		hrng := rand.New(rand.NewPCG(r.cfg.Seed, 1<<48|uint64(c)<<24|uint64(hold)))
+		pick := func() string { return peers[hrng.IntN(len(peers))] }
 		g, ok := w.do(c, hold, "acquire", key, peer, "")
 		if !ok && !sleepOrStop(w.backoff(hold), stop) {
 			return
