@@ -288,14 +288,21 @@ func lockAnswer(err error, crashed bool) LockAnswer {
 		return LockBad
 	case crashed, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		// The peer asked forwarded it and the owner did not answer: it may
-		// have granted or released.
-		errors.Is(err, agent.ErrUnavailable) && strings.Contains(err.Error(), "did not answer"):
+		// have granted or released, unless the connection to it could not
+		// even be made (the agent wraps the RPC error as text).
+		errors.Is(err, agent.ErrUnavailable) && strings.Contains(err.Error(), "did not answer") && !neverSent(err):
 		return LockAmbiguous
 	case errors.Is(err, agent.ErrUnavailable), errors.Is(err, agent.ErrNotReady), errors.Is(err, agent.ErrNotStarted):
 		return LockUnavailable
 	default:
 		return LockAmbiguous
 	}
+}
+
+// neverSent reports whether a forward failed while dialing the owner.
+func neverSent(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "peer unreachable: dial ") || strings.Contains(m, "call timed out: dial ")
 }
 
 // ownedKeys returns the lock keys peer name owns in its own ring view.
