@@ -44,5 +44,10 @@
 // the workload clients (stopped and waited for by each `workload stop` and
 // at the end), the timeline sampler, and the timers that resume paused
 // peers (stopped by a heal or Close). Every request has a deadline and
-// every wait a bound, so a run always ends.
+// every wait a bound, so a run always ends. A lock request runs in a
+// goroutine of its own, as over a connection: the client hangs up when the
+// peer stops or long after the deadline (reported as a hung request), and
+// the call ends when the agent answers — except a queued acquire on an
+// agent that was shut down, which never does (an agent bug; see
+// TestAgentBugQueuedAcquireHangsAfterShutdown).
 package simulation
