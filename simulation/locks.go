@@ -42,7 +42,11 @@ type lockWorkload struct {
 	keys []string
 	ttl  time.Duration
 	stop chan struct{}
-	wg   sync.WaitGroup
+	// stopped ends with stop: it cuts short the acquires waiting in a
+	// queue, so that a stop does not wait for them.
+	stopped context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 	// holds counts each client's holds (each client's own, kept across
 	// stop and start).
 	holds []int
@@ -98,6 +102,7 @@ func (w *lockWorkload) start() {
 	}
 	w.pickKeys()
 	w.stop = make(chan struct{})
+	w.stopped, w.cancel = context.WithCancel(context.Background())
 	for c, rng := range w.rngs {
 		w.wg.Add(1)
 		go w.client(c, rng, w.stop)
@@ -109,6 +114,7 @@ func (w *lockWorkload) stopAndWait() {
 		return
 	}
 	close(w.stop)
+	w.cancel()
 	w.wg.Wait()
 	w.stop = nil
 }
@@ -223,8 +229,12 @@ func (w *lockWorkload) do(c, hold int, op, key, name, lease string) (agent.LockG
 	// client stops listening when the peer stops (a crash drops the
 	// connection) or long after the deadline (a hang, reported).
 	ch := make(chan answer, 1)
+	parent := context.Background()
+	if op == "acquire" {
+		parent = w.stopped // renews and releases finish what they began
+	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(parent, timeout)
 		defer cancel()
 		var a2 answer
 		switch op {
