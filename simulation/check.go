@@ -510,7 +510,8 @@ func minorityWindows(topo []Topology) map[string][]minorityWindow {
 		open := false
 		var w minorityWindow
 		for _, t := range topo {
-			if t.Minority(p) {
+			// A peer that is down is on no side: it grants nothing.
+			if slices.Contains(t.Running, p) && t.Minority(p) {
 				if !open {
 					w, open = minorityWindow{from: t.From}, true
 				}
