@@ -30,11 +30,6 @@ const (
 	KeyPrefix = "sim/"
 )
 
-// TODO(locks): the lock workload (acquire, hold, release through random
-// peers, recording each grant's fencing token and real-time lease
-// interval) arrives with locks (issue 6), as LockClient beside these
-// counter clients.
-
 // workload runs the counter clients between start and stop. Its methods
 // are called by the run's step loop only.
 type workload struct {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,8 +66,14 @@ type Peer struct {
 	// knows its answer may have come after the crash (clients.go).
 	gen atomic.Uint64
 
-	// mu guards fs, agent and state.
-	mu    sync.RWMutex
+	// mu guards fs, agent, state and started.
+	mu sync.RWMutex
+	// started is when its agent was last started.
+	started time.Time
+	// down is closed when the running agent stops (crash, leave, close):
+	// a client talking to it then loses its connection, as it would to a
+	// real process.
+	down  chan struct{}
 	fs    *vfs.MemFS
 	agent *agent.Agent
 	state PeerState
@@ -79,6 +87,25 @@ func (p *Peer) Agent() (*agent.Agent, uint64) {
 		return nil, p.gen.Load()
 	}
 	return p.agent, p.gen.Load()
+}
+
+// stop closes down. Called with mu held.
+func (p *Peer) stop() {
+	if p.down != nil {
+		close(p.down)
+		p.down = nil
+	}
+}
+
+// connect returns the running agent, its generation and a channel closed
+// when it stops; nil if it is not running.
+func (p *Peer) connect() (*agent.Agent, uint64, <-chan struct{}) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.state != Running {
+		return nil, p.gen.Load(), nil
+	}
+	return p.agent, p.gen.Load(), p.down
 }
 
 // stopped reports whether the peer's agent was ever stopped (crash or
@@ -215,6 +242,7 @@ func (c *Cluster) agentConfig(p *Peer, fs *vfs.MemFS, seeds []string) agent.Conf
 	cfg.Clock = agentClock{p.host.Clock()}
 	cfg.RPCTransport = p.host
 	cfg.Timings, cfg.RPCTimeout, cfg.Counters = c.cfg.timings()
+	cfg.Locks = c.cfg.lockConfig()
 	cfg.Logger = c.cfg.Logger
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -268,9 +296,12 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	p.mu.RLock()
+	p.mu.Lock()
 	state, fs := p.state, p.fs
-	p.mu.RUnlock()
+	if state != Running {
+		p.started = time.Now()
+	}
+	p.mu.Unlock()
 	if state == Running {
 		return fmt.Errorf("%w: start %s: it is running", ErrPeerState, name)
 	}
@@ -292,7 +323,7 @@ func (c *Cluster) Start(ctx context.Context, name string) error {
 		return fmt.Errorf("simulation: start %s: %w", name, err)
 	}
 	p.mu.Lock()
-	p.agent, p.state = a, Running
+	p.agent, p.state, p.down = a, Running, make(chan struct{})
 	p.mu.Unlock()
 	return nil
 }
@@ -310,6 +341,7 @@ func (c *Cluster) Crash(name string) error {
 		return fmt.Errorf("%w: crash %s: it is %s", ErrPeerState, name, p.state)
 	}
 	p.gen.Add(1) // before the clone: answers after this are suspect
+	p.stop()
 	if err := c.net.Crash(p.IP); err != nil {
 		p.mu.Unlock()
 		return err
@@ -355,6 +387,7 @@ func (c *Cluster) Leave(ctx context.Context, name string) error {
 	lerr := a.Leave(ctx)
 	p.mu.Lock()
 	p.gen.Add(1)
+	p.stop()
 	p.agent, p.state = nil, Left
 	p.mu.Unlock()
 	a.Shutdown()
@@ -496,6 +529,7 @@ func (c *Cluster) Close() {
 		a := p.agent
 		p.agent, p.state = nil, Down
 		p.gen.Add(1)
+		p.stop()
 		p.mu.Unlock()
 		if a != nil {
 			wg.Add(1)
@@ -508,4 +542,57 @@ func (c *Cluster) Close() {
 	wg.Wait()
 	c.net.Close()
 	os.RemoveAll(c.root)
+}
+
+// topology returns the network's shape as the lock checker needs it: the
+// voters (peers started and not left; crashed ones count, as the agent
+// counts failed members), which of them run, the partition groups and the
+// cut links. starting names peers being started, counted as running.
+func (c *Cluster) topology(starting ...string) Topology {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var t Topology
+	for _, name := range slices.SortedFunc(maps.Keys(c.peers), comparePeerNames) {
+		p := c.peers[name]
+		p.mu.RLock()
+		state := p.state
+		p.mu.RUnlock()
+		switch {
+		case state == Running || slices.Contains(starting, name):
+			t.Voters = append(t.Voters, name)
+			t.Running = append(t.Running, name)
+		case state == Down && p.stopped():
+			t.Voters = append(t.Voters, name)
+		}
+	}
+	if c.groups != nil {
+		byGroup := map[int][]string{}
+		for _, name := range slices.SortedFunc(maps.Keys(c.peers), comparePeerNames) {
+			g := c.groups[name] // 0: the peers no group named
+			byGroup[g] = append(byGroup[g], name)
+		}
+		for _, g := range slices.Sorted(maps.Keys(byGroup)) {
+			t.Groups = append(t.Groups, byGroup[g])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.cuts)) {
+		from, to, _ := strings.Cut(k, ">")
+		t.Cuts = append(t.Cuts, [2]string{from, to})
+	}
+	return t
+}
+
+// quietLeft returns how long until no running peer is in its lock quiet
+// period: lockDelay (plus 5% for drift and 50 ms for the start itself)
+// after its agent was started.
+func (c *Cluster) quietLeft(lockDelay time.Duration) time.Duration {
+	ps, _ := c.Running()
+	var left time.Duration
+	for _, p := range ps {
+		p.mu.RLock()
+		started := p.started
+		p.mu.RUnlock()
+		left = max(left, time.Until(started.Add(lockDelay+lockDelay/20+50*time.Millisecond)))
+	}
+	return left
 }

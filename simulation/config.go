@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringleader/ringleader/agent"
+	"github.com/ringleader/ringleader/lockmgr"
 )
 
 // Config configures a simulation run. Build it from DefaultConfig; Run
@@ -30,6 +31,11 @@ type Config struct {
 	Clients int
 	// Keys is how many counter keys the workload writes (default 8).
 	Keys int
+	// LockClients is how many lock clients run beside the counter
+	// clients (default 3; 0 runs none).
+	LockClients int
+	// LockKeys is how many lock keys they contend for (default 3).
+	LockKeys int
 	// Logger gets the agents' logs; nil discards them.
 	Logger *slog.Logger
 	// Progress, if set, gets one line per scenario step as it starts.
@@ -38,7 +44,7 @@ type Config struct {
 
 // DefaultConfig returns a config for a quick run.
 func DefaultConfig() Config {
-	return Config{Seed: 1, Clients: 4, Keys: 8}
+	return Config{Seed: 1, Clients: 4, Keys: 8, LockClients: 3, LockKeys: 3}
 }
 
 // AutoSpeed is the speed a run of n peers gets when Config.Speed is 0: as
@@ -75,6 +81,12 @@ func (c Config) Validate() error {
 	}
 	if c.Keys < 1 || c.Keys > 10000 {
 		return fmt.Errorf("simulation: keys %d: give 1-10000", c.Keys)
+	}
+	if c.LockClients < 0 || c.LockClients > 1000 {
+		return fmt.Errorf("simulation: lock clients %d: give 0-1000", c.LockClients)
+	}
+	if c.LockClients > 0 && (c.LockKeys < 1 || c.LockKeys > 1000) {
+		return fmt.Errorf("simulation: lock keys %d: give 1-1000", c.LockKeys)
 	}
 	return nil
 }
@@ -114,4 +126,23 @@ func (c Config) timings() (agent.Timings, time.Duration, agent.CounterConfig) {
 	ctr.MajorityTimeout = max(c.scale(ctr.MajorityTimeout), floorMajorityTimeout)
 	ctr.IdentityTimeout = max(c.scale(ctr.IdentityTimeout), floorIdentityTimeout)
 	return t, rpc, ctr
+}
+
+// Lock timing floors: the agent refuses a lock-delay under 2 s and a drift
+// margin under a twentieth of it.
+const floorLockDelay = 2 * time.Second
+
+// lockConfig returns the agent's lock settings: the lock-delay (promise
+// period, and the quiet period of a restarted peer) and the drift margin
+// divided by Speed, kept at or above the agent's floors (so at high speed
+// the lock-delay stays 2 s: locks then fail over more slowly, in scenario
+// time, than the rest), and a default TTL no longer than the longest the
+// agent grants (lock-delay minus drift margin).
+func (c Config) lockConfig() agent.LockConfig {
+	lc := agent.DefaultLockConfig()
+	lc.LockDelay = max(c.scale(lc.LockDelay), floorLockDelay)
+	lc.DriftMargin = max(c.scale(lc.DriftMargin), lc.LockDelay/20)
+	lc.DefaultTTL = min(max(c.scale(lc.DefaultTTL), lockmgr.MinTTL), lc.LockDelay-lc.DriftMargin)
+	lc.MaxWait = max(c.scale(lc.MaxWait), lc.LockDelay)
+	return lc
 }

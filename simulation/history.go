@@ -1,6 +1,7 @@
 package simulation
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -77,6 +78,106 @@ type Sample struct {
 	Spread int64 `json:"spread"`
 }
 
+// LockOp is one lock request of the lock workload and its answer. Times
+// are seconds of wall time since the run began.
+type LockOp struct {
+	ID     int `json:"id"`
+	Client int `json:"client"`
+	// Hold numbers the client's holds: an acquire and the renews and the
+	// release that follow it share it.
+	Hold int    `json:"hold"`
+	Op   string `json:"op"` // acquire, renew, release
+	Key  string `json:"key"`
+	Peer string `json:"peer"`
+	// Start is when the request was sent, End when its answer came.
+	Start  float64    `json:"start"`
+	End    float64    `json:"end"`
+	Answer LockAnswer `json:"answer"`
+	// Token, Lease, Owner and TTL (seconds left when answered) are a
+	// successful acquire's or renew's.
+	Token int64   `json:"token,omitempty"`
+	Lease string  `json:"lease,omitempty"`
+	Owner string  `json:"owner,omitempty"`
+	TTL   float64 `json:"ttl_s,omitempty"`
+	Err   string  `json:"error,omitempty"`
+}
+
+// LockAnswer is what a lock request got.
+type LockAnswer string
+
+// Lock answers.
+const (
+	LockOK           LockAnswer = "ok" // granted, renewed or released
+	LockHeld         LockAnswer = "held"
+	LockNoQuorum     LockAnswer = "no-quorum"
+	LockUnavailable  LockAnswer = "unavailable"
+	LockUnknownLease LockAnswer = "unknown-lease"
+	LockBad          LockAnswer = "bad-request"
+	LockDown         LockAnswer = "peer-down" // the peer asked was not running
+	// LockAmbiguous: no answer (a timeout, the peer crashed meanwhile):
+	// the request may or may not have taken effect.
+	LockAmbiguous LockAnswer = "ambiguous"
+	// LockHung: the agent did not answer long after the request's
+	// deadline (a liveness bug of the agent, reported as a violation).
+	LockHung LockAnswer = "hung"
+)
+
+// Topology is the network's shape from From until To (seconds of wall
+// time): From is taken after the change that made it, To before the
+// change that ended it, so it certainly held in between.
+type Topology struct {
+	From float64 `json:"from"`
+	To   float64 `json:"to"`
+	// Voters are the peers started and not left (crashed ones count);
+	// Running those of them that run.
+	Voters  []string `json:"voters"`
+	Running []string `json:"running"`
+	// Groups is the partition, nil for none.
+	Groups [][]string `json:"groups,omitempty"`
+	// Cuts are the one-way cut links, [from, to].
+	Cuts [][2]string `json:"cuts,omitempty"`
+}
+
+func (t *Topology) same(o Topology) bool {
+	return slices.Equal(t.Voters, o.Voters) && slices.Equal(t.Running, o.Running) &&
+		slices.EqualFunc(t.Groups, o.Groups, slices.Equal) && slices.Equal(t.Cuts, o.Cuts)
+}
+
+// Reach returns how many running voters owner can exchange messages with
+// both ways, itself included: the most promises it can collect.
+func (t *Topology) Reach(owner string) int {
+	if !slices.Contains(t.Running, owner) {
+		return 0
+	}
+	group := func(p string) int {
+		for i, g := range t.Groups {
+			if slices.Contains(g, p) {
+				return i
+			}
+		}
+		return -1
+	}
+	n := 0
+	for _, p := range t.Running {
+		if p != owner && (group(p) != group(owner) || slices.Contains(t.Cuts, [2]string{owner, p}) || slices.Contains(t.Cuts, [2]string{p, owner})) {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// Minority reports whether owner could not collect promises from a strict
+// majority of the voters.
+func (t *Topology) Minority(owner string) bool { return 2*t.Reach(owner) <= len(t.Voters) }
+
+// LockCrash records a crash and the lock keys the crashed peer owned then.
+type LockCrash struct {
+	Peer string   `json:"peer"`
+	At   float64  `json:"at"`
+	Keys []string `json:"keys"`
+}
+
 // history records what happened during a run. Safe for concurrent use.
 type history struct {
 	begin time.Time
@@ -88,6 +189,9 @@ type history struct {
 	wipes   []Wipe
 	samples []Sample
 	heals   []float64
+	locks   []LockOp
+	topo    []Topology
+	crashes []LockCrash
 }
 
 func newHistory() *history { return &history{begin: time.Now()} }
@@ -136,6 +240,46 @@ func (h *history) addWipe(peer, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.wipes = append(h.wipes, Wipe{Peer: peer, At: h.now(), Reason: reason})
+}
+
+func (h *history) addLockOp(op LockOp) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	op.ID = len(h.locks) + 1
+	h.locks = append(h.locks, op)
+}
+
+// noteTopology records the network's shape t, which holds from now; the
+// shape before it held until before.
+func (h *history) noteTopology(before float64, t Topology) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := len(h.topo); n > 0 {
+		if h.topo[n-1].same(t) {
+			return
+		}
+		h.topo[n-1].To = before
+	}
+	t.From, t.To = h.now(), -1
+	h.topo = append(h.topo, t)
+}
+
+func (h *history) addCrash(c LockCrash) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.crashes = append(h.crashes, c)
+}
+
+// lockSnapshot returns copies of the lock history; the last topology
+// lasts until now.
+func (h *history) lockSnapshot() ([]LockOp, []Topology, []LockCrash) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	topo := slices.Clone(h.topo)
+	if n := len(topo); n > 0 && topo[n-1].To < 0 {
+		topo[n-1].To = h.now()
+	}
+	return slices.Clone(h.locks), topo, slices.Clone(h.crashes)
 }
 
 const maxSamples = 20000

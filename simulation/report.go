@@ -89,6 +89,20 @@ type Report struct {
 	Faults     []Fault             `json:"faults"`
 	Wipes      []Wipe              `json:"wipes"`
 	Samples    []Sample            `json:"samples"`
+	// LockDelay and LockTTL are the agents' lock-delay and the TTL the
+	// lock clients asked for, in seconds of wall time; LockKeys the keys
+	// they contended for (the first is the busy one).
+	LockDelay float64  `json:"lock_delay_s"`
+	LockTTL   float64  `json:"lock_ttl_s"`
+	LockKeys  []string `json:"lock_keys"`
+	// Locks is the lock checker's account (nil if the run stopped early).
+	Locks *LockCheck `json:"locks,omitempty"`
+	// LockOps are every lock request and its answer; Topology the
+	// network's shape over time; Crashes the crashes with the lock keys
+	// the crashed peers owned.
+	LockOps  []LockOp    `json:"lock_ops"`
+	Topology []Topology  `json:"topology"`
+	Crashes  []LockCrash `json:"crashes"`
 	// Error is the step that stopped the run early, if one did.
 	Error string `json:"error,omitempty"`
 }
@@ -190,15 +204,72 @@ func (r *Report) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, "  heal at %6.2fs: members %s  ring %s  counters %s\n", h.At, secs(h.Members), secs(h.Ring), secs(h.Counters))
 		}
 	}
+	r.writeLockSummary(w)
 	fmt.Fprintf(w, "\nchecks:\n")
 	if r.OK() {
 		fmt.Fprintf(w, "  counters: no lost or doubled increments\n  membership: every running peer sees the same alive members and ring\n")
+		if r.Locks != nil {
+			fmt.Fprintf(w, "  locks: no two leases of a key overlap, fencing tokens only grow, no grant from a minority side\n")
+		}
 	}
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "  VIOLATION %s\n", v)
 	}
-	fmt.Fprintf(w, "  locks: not checked yet (arrives with locks)\n")
 }
+
+// writeLockSummary writes the lock lines: requests by answer, holds per
+// key, and the unavailability windows after owner crashes.
+func (r *Report) writeLockSummary(w io.Writer) {
+	if r.Locks == nil || len(r.LockOps) == 0 {
+		return
+	}
+	lc := r.Locks
+	fmt.Fprintf(w, "\nlocks: %d requests on %d keys (lock-delay %.2fs, ttl %.2fs wall; the first key is the busy one)\n",
+		len(r.LockOps), len(r.LockKeys), r.LockDelay, r.LockTTL)
+	for _, op := range []string{"acquire", "renew", "release"} {
+		as := lc.Answers[op]
+		if len(as) == 0 {
+			continue
+		}
+		var parts []string
+		for _, a := range slices.Sorted(maps.Keys(as)) {
+			parts = append(parts, fmt.Sprintf("%d %s", as[a], a))
+		}
+		fmt.Fprintf(w, "  %-8s %s\n", op, strings.Join(parts, ", "))
+	}
+	perKey := map[string][]Hold{}
+	for _, h := range lc.Holds {
+		perKey[h.Key] = append(perKey[h.Key], h)
+	}
+	for _, k := range r.LockKeys {
+		hs := perKey[k]
+		owners := map[string]bool{}
+		var lo, hi int64
+		for i, h := range hs {
+			owners[h.Owner] = true
+			if i == 0 || h.Token < lo {
+				lo = h.Token
+			}
+			hi = max(hi, h.Token)
+		}
+		fmt.Fprintf(w, "  %-14s %4d grants by %s, tokens %s..%s\n", k, len(hs),
+			strings.Join(slices.SortedFunc(maps.Keys(owners), comparePeerNames), ","), tokenText(lo), tokenText(hi))
+	}
+	if lc.MinorityWindows > 0 {
+		fmt.Fprintf(w, "  %d windows in which an owner sat on a minority side past the lock-delay (no grant allowed there)\n", lc.MinorityWindows)
+	}
+	for _, win := range lc.Windows {
+		if win.Window < 0 {
+			fmt.Fprintf(w, "  after %s crashed at %.2fs: %s not granted again\n", win.Peer, win.Crash, win.Key)
+			continue
+		}
+		fmt.Fprintf(w, "  after %s crashed at %.2fs: %s unavailable for %.2fs wall (%.1fs scenario time), then granted by %s\n",
+			win.Peer, win.Crash, win.Key, win.Window, win.Window*r.Speed, win.Owner)
+	}
+}
+
+// tokenText writes a fencing token as epoch.seq.
+func tokenText(t int64) string { return fmt.Sprintf("%d.%d", t>>32, t&0xffffffff) }
 
 func secs(s float64) string {
 	if s < 0 {
@@ -254,12 +325,12 @@ func (r *Report) WriteSVG(w io.Writer) {
 	}
 	plotW := float64(svgW - svgLeft - svgRight)
 	x := func(t float64) float64 { return svgLeft + t/end*plotW }
-	h := svgTop + 2*svgPanel + svgGap + 40
+	h := svgTop + 3*svgPanel + 2*svgGap + 40
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", svgW, h)
 	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(w, `<text x="%d" y="18" font-size="14">%s</text>`+"\n", svgLeft, html.EscapeString(fmt.Sprintf(
 		"%s: %d peers, seed %d, speed %gx, %d writes, %d violations", r.Scenario, r.Peers, r.Seed, r.Speed, len(r.Ops), len(r.Violations))))
-	bottom := float64(svgTop + 2*svgPanel + svgGap)
+	bottom := float64(svgTop + 3*svgPanel + 2*svgGap)
 	for i, f := range r.Faults {
 		c := faultColors[f.Kind]
 		if c == "" {
@@ -294,11 +365,61 @@ func (r *Report) WriteSVG(w io.Writer) {
 	}
 	panel(svgTop, "distinct ring views among running peers", maxViews, func(s Sample) int64 { return int64(s.RingViews) }, "#1f5fa8")
 	panel(svgTop+svgPanel+svgGap, "counter spread (largest difference between two peers' values of one key)", maxSpread, func(s Sample) int64 { return s.Spread }, "#c0551a")
+	r.lockPanel(w, svgTop+2*(svgPanel+svgGap), x)
 	for t := 0.0; t <= end; t += tickStep(end) {
 		fmt.Fprintf(w, `<text x="%.1f" y="%.0f" text-anchor="middle">%.1fs</text>`+"\n", x(t), bottom+14, t)
 	}
-	fmt.Fprintf(w, `<text x="%d" y="%.0f" fill="#444">wall time; fault windows shaded (hover for the step). Lock grants arrive with locks.</text>`+"\n", svgLeft, bottom+32)
+	fmt.Fprintf(w, `<text x="%d" y="%.0f" fill="#444">wall time; fault windows shaded (hover for the step); lock bars: a lease's certain part (hover for client, token, owner)</text>`+"\n", svgLeft, bottom+32)
 	fmt.Fprintln(w, "</svg>")
+}
+
+// lockColors tell the lock keys' owners apart.
+var lockColors = []string{"#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22"}
+
+// lockPanel draws one row per lock key: a bar for each hold's certain part
+// (colored by the owner that granted it, a thin line to its possible end),
+// and a red tick for each refused or ambiguous acquire.
+func (r *Report) lockPanel(w io.Writer, top float64, x func(float64) float64) {
+	plotW := float64(svgW - svgLeft - svgRight)
+	fmt.Fprintf(w, `<rect x="%d" y="%.0f" width="%.0f" height="%d" fill="none" stroke="#888"/>`+"\n", svgLeft, top, plotW, svgPanel)
+	fmt.Fprintf(w, `<text x="%d" y="%.0f">%s</text>`+"\n", svgLeft+4, top+12,
+		html.EscapeString("lock grants per key (bar: lease certainly live, colored by owner; red tick: acquire refused or ambiguous)"))
+	if r.Locks == nil || len(r.LockKeys) == 0 {
+		return
+	}
+	row := (float64(svgPanel) - 18) / float64(len(r.LockKeys))
+	rowOf := map[string]int{}
+	for i, k := range r.LockKeys {
+		rowOf[k] = i
+		fmt.Fprintf(w, `<text x="%d" y="%.1f" text-anchor="end" font-size="9">%s</text>`+"\n", svgLeft-4, top+18+row*float64(i)+row/2+3,
+			html.EscapeString(strings.TrimPrefix(k, LockPrefix)))
+	}
+	owners := map[string]int{}
+	for _, h := range r.Locks.Holds {
+		i, ok := rowOf[h.Key]
+		if !ok {
+			continue
+		}
+		if _, ok := owners[h.Owner]; !ok {
+			owners[h.Owner] = len(owners)
+		}
+		c := lockColors[owners[h.Owner]%len(lockColors)]
+		y := top + 18 + row*float64(i)
+		x0, x1 := x(h.Granted), max(x(h.CertainEnd), x(h.Granted)+1)
+		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1"/>`+"\n", x(h.Sent), y+row/2, x(h.PossibleEnd), y+row/2, c)
+		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" opacity="0.8"><title>%s</title></rect>`+"\n",
+			x0, y+row*0.2, x1-x0, row*0.6, c, html.EscapeString(fmt.Sprintf("%s client %d hold %d: token %s from %s, %.3fs-%.3fs, %d renews, %s",
+				h.Key, h.Client, h.Hold, tokenText(h.Token), h.Owner, h.Granted, h.CertainEnd, h.Renews, h.Ended)))
+	}
+	for _, op := range r.LockOps {
+		i, ok := rowOf[op.Key]
+		if !ok || op.Op != "acquire" || op.Answer == LockOK {
+			continue
+		}
+		y := top + 18 + row*float64(i)
+		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#d00" stroke-width="1"><title>%s</title></line>`+"\n",
+			x(op.End), y, x(op.End), y+row*0.2, html.EscapeString(fmt.Sprintf("%s acquire via %s: %s", op.Key, op.Peer, op.Answer)))
+	}
 }
 
 // tickStep picks a time-axis step giving about ten ticks.

@@ -33,7 +33,7 @@ func TestReportFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"scenario short: PASS", "partition n1 | rest", "convergence after each heal", "arrives with locks"} {
+	for _, want := range []string{"scenario short: PASS", "partition n1 | rest", "convergence after each heal", "locks: ", "acquire "} {
 		if !strings.Contains(string(sum), want) {
 			t.Errorf("summary lacks %q:\n%s", want, sum)
 		}
@@ -48,6 +48,9 @@ func TestReportFiles(t *testing.T) {
 	}
 	if len(back.Ops) != len(rep.Ops) || len(back.Ops) == 0 || len(back.Faults) != 1 || len(back.Samples) == 0 {
 		t.Errorf("JSON report: %d ops (want %d), %d faults, %d samples", len(back.Ops), len(rep.Ops), len(back.Faults), len(back.Samples))
+	}
+	if len(back.LockOps) != len(rep.LockOps) || len(back.LockOps) == 0 || len(back.Topology) < 2 || back.Locks == nil {
+		t.Errorf("JSON report: %d lock requests (want %d), %d topologies, lock check %v", len(back.LockOps), len(rep.LockOps), len(back.Topology), back.Locks)
 	}
 	svg, err := os.Open(filepath.Join(dir, TimelineFile))
 	if err != nil {

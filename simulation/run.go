@@ -18,6 +18,7 @@ type run struct {
 	c              *Cluster
 	h              *history
 	wl             *workload
+	lw             *lockWorkload
 	requestTimeout time.Duration
 	lastHeal       time.Time
 	conv           []Convergence
@@ -51,6 +52,7 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	_, _, ctr := cfg.timings()
 	r := &run{cfg: cfg, sc: sc, c: c, h: newHistory(), requestTimeout: 2*ctr.MajorityTimeout + time.Second}
 	r.wl = newWorkload(r)
+	r.lw = newLockWorkload(r)
 
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
@@ -60,8 +62,9 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 		r.sample(sampleCtx)
 	}()
 
+	r.h.noteTopology(0, c.topology())
 	stepErr := r.steps(ctx)
-	r.wl.stopAndWait()
+	r.stopWorkload()
 	if beforeCheck != nil && stepErr == nil {
 		beforeCheck(r)
 	}
@@ -69,7 +72,9 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	var final map[string]map[string]int64
 	if ctx.Err() == nil {
 		// The final check: heal, wait, read every running peer.
+		before := r.h.now()
 		r.c.Heal()
+		r.h.noteTopology(before, r.c.topology())
 		r.h.closeFaults(func(f *Fault) bool { return f.Kind != StepCrash && f.Kind != StepSkew })
 		r.h.addHeal()
 		r.lastHeal = time.Now()
@@ -85,10 +90,14 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	sampler.Wait()
 
 	ops, faults, wipes, samples, heals := r.h.snapshot()
+	lockOps, topo, crashes := r.h.lockSnapshot()
+	lc := cfg.lockConfig()
 	rep := &Report{
 		Scenario: sc.Name, Seed: cfg.Seed, Speed: cfg.Speed, Peers: sc.N, Clients: cfg.Clients,
 		Wall: r.h.now(), Steps: sc.Steps, Convergence: r.conv, Views: views,
 		Ops: ops, Faults: faults, Wipes: wipes, Samples: samples, AfterHeal: afterHeal(heals, samples),
+		LockDelay: lc.LockDelay.Seconds(), LockTTL: lc.DefaultTTL.Seconds(), LockKeys: r.lw.keys,
+		LockOps: lockOps, Topology: topo, Crashes: crashes,
 	}
 	rep.Violations = append(rep.Violations, r.violations...)
 	if stepErr == nil && ctx.Err() != nil {
@@ -108,7 +117,23 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 		names = append(names, p.Name)
 	}
 	rep.Violations = append(rep.Violations, CheckMembership(views, names)...)
+	var lr LockCheck
+	lr, vs = CheckLocks(lockOps, topo, crashes, lc.LockDelay.Seconds())
+	rep.Locks = &lr
+	rep.Violations = append(rep.Violations, vs...)
 	return rep, nil
+}
+
+// startWorkload starts the counter and the lock clients.
+func (r *run) startWorkload() {
+	r.wl.start()
+	r.lw.start()
+}
+
+// stopWorkload stops both and waits for their requests in flight.
+func (r *run) stopWorkload() {
+	r.wl.stopAndWait()
+	r.lw.stopAndWait()
 }
 
 // steps executes the scenario's steps in order.
@@ -120,7 +145,10 @@ func (r *run) steps(ctx context.Context) error {
 		if r.cfg.Progress != nil {
 			fmt.Fprintf(r.cfg.Progress, "[%6.2fs] %s:%d  %s\n", r.h.now(), r.sc.Name, st.Line, st.Text)
 		}
-		if err := r.step(ctx, st); err != nil {
+		before := r.h.now()
+		err := r.step(ctx, st)
+		r.h.noteTopology(before, r.c.topology())
+		if err != nil {
 			return fmt.Errorf("%s:%d: %s: %w", r.sc.Name, st.Line, st.Text, err)
 		}
 	}
@@ -141,13 +169,21 @@ func (r *run) sleep(ctx context.Context, d time.Duration) error {
 func (r *run) startPeer(ctx context.Context, name string) error {
 	sctx, cancel := context.WithTimeout(ctx, 4*r.cfg.scale(agent.DefaultConfig().Counters.IdentityTimeout)+10*time.Second)
 	defer cancel()
-	return r.c.Start(sctx, name)
+	// The peer counts as a voter from when it starts: it may promise
+	// before Start returns.
+	r.h.noteTopology(r.h.now(), r.c.topology(name))
+	err := r.c.Start(sctx, name)
+	r.h.noteTopology(r.h.now(), r.c.topology())
+	return err
 }
 
 func (r *run) leavePeer(ctx context.Context, name string) error {
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.scale(8*time.Second)+2*time.Second)
 	defer cancel()
-	return r.c.Leave(lctx, name)
+	before := r.h.now()
+	err := r.c.Leave(lctx, name)
+	r.h.noteTopology(before, r.c.topology())
+	return err
 }
 
 func (r *run) step(ctx context.Context, st Step) error {
@@ -217,10 +253,12 @@ func (r *run) step(ctx context.Context, st Step) error {
 		r.h.closeFaults(func(f *Fault) bool { return f.Kind == StepSkew && f.peer == p })
 		r.h.openFault(st, StepSkew, p)
 	case StepCrash:
+		owned := r.lw.ownedKeys(st.Peers[0])
 		begin := r.h.now()
 		if err := c.Crash(st.Peers[0]); err != nil {
 			return err
 		}
+		r.h.addCrash(LockCrash{Peer: st.Peers[0], At: begin, Keys: owned})
 		r.h.openFaultAt(begin, st, StepCrash, st.Peers[0])
 	case StepRestart:
 		p := st.Peers[0]
@@ -257,17 +295,20 @@ func (r *run) step(ctx context.Context, st Step) error {
 		r.h.addHeal()
 		r.lastHeal = time.Now()
 	case StepWait:
+		if st.Locks {
+			return r.sleep(ctx, r.c.quietLeft(r.cfg.lockConfig().LockDelay))
+		}
 		r.wait(ctx, st, r.cfg.scale(st.Duration))
 	case StepRun:
-		r.wl.start()
+		r.startWorkload()
 		err := r.sleep(ctx, r.cfg.scale(st.Duration))
-		r.wl.stopAndWait()
+		r.stopWorkload()
 		return err
 	case StepWorkload:
 		if st.On {
-			r.wl.start()
+			r.startWorkload()
 		} else {
-			r.wl.stopAndWait()
+			r.stopWorkload()
 		}
 	case StepSleep:
 		return r.sleep(ctx, r.cfg.scale(st.Duration))

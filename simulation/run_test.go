@@ -48,11 +48,12 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
-// The same seed sends the same requests: each client's sequence of (peer,
-// key, delta, consistency) is a prefix of the other run's (how many it
-// sends depends on timing); another seed sends others.
+// The same seed sends the same requests: each counter client's sequence
+// of (peer, key, delta, consistency), and each lock client's of (hold,
+// peer, key) acquires, is a prefix of the other run's (how many it sends
+// depends on timing); another seed sends other writes.
 func TestSameSeedSameWorkload(t *testing.T) {
-	sc, err := Parse("seeded", "start 3\nrun workload 1s\n", 0)
+	sc, err := Parse("seeded", "start 3\nrun workload 4s\n", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +68,25 @@ func TestSameSeedSameWorkload(t *testing.T) {
 		for _, op := range rep.Ops {
 			out[op.Client] = append(out[op.Client], fmt.Sprintf("%s %s %d %s", op.Peer, op.Key, op.Delta, op.Consistency))
 		}
+		// Lock clients, as clients 1000+: each hold's acquire (key, peer).
+		for _, op := range rep.LockOps {
+			if op.Op == "acquire" {
+				out[1000+op.Client] = append(out[1000+op.Client], fmt.Sprintf("%d %s %s", op.Hold, op.Peer, op.Key))
+			}
+		}
 		return out
 	}
 	a, b, other := plan(42), plan(42), plan(43)
+	lockAcquires := 0
 	for c := range a {
 		n := min(len(a[c]), len(b[c]))
+		if c >= 1000 { // lock clients send few requests: compare what there is
+			lockAcquires += n
+			if !slices.Equal(a[c][:n], b[c][:n]) {
+				t.Fatalf("lock client %d: seed 42 sent %v then %v", c-1000, a[c][:n], b[c][:n])
+			}
+			continue
+		}
 		if n < 5 {
 			t.Fatalf("client %d sent only %d requests", c, n)
 		}
@@ -82,5 +97,8 @@ func TestSameSeedSameWorkload(t *testing.T) {
 		if slices.Equal(a[c][:m], other[c][:m]) {
 			t.Fatalf("client %d: seeds 42 and 43 sent the same %d requests", c, m)
 		}
+	}
+	if lockAcquires < 3 {
+		t.Fatalf("the lock clients sent only %d acquires in both runs", lockAcquires)
 	}
 }

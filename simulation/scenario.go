@@ -31,6 +31,9 @@ import (
 //	join n6                      start a new peer, joined through peers it reaches
 //	heal                         remove every network fault at once
 //	wait converged [60s]         wait (bounded) until every running peer agrees
+//	wait locks                   wait until no running peer is in its quiet
+//	                             period (one lock-delay after it started, when
+//	                             it promises nothing and locks are refused)
 //	run workload 30s             run the workload clients for 30 s
 //	workload start|stop          run them in the background from here to there
 //	sleep 2s                     let time pass
@@ -92,6 +95,8 @@ type Step struct {
 	Empty bool `json:"empty,omitempty"`
 	// On is workload start's (false: stop).
 	On bool `json:"on,omitempty"`
+	// Locks is wait locks' (false: wait converged).
+	Locks bool `json:"locks,omitempty"`
 }
 
 // Scenario is a parsed scenario.
@@ -324,11 +329,18 @@ func Parse(name, text string, peers int) (*Scenario, error) {
 		case StepHeal:
 			err = argc(0, 0, "heal")
 		case StepWait:
-			if err = argc(1, 2, "wait converged [TIMEOUT]"); err != nil {
+			if err = argc(1, 2, "wait converged [TIMEOUT] or wait locks"); err != nil {
+				break
+			}
+			if f[1] == "locks" {
+				st.Locks = true
+				if len(f) > 2 {
+					err = fail(l.line, "wait locks takes no timeout: it waits one lock-delay at most")
+				}
 				break
 			}
 			if f[1] != "converged" {
-				err = fail(l.line, "wait: %q: the only condition is `converged`", f[1])
+				err = fail(l.line, "wait: %q: the conditions are `converged` and `locks`", f[1])
 				break
 			}
 			st.Duration = defaultWaitTimeout

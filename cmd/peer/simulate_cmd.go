@@ -23,6 +23,8 @@ func simulateCommand(fs *pflag.FlagSet) func([]string) error {
 	speed := fs.Float64("speed", 0, "how many times faster than real time to run: every timing of the agents and every duration in the scenario is divided by it (default: 4 up to 10 peers, 2 up to 25, else 1)")
 	clients := fs.Int("clients", def.Clients, "workload clients writing counters through random peers")
 	keys := fs.Int("keys", def.Keys, "counter keys the workload writes")
+	lockClients := fs.Int("lock-clients", def.LockClients, "workload clients acquiring, holding and releasing locks through random peers (0: none)")
+	lockKeys := fs.Int("lock-keys", def.LockKeys, "lock keys they contend for")
 	outDir := fs.String("out", "", "directory for summary.txt, report.json (the full history) and timeline.svg; empty writes none")
 	timeout := fs.Duration("timeout", 15*time.Minute, "stop the run (and fail) after this much wall time")
 	quiet := fs.Bool("quiet", false, "do not print each step as it starts")
@@ -39,6 +41,7 @@ func simulateCommand(fs *pflag.FlagSet) func([]string) error {
 		}
 		cfg := def
 		cfg.Peers, cfg.Seed, cfg.Speed, cfg.Clients, cfg.Keys = *peers, *seed, *speed, *clients, *keys
+		cfg.LockClients, cfg.LockKeys = *lockClients, *lockKeys
 		if err := cfg.Validate(); err != nil {
 			return usagef("%v", err)
 		}
