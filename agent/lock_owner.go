@@ -28,6 +28,12 @@ func epochAt(t time.Time) uint32 {
 	return uint32(min(max(s, 1), lockmgr.MaxEpoch))
 }
 
+// brokenQuorum makes an owner count its own promise as a majority. It is
+// false in every real build; only a test build with -tags
+// ringleader_broken_quorum (broken_quorum.go) sets it, so the simulation can
+// prove its checkers catch a lock service without a quorum.
+var brokenQuorum = false
+
 // maxEpochsAhead is how far a new epoch may run ahead of the clock epoch.
 func (ls *lockService) maxEpochsAhead() uint32 {
 	return uint32(max(ls.cfg.LockDelay/2/time.Second, 1))
@@ -273,7 +279,11 @@ func (ls *lockService) ask(ctx context.Context, keys []promiseKey) (*voterAnswer
 func (ls *lockService) askFrom(ctx context.Context, keys []promiseKey, from *lockmgr.Owner) (*voterAnswers, error) {
 	voters := ls.a.voters()
 	slices.Sort(voters)
-	res := &voterAnswers{total: len(voters), need: majorityOf(len(voters)), names: voters,
+	need := majorityOf(len(voters))
+	if brokenQuorum {
+		need = 1
+	}
+	res := &voterAnswers{total: len(voters), need: need, names: voters,
 		answers: make([][]promiseAnswer, len(voters)), errs: make([]error, len(voters))}
 	if want := ls.a.cfg.Locks.BootstrapExpect; len(voters) < want {
 		return nil, fmt.Errorf("%w: %d of the %d voters --bootstrap-expect waits for have joined; no lock is granted before they have",
