@@ -15,14 +15,11 @@ import (
 // same keys, must report lock violations; it passes when it does, and
 // prints what it caught for TestHarnessCatchesBrokenAgent.
 func TestHalvesCatchesBrokenAgent(t *testing.T) {
-	sc, err := LookupBuiltIn("halves", 4)
+	sc, err := Parse("halves-long", halvesLong, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(1)
-	cfg.Peers = 4
-	cfg.LockClients = 8
-	cfg.LockKeys = 2
+	cfg := halvesLongConfig()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, cfg, sc)
