@@ -50,7 +50,7 @@ func commands() []command {
 		{name: "counter", args: "incr|decr KEY [N] | get KEY | list [PREFIX]", summary: "increment, read and list cluster-wide counters", flags: counterCommand},
 		{name: "lock", args: "KEY -- CMD [ARGS...] | acquire KEY | renew KEY LEASE | release KEY LEASE | info KEY", summary: "run a command while holding a cluster-wide lock, or take, renew, release and inspect lock leases", flags: lockCommand},
 		{name: "ring", args: "[owner KEY]", summary: "show the ring, or the owner and preference list of KEY", flags: ringCommand},
-		{name: "simulate", summary: "run real peers in one process on a faulty in-memory network and check counters and membership", flags: simulateCommand},
+		{name: "simulate", summary: "run real peers in one process on a faulty in-memory network and check counters, locks and membership", flags: simulateCommand},
 		{name: "force-leave", args: "NAME", summary: "remove a failed member for good (it is marked left)", flags: forceLeaveCommand},
 		{name: "keygen", summary: "print a new random cluster key for --encrypt", flags: keygenCommand},
 		{name: "version", summary: "print the version", flags: versionCommand},
