@@ -2,6 +2,7 @@ package simulation
 
 import (
 	"context"
+	"github.com/ringleader/ringleader/lockmgr"
 	"slices"
 	"strings"
 	"testing"
@@ -130,8 +131,8 @@ func TestLockWindowsAndAnswers(t *testing.T) {
 			{Client: 1, Hold: 2, Op: "acquire", Key: "a", Start: 1.1, End: 1.2, Answer: LockNoQuorum},
 			{Client: 1, Hold: 3, Op: "acquire", Key: "a", Start: 1.3, End: 1.4, Answer: LockUnavailable},
 		},
-		lockHold(1, 4, "a", "n2", (2<<32)+1, 2.0, 3.5, 2, 4),
-		lockHold(1, 5, "a", "n2", (2<<32)+2, 4.1, 4.2, 2, 4.5),
+		lockHold(1, 4, "a", "n2", (2<<lockmgr.SequenceBits)+1, 2.0, 3.5, 2, 4),
+		lockHold(1, 5, "a", "n2", (2<<lockmgr.SequenceBits)+2, 4.1, 4.2, 2, 4.5),
 	)
 	lc, vs := CheckLocks(ops, nil, []LockCrash{{Peer: "n1", At: 1.0, Keys: []string{"a", "b"}}}, 2.5)
 	if len(vs) != 0 {

@@ -3,6 +3,7 @@ package simulation
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/ringleader/ringleader/lockmgr"
 	"html"
 	"io"
 	"maps"
@@ -269,7 +270,10 @@ func (r *Report) writeLockSummary(w io.Writer) {
 }
 
 // tokenText writes a fencing token as epoch.seq.
-func tokenText(t int64) string { return fmt.Sprintf("%d.%d", t>>32, t&0xffffffff) }
+func tokenText(t int64) string {
+	epoch, seq := lockmgr.SplitToken(t)
+	return fmt.Sprintf("%d.%d", epoch, seq)
+}
 
 func secs(s float64) string {
 	if s < 0 {
