@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ringleader/ringleader/agent/client"
+	"github.com/ringleader/ringleader/lockmgr"
 )
 
 // lockSubcommands are peer lock's subcommands besides running a command
@@ -91,7 +92,7 @@ var notifySignals = func(c chan<- os.Signal) (stop func()) {
 
 func lockCommand(fs *pflag.FlagSet) func([]string) error {
 	c := clientFlags(fs)
-	ttl := fs.Duration("ttl", 10*time.Second, "acquire, renew, KEY -- CMD: the lease's time to live (the peer takes 1s up to its lock-delay minus the drift margin)")
+	ttl := fs.Duration("ttl", 0, "acquire, renew, KEY -- CMD: the lease's time to live, 1s up to the peer's lock-delay minus its drift margin (0: the peer's --lock-default-ttl, 10s unless set; renew: the TTL it was granted with)")
 	wait := fs.Duration("wait", 0, "acquire, KEY -- CMD: how long to wait while another holds the lock (acquire: default 0s; KEY -- CMD: no limit unless given)")
 	holder := fs.String("holder", "", "acquire, KEY -- CMD: a label shown to others who find the lock held (default: this host's name)")
 	grace := fs.Duration("grace", 5*time.Second, "KEY -- CMD: time from SIGTERM to SIGKILL when the lock is lost")
@@ -105,8 +106,8 @@ func lockCommand(fs *pflag.FlagSet) func([]string) error {
 		if opts.Holder == "" {
 			opts.Holder, _ = os.Hostname()
 		}
-		if *ttl <= 0 || *wait < 0 || *grace < 0 {
-			return usagef("--ttl %v, --wait %v, --grace %v: want a positive TTL and no negative wait or grace", *ttl, *wait, *grace)
+		if *ttl < 0 || *wait < 0 || *grace < 0 {
+			return usagef("--ttl %v, --wait %v, --grace %v: none may be negative", *ttl, *wait, *grace)
 		}
 		if dash := fs.ArgsLenAtDash(); dash >= 0 {
 			if dash != 1 {
@@ -118,7 +119,9 @@ func lockCommand(fs *pflag.FlagSet) func([]string) error {
 			if err := checkLockFlags(fs, "KEY -- CMD", []string{"ttl", "wait", "holder", "grace"}); err != nil {
 				return err
 			}
-			opts.TTL = *ttl
+			if fs.Changed("ttl") {
+				opts.TTL = *ttl // else the peer's default TTL (--lock-default-ttl)
+			}
 			return lockRun(c, args[0], args[1:], opts, fs.Changed("wait"), *grace)
 		}
 		if len(args) == 0 {
@@ -279,8 +282,15 @@ func lockRun(c apiClient, key string, argv []string, opts client.LockOptions, wa
 	if key == "" {
 		return usagef("KEY is empty")
 	}
-	safety := client.SafetyMargin(opts.TTL)
-	if opts.TTL <= grace+safety {
+	ttl := opts.TTL
+	if ttl == 0 {
+		// The peer's default TTL, known once granted: plan for the
+		// longest one it can have (the default lock-delay's MaxTTL); the
+		// client refuses a grant too short for the margin, saying so.
+		ttl = lockmgr.DefaultConfig().MaxTTL()
+	}
+	safety := client.SafetyMargin(ttl)
+	if opts.TTL > 0 && opts.TTL <= grace+safety {
 		return usagef("--ttl %v must exceed --grace %v plus the safety margin %v (max(TTL/10, 100ms)), or CMD could outlive the lease; raise --ttl or lower --grace",
 			opts.TTL, grace, safety)
 	}
@@ -396,6 +406,7 @@ func lockRun(c apiClient, key string, argv []string, opts client.LockOptions, wa
 // when no wait was given (one request of up to lockWaitChunk at a time).
 func lockWaiting(ctx context.Context, cl *client.Client, key string, opts client.LockOptions, waitGiven bool) (*client.HeldLock, error) {
 	until := time.Now().Add(opts.Wait)
+	told := false
 	for {
 		o := opts
 		if !waitGiven {
@@ -405,12 +416,19 @@ func lockWaiting(ctx context.Context, cl *client.Client, key string, opts client
 		}
 		start := time.Now()
 		h, err := cl.Lock(ctx, key, o)
-		if !errors.Is(err, client.ErrHeld) || ctx.Err() != nil || (waitGiven && !time.Now().Before(until)) {
+		// Held, or not grantable just now (503: a cluster in its first
+		// lock-delay, an owner failing over, a ring settling): wait on.
+		retry := errors.Is(err, client.ErrHeld) || errors.Is(err, client.ErrUnavailable)
+		if !retry || ctx.Err() != nil || (waitGiven && !time.Now().Before(until)) {
 			return h, err
+		}
+		if errors.Is(err, client.ErrUnavailable) && !told {
+			fmt.Fprintf(errOut, "peer lock: %v; waiting\n", err)
+			told = true
 		}
 		// A peer that answers before the wait ran out is not waited on
 		// again at once.
-		if time.Since(start) < o.Wait/2 {
+		if time.Since(start) < o.Wait/2 || errors.Is(err, client.ErrUnavailable) {
 			t := time.NewTimer(250 * time.Millisecond)
 			select {
 			case <-ctx.Done():
