@@ -135,6 +135,10 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration 
 	type batch struct {
 		items  []handoffItem
 		claims []*claim
+		// waiters are the key's queued requests, sent on to the new owner
+		// once the handoff is done (before, it would not know the key).
+		waiters []chan lockmgr.Event
+		events  []lockmgr.Event
 	}
 	batches := map[string]*batch{}
 	ls.mu.Lock()
@@ -155,13 +159,19 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration 
 			continue // let the newcomer see the cluster first
 		}
 		st, _ := ls.table.Export(key, now)
-		// Stop granting here, for good; send the waiters to the new owner.
+		// Stop granting here, for good; the waiters go to the new owner.
 		c.moving = owner
+		b := batches[owner]
+		if b == nil {
+			b = &batch{}
+			batches[owner] = b
+		}
 		for _, w := range st.Waiters {
 			if ls.table.Cancel(w.Ticket, now) == nil {
 				if ch, ok := ls.waiting[w.Ticket]; ok {
 					delete(ls.waiting, w.Ticket)
-					ch <- lockmgr.Event{Kind: lockmgr.WaiterFailed, Key: key, Ticket: w.Ticket, Err: &redirectError{to: owner}}
+					b.waiters = append(b.waiters, ch)
+					b.events = append(b.events, lockmgr.Event{Kind: lockmgr.WaiterFailed, Key: key, Ticket: w.Ticket, Err: &redirectError{to: owner}})
 				}
 			}
 		}
@@ -170,11 +180,6 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration 
 		if err != nil {
 			ls.a.log.Error("cannot encode a lock key for its handoff; its promises will lapse instead", "key", key, "err", err)
 			continue
-		}
-		b := batches[owner]
-		if b == nil {
-			b = &batch{}
-			batches[owner] = b
 		}
 		b.items = append(b.items, handoffItem{Key: key, Epoch: c.epoch, State: enc})
 		b.claims = append(b.claims, c)
@@ -186,6 +191,9 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration 
 			n := min(len(b.items), maxPromiseKeys)
 			ls.sendHandoff(ctx, owner, view.RPC[owner], leaving, now, b.items[:n], b.claims[:n])
 			b.items, b.claims = b.items[n:], b.claims[n:]
+		}
+		for i, ch := range b.waiters {
+			ch <- b.events[i] // buffered; each waiter gets one event
 		}
 	}
 	return next

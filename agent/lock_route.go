@@ -37,6 +37,9 @@ type lockOpRequest struct {
 	// previous one because it does not know the lease (yet): the previous
 	// owner answers it, and does not send it back.
 	Fallback bool `msgpack:"fb,omitempty"`
+	// Skip names a peer that said it is leaving: owners are computed as if
+	// it had left already (others may not have seen the leave yet).
+	Skip string `msgpack:"sk,omitempty"`
 }
 
 // lockOpResponse is the owner's answer: Code says which (the agent's error
@@ -55,6 +58,8 @@ type lockOpResponse struct {
 	Remaining time.Duration `msgpack:"rm,omitempty"`
 	Waiters   int           `msgpack:"wt,omitempty"`
 	Fallback  bool          `msgpack:"fb,omitempty"`
+	// Leaving: the answering peer is leaving the cluster.
+	Leaving bool `msgpack:"lv,omitempty"`
 }
 
 // Codes of a lockOpResponse.
@@ -136,6 +141,9 @@ func (a *Agent) lockOp(ctx context.Context, req *lockOpRequest) (*lockOpResponse
 			return resp, resp.err(req.Key)
 		}
 		req.Fallback = req.Fallback || resp.Fallback
+		if resp.Leaving {
+			req.Skip = target
+		}
 		a.metrics.lockRedirects.Inc()
 		if hop == maxLockHops {
 			return nil, fmt.Errorf("%w: the peers disagree on who owns lock key %q (last said %s after %d redirects); the ring is settling, retry in a moment",
@@ -207,8 +215,8 @@ func (a *Agent) handleLockOp(ctx context.Context, req *lockOpRequest) (*lockOpRe
 
 // checkLockRequest refuses bad input before it travels.
 func checkLockRequest(req *lockOpRequest) error {
-	if req.Key == "" || len(req.Key) > lockmgr.MaxKeyLen {
-		return fmt.Errorf("%w: a lock key must be 1 to %d bytes, got %d", ErrBadLock, lockmgr.MaxKeyLen, len(req.Key))
+	if err := ValidateKey(req.Key); err != nil { // the same keys as counters
+		return fmt.Errorf("%w: %v", ErrBadLock, err)
 	}
 	if len(req.Holder) > lockmgr.MaxHolderLen {
 		return fmt.Errorf("%w: a holder label must be at most %d bytes, got %d", ErrBadLock, lockmgr.MaxHolderLen, len(req.Holder))
@@ -243,13 +251,25 @@ func parseLeaseID(s string) (lockmgr.LeaseID, error) {
 // serve answers a lock request here if this peer's ring names it the owner
 // of the key, else redirects to the owner it sees.
 func (ls *lockService) serve(ctx context.Context, req *lockOpRequest) *lockOpResponse {
-	owner, err := ls.a.view.load().Ring.Owner(req.Key)
+	resp := ls.serveOp(ctx, req)
+	if resp.Code == codeRedirect && ls.isLeaving() {
+		resp.Leaving = true // so the next hops leave this peer out
+	}
+	return resp
+}
+
+func (ls *lockService) serveOp(ctx context.Context, req *lockOpRequest) *lockOpResponse {
+	skip := req.Skip
+	if skip == ls.self.Name {
+		skip = ""
+	}
+	owner, err := ownerOn(ls.a.view.load().Ring, req.Key, skip)
 	if err != nil {
 		return errorResponse(fmt.Errorf("%w: no alive peer owns lock key %q here: %v", ErrUnavailable, req.Key, err))
 	}
 	if ls.isLeaving() && !ls.holds(req.Key) {
 		if to, err := ownerOn(ls.a.view.load().Ring, req.Key, ls.self.Name); err == nil {
-			return &lockOpResponse{Code: codeRedirect, Redirect: to}
+			return &lockOpResponse{Code: codeRedirect, Redirect: to, Leaving: true}
 		}
 		return errorResponse(fmt.Errorf("%w: %s is leaving the cluster and no other peer owns %q", ErrUnavailable, ls.self.Name, req.Key))
 	}

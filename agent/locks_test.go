@@ -326,6 +326,24 @@ func TestLockHandoffOnJoinAndLeave(t *testing.T) {
 	// while the holders keep renewing.
 	stop = make(chan struct{})
 	lost = keepRenewing(c.agents[0], &grants, stop, &owners)
+	// A request queued at n4 behind a holder follows the key to its new
+	// owner and is granted there once the holder releases.
+	queued := make(chan error, 1)
+	waitKey := moved[0]
+	go func() {
+		g, err := c.agents[1].AcquireLock(ctx, waitKey, agent.LockRequest{TTL: time.Second, Wait: 8 * time.Second, Holder: "queued"})
+		if err == nil && g.Token <= grant(waitKey).Token {
+			err = fmt.Errorf("granted with token %d, not above the holder's %d", g.Token, grant(waitKey).Token)
+		}
+		queued <- err
+	}()
+	waitFor(t, 5*time.Second, "the request queued at n4", func() error {
+		st, err := n4.LockInfo(ctx, waitKey)
+		if err != nil || st.Waiters != 1 {
+			return fmt.Errorf("info %+v, %v", st, err)
+		}
+		return nil
+	})
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := n4.Leave(lctx); err != nil {
@@ -342,5 +360,11 @@ func TestLockHandoffOnJoinAndLeave(t *testing.T) {
 	close(stop)
 	if err := <-lost; err != nil {
 		t.Fatal(err)
+	}
+	if err := c.agents[0].ReleaseLock(ctx, waitKey, grant(waitKey).Lease); err != nil {
+		t.Fatalf("release of %s after n4 left: %v", waitKey, err)
+	}
+	if err := <-queued; err != nil {
+		t.Fatalf("the request queued at the leaving peer: %v", err)
 	}
 }
