@@ -96,8 +96,11 @@ func parseLockDuration(name string, s *string) (time.Duration, error) {
 		return 0, nil
 	}
 	d, err := time.ParseDuration(*s)
-	if err != nil || d < 0 {
+	if err != nil {
 		return 0, fmt.Errorf("%w: %s %q is not a duration; give one like \"10s\" or \"1m30s\"", ErrBadLock, name, *s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%w: %s %q is negative", ErrBadLock, name, *s)
 	}
 	return d, nil
 }
@@ -169,7 +172,12 @@ func (a *Agent) handleRenewLock(w http.ResponseWriter, r *http.Request, key stri
 }
 
 func (a *Agent) handleReleaseLock(w http.ResponseWriter, r *http.Request, key string) {
-	if err := a.ReleaseLock(r.Context(), key, r.URL.Query().Get("lease")); err != nil {
+	lease := r.URL.Query().Get("lease")
+	if lease == "" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v: give the lease to release as ?lease=<32 hex digits>", ErrBadLock))
+		return
+	}
+	if err := a.ReleaseLock(r.Context(), key, lease); err != nil {
 		writeLockError(w, err)
 		return
 	}
