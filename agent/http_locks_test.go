@@ -68,7 +68,7 @@ func TestLockHTTPAPI(t *testing.T) {
 		{"renew unknown lease", "PUT", u, `{"lease":"0123456789abcdef0123456789abcdef"}`, 404, "no live lease"},
 		{"renew bad lease", "PUT", u, `{"lease":"nope"}`, 400, "32 hex digits"},
 		{"renew", "PUT", u, fmt.Sprintf(`{"lease":%q,"ttl":"1s"}`, lease), 200, "lease=" + lease},
-		{"release without lease", "DELETE", u, "", 400, "?lease="},
+		{"release without lease", "DELETE", u, "", 400, "give the lease to release"},
 		{"negative wait", "POST", srv.URL + "/v1/locks/other", `{"wait":"-1s"}`, 400, "is negative"},
 		{"release", "DELETE", u + "?lease=" + lease, "", 200, "released=true"},
 		{"release again", "DELETE", u + "?lease=" + lease, "", 404, "no live lease"},
