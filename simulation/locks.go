@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ringleader/ringleader/ring"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -74,14 +75,25 @@ func (w *lockWorkload) pickKeys() {
 	}
 	n := w.r.cfg.LockKeys
 	ps, as := w.r.c.Running()
+	// The ring of the running peers, built from their names (not from an
+	// agent's view, which may not have seen every peer yet).
+	var rg *ring.Ring
+	if len(as) > 0 {
+		members := make([]ring.Member, len(ps))
+		for i, p := range ps {
+			members[i] = ring.Member{Name: p.Name, Weight: 1}
+		}
+		slices.SortFunc(members, func(a, b ring.Member) int { return strings.Compare(a.Name, b.Name) })
+		rg, _ = ring.New(members, ring.Config{VNodes: as[0].View().Ring.VNodes()})
+	}
 	used := map[string]bool{}
 	for i := range n {
 		key := ""
-		if len(as) > 0 {
+		if rg != nil {
 			want := ps[i%len(ps)].Name
 			for j := 0; j < 1000 && key == ""; j++ {
 				cand := fmt.Sprintf("%s%d", LockPrefix, j)
-				if o, err := as[0].View().Ring.Owner(cand); err == nil && o == want && !used[cand] {
+				if o, err := rg.Owner(cand); err == nil && o == want && !used[cand] {
 					key = cand
 				}
 			}
