@@ -38,12 +38,21 @@ type HealTiming struct {
 	Counters float64 `json:"counters_s"`
 }
 
-func afterHeal(heals []float64, samples []Sample) []HealTiming {
+func afterHeal(heals []float64, samples []Sample, ops []Op) []HealTiming {
 	var out []HealTiming
 	for i, h := range heals {
 		end := math.Inf(1)
 		if i+1 < len(heals) {
 			end = heals[i+1]
+		}
+		// Counters can only agree once the writes stop: count from the
+		// last write answered before the next heal (still reported from
+		// the heal).
+		quiet := h
+		for _, op := range ops {
+			if op.End < end && op.End > quiet {
+				quiet = op.End
+			}
 		}
 		ht := HealTiming{At: h, Members: -1, Ring: -1, Counters: -1}
 		sampled := false
@@ -58,7 +67,7 @@ func afterHeal(heals []float64, samples []Sample) []HealTiming {
 			if s.RingOK && ht.Ring < 0 {
 				ht.Ring = s.T - h
 			}
-			if s.Spread == 0 && ht.Counters < 0 {
+			if s.Spread == 0 && ht.Counters < 0 && s.T >= quiet {
 				ht.Counters = s.T - h
 			}
 		}

@@ -95,7 +95,7 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	rep := &Report{
 		Scenario: sc.Name, Seed: cfg.Seed, Speed: cfg.Speed, Peers: sc.N, Clients: cfg.Clients,
 		Wall: r.h.now(), Steps: sc.Steps, Convergence: r.conv, Views: views,
-		Ops: ops, Faults: faults, Wipes: wipes, Samples: samples, AfterHeal: afterHeal(heals, samples),
+		Ops: ops, Faults: faults, Wipes: wipes, Samples: samples, AfterHeal: afterHeal(heals, samples, ops),
 		LockDelay: lc.LockDelay.Seconds(), LockTTL: lc.DefaultTTL.Seconds(), LockKeys: r.lw.keys,
 		LockOps: lockOps, Topology: topo, Crashes: crashes,
 	}
