@@ -147,6 +147,13 @@ func (c LockConfig) validate() error {
 	if c.BootstrapExpect < 1 {
 		return fmt.Errorf("agent: bootstrap-expect %d must be at least 1", c.BootstrapExpect)
 	}
+	if maxTTL := c.LockDelay - c.DriftMargin; c.DefaultTTL < lockmgr.MinTTL || c.DefaultTTL > maxTTL {
+		return fmt.Errorf("agent: lock-default-ttl %v must be from %v to %v (lock-delay %v minus lock-drift-margin %v)",
+			c.DefaultTTL, lockmgr.MinTTL, maxTTL, c.LockDelay, c.DriftMargin)
+	}
+	if c.MaxWait < 0 {
+		return fmt.Errorf("agent: lock-max-wait %v must not be negative", c.MaxWait)
+	}
 	if err := c.lockmgrConfig().Validate(); err != nil {
 		return fmt.Errorf("agent: locks: %w", err)
 	}
