@@ -233,6 +233,9 @@ func (ls *lockService) sendHandoff(ctx context.Context, owner, addr string, leav
 			"key", it.Key, "to", owner, "err", why)
 	}
 	ls.a.metrics.lockHandoffs.Add(float64(done))
+	if done > 0 {
+		ls.a.log.Info("handed lock keys over", "to", owner, "keys", done, "of", len(items), "leaving", leaving)
+	}
 }
 
 func (a *Agent) handleLockHandoff(ctx context.Context, req *handoffRequest) (*handoffResponse, error) {

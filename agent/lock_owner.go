@@ -148,6 +148,9 @@ func (ls *lockService) claimRound(ctx context.Context, key string, c *claim) err
 		ok, highest := res.tally(0)
 		if ok >= res.need {
 			ls.a.metrics.lockRounds.WithLabelValues("claim", "ok").Inc()
+			if !live {
+				ls.a.log.Debug("claimed a lock key", "key", key, "epoch", epoch, "promised", ok, "voters", res.total)
+			}
 			if !ls.extend(key, c, epoch, sent.Add(ls.cfg.LockDelay)) {
 				return fmt.Errorf("%w: lock key %q changed hands during its promise round; retry", ErrUnavailable, key)
 			}
