@@ -24,6 +24,31 @@ type exchange struct {
 
 // fakeAPI serves a script of exchanges in order and fails the test on any
 // request that differs from the next one expected.
+// runScripted runs `peer cmd --http-addr <fake API> args...` against a fake
+// API that expects exactly script, and checks the exit code, the whole of
+// stdout, that stderr holds wantStderr (and is empty when that is), and
+// that every scripted request was made.
+func runScripted(t *testing.T, cmd string, script []exchange, args []string, wantCode int, wantStdout, wantStderr string) {
+	t.Helper()
+	api := &fakeAPI{t: t, next: script}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{cmd, "--http-addr", srv.Listener.Addr().String()}, args...), &stdout, &stderr)
+	if code != wantCode {
+		t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, wantCode, stdout.String(), stderr.String())
+	}
+	if stdout.String() != wantStdout {
+		t.Errorf("stdout:\n%q\nwant:\n%q", stdout.String(), wantStdout)
+	}
+	if !strings.Contains(stderr.String(), wantStderr) || (wantStderr == "" && stderr.Len() > 0) {
+		t.Errorf("stderr lacks %q:\n%s", wantStderr, stderr.String())
+	}
+	if n := api.left(); n > 0 {
+		t.Errorf("%d expected requests not made", n)
+	}
+}
+
 type fakeAPI struct {
 	t *testing.T
 	// mu guards next.
@@ -278,24 +303,7 @@ func TestCounterRequests(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := &fakeAPI{t: t, next: tc.script}
-			srv := httptest.NewServer(api)
-			defer srv.Close()
-			var stdout, stderr bytes.Buffer
-			args := append([]string{"counter", "--http-addr", srv.Listener.Addr().String()}, tc.args...)
-			code := run(args, &stdout, &stderr)
-			if code != tc.wantCode {
-				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, stdout.String(), stderr.String())
-			}
-			if stdout.String() != tc.stdout {
-				t.Errorf("stdout:\n%q\nwant:\n%q", stdout.String(), tc.stdout)
-			}
-			if !strings.Contains(stderr.String(), tc.stderr) || (tc.stderr == "" && stderr.Len() > 0) {
-				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr.String())
-			}
-			if n := api.left(); n > 0 {
-				t.Errorf("%d expected requests not made", n)
-			}
+			runScripted(t, "counter", tc.script, tc.args, tc.wantCode, tc.stdout, tc.stderr)
 		})
 	}
 }

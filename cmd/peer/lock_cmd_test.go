@@ -119,24 +119,7 @@ func TestLockRequests(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := &fakeAPI{t: t, next: tc.script}
-			srv := httptest.NewServer(api)
-			defer srv.Close()
-			var stdout, stderr bytes.Buffer
-			args := append([]string{"lock", "--http-addr", srv.Listener.Addr().String()}, tc.args...)
-			code := run(args, &stdout, &stderr)
-			if code != tc.wantCode {
-				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, stdout.String(), stderr.String())
-			}
-			if stdout.String() != tc.stdout {
-				t.Errorf("stdout:\n%q\nwant:\n%q", stdout.String(), tc.stdout)
-			}
-			if !strings.Contains(stderr.String(), tc.stderr) || (tc.stderr == "" && stderr.Len() > 0) {
-				t.Errorf("stderr lacks %q:\n%s", tc.stderr, stderr.String())
-			}
-			if n := api.left(); n > 0 {
-				t.Errorf("%d expected requests not made", n)
-			}
+			runScripted(t, "lock", tc.script, tc.args, tc.wantCode, tc.stdout, tc.stderr)
 		})
 	}
 }
