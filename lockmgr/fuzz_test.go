@@ -84,10 +84,17 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		var st KeyState
 		_ = st.UnmarshalBinary(s)
 	}
+	writeFuzzCorpus(t, "FuzzDecodeKeyState", seeds)
+}
+
+// writeFuzzCorpus writes seeds as testdata/fuzz/<target>/seed-NN when
+// LOCKMGR_WRITE_FUZZ_CORPUS is set, and does nothing otherwise.
+func writeFuzzCorpus(t *testing.T, target string, seeds [][]byte) {
+	t.Helper()
 	if os.Getenv("LOCKMGR_WRITE_FUZZ_CORPUS") == "" {
 		return
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeKeyState")
+	dir := filepath.Join("testdata", "fuzz", target)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,7 @@
 package lockmgr
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -154,19 +150,7 @@ func TestWriteVoterFuzzCorpus(t *testing.T) {
 			var st VoterAcceptorState
 			_ = st.UnmarshalBinary(s)
 		}
-		if os.Getenv("LOCKMGR_WRITE_FUZZ_CORPUS") == "" {
-			continue
-		}
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for i, s := range seeds {
-			body := "go test fuzz v1\n[]byte(" + strconv.Quote(string(s)) + ")\n"
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeFuzzCorpus(t, name, seeds)
 	}
 }
 
