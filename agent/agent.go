@@ -182,15 +182,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := a.runContext(0)
 			defer cancel()
-			go func() {
-				select {
-				case <-a.stop:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
 			if err := a.settleIdentity(ctx, true); err != nil && ctx.Err() == nil {
 				a.log.Error("cannot settle the replica identity; counter writes stay refused", "err", err)
 				a.reportFatal(err)
@@ -558,6 +551,26 @@ func (a *Agent) Shutdown() error {
 	}
 	a.log.Info("peer stopped")
 	return errors.Join(errs...)
+}
+
+// runContext returns a context for background work: it ends when Shutdown
+// begins, and after timeout unless that is 0. Call cancel when done.
+func (a *Agent) runContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if timeout > 0 {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, timeout)
+		inner := cancel
+		cancel = func() { cancelTimeout(); inner() }
+	}
+	go func() {
+		select {
+		case <-a.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // ShutdownCh is closed when Shutdown begins.

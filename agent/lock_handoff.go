@@ -99,7 +99,7 @@ func (ls *lockService) handoffLoop() {
 			t.Stop()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*ls.a.cfg.RPCTimeout)
+		ctx, cancel := ls.a.runContext(2 * ls.a.cfg.RPCTimeout)
 		next = ls.handOff(ctx, false)
 		cancel()
 	}

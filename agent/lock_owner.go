@@ -393,7 +393,7 @@ func (ls *lockService) renewClaims() {
 	// granted (or time out) instead of waiting for an owner that is not
 	// asking. Bounded: at most 64 keys a tick.
 	for _, key := range reclaim[:min(len(reclaim), 64)] {
-		ctx, cancel := context.WithTimeout(context.Background(), ls.a.cfg.RPCTimeout)
+		ctx, cancel := ls.a.runContext(ls.a.cfg.RPCTimeout)
 		if err := ls.ensureOwned(ctx, key, ls.cfg.DefaultTTL, false); err != nil {
 			ls.a.log.Debug("cannot claim a lock key again for its waiters", "key", key, "err", err)
 		}
@@ -402,15 +402,8 @@ func (ls *lockService) renewClaims() {
 }
 
 func (ls *lockService) renewBatch(keys []promiseKey, claims []*claim) {
-	ctx, cancel := context.WithTimeout(context.Background(), ls.a.cfg.RPCTimeout)
+	ctx, cancel := ls.a.runContext(ls.a.cfg.RPCTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-ls.a.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	sent := ls.a.clock.Now()
 	res, err := ls.ask(ctx, keys)
 	if err != nil {
