@@ -71,11 +71,7 @@ func (ls *lockService) movingTo(key string) string {
 	return ""
 }
 
-func (ls *lockService) isLeaving() bool {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	return ls.leaving
-}
+func (ls *lockService) isLeaving() bool { return ls.leaving.Load() }
 
 // ringChanged wakes the handoff loop.
 func (ls *lockService) ringChanged() {
@@ -397,8 +393,6 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 // leave hands every claimed key to its owner on the ring without this peer,
 // before a graceful leave; from then on this peer serves no lock request.
 func (ls *lockService) leave(ctx context.Context) {
-	ls.mu.Lock()
-	ls.leaving = true
-	ls.mu.Unlock()
+	ls.leaving.Store(true)
 	ls.handOff(ctx, true)
 }

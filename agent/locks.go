@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringleader/ringleader/lockmgr"
@@ -89,8 +90,10 @@ type lockService struct {
 	claims map[string]*claim
 	// waiting maps each queued Acquire to where its outcome goes.
 	waiting map[lockmgr.Ticket]chan lockmgr.Event
-	// leaving is set by a graceful leave: no request is served here again.
-	leaving bool
+
+	// leaving is set by a graceful leave: from then on this peer serves
+	// only keys it still holds. Read on every request, so not under mu.
+	leaving atomic.Bool
 
 	// armed is when the timer loop wakes next (guarded by mu); kick wakes
 	// it sooner, after a change made an earlier deadline.
