@@ -192,7 +192,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	} else if err := a.settleIdentity(ctx, false); err != nil {
 		return err
 	}
-	a.wg.Add(6)
+	a.wg.Add(7)
+	go a.locks.voterLoop()
 	go a.locks.runTimers()
 	go a.locks.renewLoop()
 	go a.locks.handoffLoop()
@@ -291,6 +292,7 @@ func (a *Agent) startSerf() error {
 	sc.LeavePropagateDelay = t.LeavePropagateDelay
 	sc.Tags = map[string]string{TagRole: RolePeer, TagRPC: a.rpcAddr}
 	maps.Copy(sc.Tags, settingsTags(a.cfg))
+	sc.Tags[TagVoters] = voterTag(a.locks.acceptor.voterSet())
 	if a.cfg.DataDir != "" {
 		sc.SnapshotPath = filepath.Join(a.cfg.DataDir, "serf.snapshot")
 	}
@@ -478,6 +480,7 @@ func (a *Agent) Leave(ctx context.Context) error {
 	}
 	if ls, err := a.lockService(); err == nil {
 		ls.leave(ctx)
+		ls.leaveVoters(ctx)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Leave() }()

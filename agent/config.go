@@ -134,6 +134,7 @@ func (c LockConfig) lockmgrConfig() lockmgr.Config {
 	lc.LockDelay, lc.DriftMargin, lc.DefaultTTL = c.LockDelay, c.DriftMargin, c.DefaultTTL
 	lc.MaxWait, lc.MaxWaiters = c.MaxWait, c.MaxWaiters
 	lc.TTLSlack = c.LockDelay / 20
+	lc.VoterRetry = c.LockDelay / 15
 	return lc
 }
 

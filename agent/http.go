@@ -50,6 +50,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/members", a.handleMembers)
 	mux.HandleFunc("POST /v1/members/{name}/force-leave", a.handleForceLeave)
 	mux.HandleFunc("GET /v1/ring", a.handleRing)
+	mux.HandleFunc("GET /v1/voters", a.handleVoters)
 	mux.HandleFunc("GET /v1/counters", a.handleListCounters)
 	mux.HandleFunc("POST /v1/counters:batch", a.handleBatch)
 	mux.Handle("GET /metrics", a.metrics.handler())
@@ -266,6 +267,18 @@ func (a *Agent) handleForceLeave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"member": name, "pruned": prune})
+}
+
+func (a *Agent) handleVoters(w http.ResponseWriter, r *http.Request) {
+	v, err := a.Voters()
+	if err != nil {
+		writeError(w, errorStatus(err), err.Error())
+		return
+	}
+	if v.Members == nil {
+		v.Members = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"cluster": v.Cluster, "version": v.Version, "members": v.Members, "majority": v.Majority})
 }
 
 // RingInfo is what GET /v1/ring answers.

@@ -154,15 +154,22 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration 
 			next = min(next, ls.settle()-now.Sub(since)+time.Millisecond)
 			continue // let the newcomer see the cluster first
 		}
-		st, _ := ls.table.Export(key, now)
 		// Stop granting here, for good; the waiters go to the new owner.
+		// They are cancelled last to first, and the key exported after:
+		// Cancel grants a free key to the next waiter that fits, and a
+		// grant made after the export would be unknown to the new owner,
+		// which would grant the same token again (found by the lockmgr
+		// model test). Last to first nothing is granted (the first waiter
+		// stays first until it goes); exporting after would carry it.
 		c.moving = owner
 		b := batches[owner]
 		if b == nil {
 			b = &batch{}
 			batches[owner] = b
 		}
-		for _, w := range st.Waiters {
+		queued, _ := ls.table.Export(key, now)
+		for i := len(queued.Waiters) - 1; i >= 0; i-- {
+			w := queued.Waiters[i]
 			if ls.table.Cancel(w.Ticket, now) == nil {
 				if ch, ok := ls.waiting[w.Ticket]; ok {
 					delete(ls.waiting, w.Ticket)
@@ -171,6 +178,7 @@ func (ls *lockService) handOff(ctx context.Context, leaving bool) time.Duration 
 				}
 			}
 		}
+		st, _ := ls.table.Export(key, now)
 		st.Waiters = nil
 		enc, err := st.MarshalBinary()
 		if err != nil {

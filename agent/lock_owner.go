@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -278,29 +277,48 @@ func (ls *lockService) ask(ctx context.Context, keys []promiseKey) (*voterAnswer
 }
 
 // askFrom is ask, or with from set a transfer: each acceptor moves from's
-// live promise on each key to this peer in one step (the handoff).
+// live promise on each key to this peer in one step (the handoff). The
+// voters are this peer's committed voter set; an acceptor with a newer set
+// sends it back, and the round is asked again once over it.
 func (ls *lockService) askFrom(ctx context.Context, keys []promiseKey, from *lockmgr.Owner) (*voterAnswers, error) {
-	voters := ls.a.voters()
-	slices.Sort(voters)
-	need := majorityOf(len(voters))
+	for attempt := 0; ; attempt++ {
+		set := ls.acceptor.voterSet()
+		res, newer, err := ls.askSet(ctx, set, keys, from)
+		if err != nil || newer.Version <= set.Version || attempt > 0 {
+			return res, err
+		}
+		if err := ls.acceptor.learnSet(newer); err != nil {
+			return res, nil
+		}
+		ls.kickVoters()
+	}
+}
+
+// askSet asks the voters of set; newer is the newest set a voter answered
+// with, if any is newer.
+func (ls *lockService) askSet(ctx context.Context, set lockmgr.VoterSet, keys []promiseKey, from *lockmgr.Owner) (res *voterAnswers, newer lockmgr.VoterSet, err error) {
+	if set.Version == 0 {
+		return nil, newer, fmt.Errorf("%w: no voter set has formed yet (the first peer forms it once it sees --bootstrap-expect %d peers; a joining peer learns it from the cluster)",
+			ErrNoQuorum, ls.a.cfg.Locks.BootstrapExpect)
+	}
+	voters := set.Members
+	need := set.Majority()
 	if brokenQuorum {
 		need = 1
 	}
-	res := &voterAnswers{total: len(voters), need: need, names: voters,
+	res = &voterAnswers{total: len(voters), need: need, names: voters,
 		answers: make([][]promiseAnswer, len(voters)), errs: make([]error, len(voters))}
-	if want := ls.a.cfg.Locks.BootstrapExpect; len(voters) < want {
-		return nil, fmt.Errorf("%w: %d of the %d voters --bootstrap-expect waits for have joined; no lock is granted before they have",
-			ErrNoQuorum, len(voters), want)
-	}
 	view := ls.a.view.load()
-	req := &promiseRequest{Owner: ls.self.Name, Incarnation: ls.self.Incarnation, Period: ls.cfg.LockDelay, Keys: keys}
+	ws := toWireSet(set)
+	req := &promiseRequest{Owner: ls.self.Name, Incarnation: ls.self.Incarnation, Period: ls.cfg.LockDelay, Keys: keys, Voters: ws}
 	if from != nil {
 		req.From, req.FromIncarnation = from.Name, from.Incarnation
 	}
+	newers := make([]*wireSet, len(voters))
 	var wg sync.WaitGroup
 	for i, name := range voters {
 		if name == ls.self.Name {
-			res.answers[i], res.errs[i] = ls.acceptor.promise(ls.self, from, ls.cfg.LockDelay, keys)
+			res.answers[i], newers[i], res.errs[i] = ls.acceptor.promise(ls.self, from, ls.cfg.LockDelay, ws, keys)
 			continue
 		}
 		addr, ok := view.RPC[name]
@@ -320,11 +338,16 @@ func (ls *lockService) askFrom(ctx context.Context, keys []promiseKey, from *loc
 				res.errs[i] = fmt.Errorf("answered %d keys of %d", len(resp.Answers), len(keys))
 				return
 			}
-			res.answers[i] = resp.Answers
+			res.answers[i], newers[i] = resp.Answers, resp.Voters
 		}()
 	}
 	wg.Wait()
-	return res, nil
+	for _, w := range newers {
+		if s := w.set(); s.Cluster == set.Cluster && s.Version > newer.Version {
+			newer = s
+		}
+	}
+	return res, newer, nil
 }
 
 // renewLoop keeps the claims on keys in use warm: every sixth of a

@@ -101,6 +101,15 @@ type lockService struct {
 	kick  chan struct{}
 	// moved wakes the handoff loop after a ring change.
 	moved chan struct{}
+
+	// voterKick wakes the voter loop; wantSince is when the change it
+	// wants first came up (voter loop only); pruned names members
+	// force-left here, which the voter loop removes from the voter set
+	// (guarded by mu).
+	voterKick chan struct{}
+	tagging   atomic.Bool // a TagVoters update is in flight
+	wantSince time.Time
+	pruned    map[string]bool
 }
 
 // claim is this peer's ownership lease on one key: the epoch a strict
@@ -194,15 +203,16 @@ func (a *Agent) openLocks() error {
 		return fmt.Errorf("agent: record the lock incarnation: %w", err)
 	}
 	ls := &lockService{
-		a:        a,
-		cfg:      cfg,
-		self:     lockmgr.Owner{Name: a.cfg.NodeName, Incarnation: inc},
-		acceptor: acc,
-		table:    table,
-		claims:   map[string]*claim{},
-		waiting:  map[lockmgr.Ticket]chan lockmgr.Event{},
-		kick:     make(chan struct{}, 1),
-		moved:    make(chan struct{}, 1),
+		a:         a,
+		cfg:       cfg,
+		self:      lockmgr.Owner{Name: a.cfg.NodeName, Incarnation: inc},
+		acceptor:  acc,
+		table:     table,
+		claims:    map[string]*claim{},
+		waiting:   map[lockmgr.Ticket]chan lockmgr.Event{},
+		kick:      make(chan struct{}, 1),
+		moved:     make(chan struct{}, 1),
+		voterKick: make(chan struct{}, 1),
 	}
 	a.mu.Lock()
 	a.locks = ls

@@ -102,5 +102,8 @@ func (a *Agent) ForceLeave(name string, prune bool) error {
 		return fmt.Errorf("agent: force-leave %q: %w", name, err)
 	}
 	a.log.Info("forced member to leave", "member", name, "prune", prune)
+	if ls, err := a.lockService(); err == nil {
+		ls.forceLeaveVoter(name)
+	}
 	return nil
 }

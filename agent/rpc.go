@@ -90,6 +90,8 @@ func (a *Agent) serveRPC() error {
 		peerrpc.Handle(server, methodLockPromise, a.handleLockPromise),
 		peerrpc.Handle(server, methodLockOp, a.handleLockOp),
 		peerrpc.Handle(server, methodLockHandoff, a.handleLockHandoff),
+		peerrpc.Handle(server, methodVoterMsg, a.handleVoterMsg),
+		peerrpc.Handle(server, methodVoterGet, a.handleVoterGet),
 	} {
 		if err != nil {
 			l.Close()

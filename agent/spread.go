@@ -334,22 +334,26 @@ func fanOut(peers map[string]string, enough int, fn func(name, addr string) erro
 	return ok, errs
 }
 
-// voters returns the peer members that count for a majority: every
+// voters returns the peers that count for a counter majority: every
 // role=peer member that has not left, failed ones included (else the
 // minority side of a partition, having marked the others failed, would
-// count itself a majority), and this peer.
+// count itself a majority), this peer, and every member of the committed
+// voter set (a voter serf reaped or has not heard of yet still counts).
+// The union is never a smaller majority than either list.
 func (a *Agent) voters() []string {
 	out := []string{a.cfg.NodeName}
-	s, err := a.serfOrErr()
-	if err != nil {
-		return out
+	if ls, err := a.lockService(); err == nil {
+		out = append(out, ls.acceptor.voterSet().Members...)
 	}
-	for _, m := range s.Members() {
-		if m.Name != a.cfg.NodeName && m.Tags[TagRole] == RolePeer && m.Status != serf.StatusLeft {
-			out = append(out, m.Name)
+	if s, err := a.serfOrErr(); err == nil {
+		for _, m := range s.Members() {
+			if m.Tags[TagRole] == RolePeer && m.Status != serf.StatusLeft {
+				out = append(out, m.Name)
+			}
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // majorityOf returns the strict majority of n voters.

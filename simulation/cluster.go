@@ -135,6 +135,9 @@ type Cluster struct {
 	cfg  Config
 	net  *memnet.Network
 	root string // temporary directory of the peers' serf snapshots
+	// bootstrapExpect is every agent's --bootstrap-expect (0: 1); set
+	// before the first Start.
+	bootstrapExpect int
 
 	// mu guards peers, groups, resumes and closed.
 	mu    sync.Mutex
@@ -243,6 +246,7 @@ func (c *Cluster) agentConfig(p *Peer, fs *vfs.MemFS, seeds []string) agent.Conf
 	cfg.RPCTransport = p.host
 	cfg.Timings, cfg.RPCTimeout, cfg.Counters = c.cfg.timings()
 	cfg.Locks = c.cfg.lockConfig()
+	cfg.Locks.BootstrapExpect = max(c.bootstrapExpect, 1)
 	cfg.Logger = c.cfg.Logger
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -48,6 +48,10 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	if err != nil {
 		return nil, err
 	}
+	// The first `start` forms the voter set with all its peers at once,
+	// as a new cluster started with --bootstrap-expect does: the
+	// minority-grant checker counts every started peer as a voter.
+	c.bootstrapExpect = len(sc.Steps[0].Peers)
 	defer c.Close()
 	_, _, ctr := cfg.timings()
 	r := &run{cfg: cfg, sc: sc, c: c, h: newHistory(), requestTimeout: 2*ctr.MajorityTimeout + time.Second}
