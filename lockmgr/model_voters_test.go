@@ -1,0 +1,71 @@
+package lockmgr
+
+// Voter-set changes in the lock model test (model_sim_test.go): a VoterProposer per peer,
+// its messages through the scripted network to every voter's VoterAcceptor.
+
+import "time"
+
+// propose starts a voter proposer for c on top of the node's committed set, unless c no
+// longer applies to it.
+func (n *simNode) propose(c VoterChange) {
+	if !n.up {
+		return
+	}
+	set := n.vacc.Set()
+	if _, err := set.Apply(c); err != nil || !set.Contains(n.name) {
+		n.want = VoterChange{}
+		return
+	}
+	p, err := NewVoterProposer(n.s.cfg, n.name, set, c)
+	if err != nil {
+		panic(err)
+	}
+	n.prop, n.want = p, c
+	n.s.tracef("%s proposes %v on %v", n.name, c, set)
+	n.sendVoter(p, p.Start(n.now()))
+}
+
+// sendVoter sends a proposer's messages; each voter acceptor handles its message, syncs its
+// state, and answers (Commit has no answer).
+func (n *simNode) sendVoter(p *VoterProposer, msgs []VoterMsg) {
+	s, life := n.s, n.life
+	for _, m := range msgs {
+		to := s.byName[m.To]
+		s.send(n.idx, to.idx, func() {
+			ans, err := to.vacc.Handle(m, to.now())
+			to.persist(nil)
+			if m.Kind == VoterCommit {
+				return
+			}
+			s.send(to.idx, n.idx, func() {
+				if n.life != life || n.prop != p {
+					return
+				}
+				n.sendVoter(p, p.Handle(m.To, ans, err, n.now()))
+				if res, done := p.Result(); done {
+					n.vacc.Commit(res.Set, n.now())
+					n.persist(nil)
+					n.prop = nil
+					s.tracef("%s voter change done: %v (chosen %v, own %v)", n.name, res.Set, res.Chosen, res.Own)
+					if w := n.want; !res.Own {
+						s.after(time.Second, func() {
+							if n.life == life {
+								n.propose(w)
+							}
+						})
+					}
+					n.afterVoterChange()
+				}
+			})
+		})
+	}
+}
+
+// afterVoterChange: a node that proposed its own removal leaves once it is out of the set.
+func (n *simNode) afterVoterChange() {
+	if n.want.Op == VoterRemove && n.want.Member == n.name && !n.vacc.Set().Contains(n.name) {
+		n.s.tracef("%s leaves", n.name)
+		n.left, n.up = true, false
+		n.life++
+	}
+}
