@@ -23,15 +23,15 @@ func (n *simNode) handOff() {
 		if to == n || !to.up {
 			continue
 		}
-		st, _ := n.table.Export(key, now)
 		c.moving = to.idx + 1
-		// The waiters are redirected to the new owner. agent.handOff cancels them first to
-		// last; but Cancel hands a free key to the next waiter whose lease fits (its events
-		// wait for the next Tick), after the export: a grant the new owner never learns of
-		// (TestLockModelKnownLimitHandoffCancel). The model cancels them last to first,
-		// which grants nothing, unless the run asks for the agent's order.
-		cancel := slices.Clone(st.Waiters)
-		if !s.p.agentHandoffOrder {
+		// The waiters are redirected to the new owner, as agent.handOff does: cancelled
+		// last to first, then the key exported. Cancel hands a free key to the next waiter
+		// whose lease fits, so cancelling first to last after the export (the agent's old
+		// order, oldHandoffOrder) can grant a lease the new owner never learns of
+		// (TestLockModelOldHandoffOrderIsCaught).
+		queued, _ := n.table.Export(key, now)
+		cancel := slices.Clone(queued.Waiters)
+		if !s.p.oldHandoffOrder {
 			slices.Reverse(cancel)
 		}
 		for _, w := range cancel {
@@ -41,6 +41,10 @@ func (n *simNode) handOff() {
 					q.fail("redirect")
 				}
 			}
+		}
+		st := queued
+		if !s.p.oldHandoffOrder {
+			st, _ = n.table.Export(key, now)
 		}
 		st.Waiters = nil
 		enc, err := st.MarshalBinary()

@@ -15,10 +15,10 @@ package lockmgr
 //   - Acceptors follow agent/lock_acceptor.go (epochs synced before answering, quiet for a
 //     lock-delay after every start) plus the voter-set check of lockmgr/doc.go "What the
 //     agent does with voters" (CheckVersion before every promise; the owner counts only
-//     members of the set it asked under). The agent does not use the voter set yet
-//     (docs/locks.md, Known limits 1): the model checks the protocol as documented.
-//   - A handed-off key's waiters are cancelled last to first, not first to last as
-//     agent.handOff does: see TestLockModelKnownLimitHandoffCancel.
+//     members of the set it asked under), as agent/voters.go and lock_owner.go do.
+//   - A handed-off key's waiters are cancelled last to first and the key exported after, as
+//     agent.handOff does (the model found the old order unsafe:
+//     TestLockModelOldHandoffOrderIsCaught).
 //   - Simplified: clients run on true time; the bootstrap voters form version 1 at start
 //     (no --bootstrap-expect); a new owner takes a handoff without the settle wait; a
 //     leaving peer leaves without handing its keys over (they lapse, as after a crash).
@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -62,10 +61,10 @@ type modelParams struct {
 	scenario modelScenario
 	variant  modelVariant
 	duration time.Duration
-	// agentHandoffOrder cancels a handed-off key's waiters in agent.handOff's order
-	// (first to last), which can grant after the export: see
-	// TestLockModelKnownLimitHandoffCancel.
-	agentHandoffOrder bool
+	// oldHandoffOrder exports a handed-off key, then cancels its waiters first to last:
+	// agent.handOff's order before the model found that it can grant after the export
+	// (TestLockModelOldHandoffOrderIsCaught).
+	oldHandoffOrder bool
 	// scripted: no random clients and no ring churn; the scenario's script does it all.
 	scripted bool
 }
@@ -462,15 +461,6 @@ func TestLockModelHasTeeth(t *testing.T) {
 	}
 }
 
-// knownLimit skips a test that demonstrates a known limit unless RINGLEADER_RUN_KNOWN_LIMITS
-// is set (the convention of agent/locks_findings_test.go).
-func knownLimit(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("RINGLEADER_RUN_KNOWN_LIMITS") == "" {
-		t.Skip("known limit: " + why)
-	}
-}
-
 // TestLockModelHandoffWaiters runs handoffWaiters with the model's handoff (waiters cancelled
 // last to first) over 20 seeds: the old owner grants nothing after the export.
 func TestLockModelHandoffWaiters(t *testing.T) {
@@ -482,7 +472,7 @@ func TestLockModelHandoffWaiters(t *testing.T) {
 	}
 }
 
-// handoffWaiters sets up the known limit of TestLockModelKnownLimitHandoffCancel: n0 owns
+// handoffWaiters sets up the case of TestLockModelOldHandoffOrderIsCaught: n0 owns
 // k0; c0 holds it briefly, c1 (13 s) and c2 (5 s) queue behind; c0 releases, so k0 is free
 // while c1's lease does not fit the ownership until the next renewal; then every ring moves
 // k0 to n1 and n0 hands it over. c3 then asks n1 for it.
@@ -511,16 +501,16 @@ var handoffWaiters = modelScenario{"handoff-waiters", 3, 3, func(s *sim, rng *ra
 // handoffCancelSeed is a seed whose handoffWaiters run hands k0 over while it is free.
 const handoffCancelSeed = 2
 
-// TestLockModelKnownLimitHandoffCancel is a finding of the model: agent.handOff exports a
-// key, then cancels its waiters first to last with Table.Cancel; Cancel hands a free key to
-// the next waiter whose lease fits, so the old owner grants after the export. The new owner
-// imports the older state and grants the same token again, beside the old owner's lease.
-// It needs a free key whose first waiter's TTL does not fit the ownership lease (it waits
-// for a renewal) while a later one's does. Fix: in agent.handOff, Export after cancelling
-// the waiters (or cancel them last to first, which grants nothing).
-func TestLockModelKnownLimitHandoffCancel(t *testing.T) {
-	knownLimit(t, "agent.handOff cancels waiters after Export, and Table.Cancel grants to the next one")
-	t.Run("table", func(t *testing.T) {
+// TestLockModelOldHandoffOrderIsCaught keeps the model's finding: agent.handOff used to
+// export a key, then cancel its waiters first to last with Table.Cancel; Cancel hands a free
+// key to the next waiter whose lease fits, so the old owner granted after the export, and the
+// new owner, importing the older state, granted the same token again beside it. It needs a
+// free key whose first waiter's TTL does not fit the ownership lease (it waits for a renewal)
+// while a later one's does. The agent now cancels last to first and exports after. The test
+// checks that the old order grants after the export and the new one does not, and that the
+// model catches the old order (its teeth for handoffs).
+func TestLockModelOldHandoffOrderIsCaught(t *testing.T) {
+	queue := func(t *testing.T) (*Table, time.Time) {
 		tab := newTestTable(t, 1)
 		now := at(0)
 		tab.SetEpoch("k", 1)
@@ -533,26 +523,39 @@ func TestLockModelKnownLimitHandoffCancel(t *testing.T) {
 		if err != nil || short.Granted {
 			t.Fatalf("short: %+v, %v; want a ticket", short, err)
 		}
-		st, _ := tab.Export("k", now) // agent.handOff: stop granting, export
+		return tab, now
+	}
+	t.Run("old order grants after the export", func(t *testing.T) {
+		tab, now := queue(t)
+		st, _ := tab.Export("k", now)
 		for _, w := range st.Waiters {
-			tab.Cancel(w.Ticket, now) // agent.handOff: redirect the waiters
+			tab.Cancel(w.Ticket, now)
 		}
+		granted := false
 		for _, e := range tab.Tick(now) {
-			if e.Kind == WaiterGranted {
-				t.Errorf("granted token %d to %s after the export, which says held %v, sequence %d: the new owner grants token %d again",
-					e.Lease.Token, e.Holder, st.Held != nil, st.Sequence, e.Lease.Token)
+			granted = granted || e.Kind == WaiterGranted
+		}
+		if !granted {
+			t.Fatal("first-to-last cancel after the export granted nothing; the case no longer shows the old order's fault")
+		}
+	})
+	t.Run("agent order grants nothing the export misses", func(t *testing.T) {
+		tab, now := queue(t)
+		queued, _ := tab.Export("k", now)
+		for i := len(queued.Waiters) - 1; i >= 0; i-- {
+			tab.Cancel(queued.Waiters[i].Ticket, now)
+		}
+		st, _ := tab.Export("k", now)
+		for _, e := range tab.Tick(now) {
+			if e.Kind == WaiterGranted && (st.Held == nil || st.Held.Lease.ID != e.Lease.ID) {
+				t.Errorf("granted token %d to %s, which the export (held %v, sequence %d) does not carry", e.Lease.Token, e.Holder, st.Held != nil, st.Sequence)
 			}
 		}
 	})
-	t.Run("model", func(t *testing.T) {
-		p := modelParams{seed: handoffCancelSeed, scenario: handoffWaiters, duration: 40 * time.Second, scripted: true, agentHandoffOrder: true}
-		if bad, _ := runModel(p); len(bad) > 0 {
-			var what []string
-			for _, v := range bad {
-				what = append(what, v.what)
-			}
-			t.Errorf("seed %d, scenario %s, agent's handoff order:\n%s\ntrace:\n%s",
-				p.seed, p.scenario.name, strings.Join(what, "\n"), traceModel(p, bad[len(bad)-1], 40))
+	t.Run("model catches the old order", func(t *testing.T) {
+		p := modelParams{seed: handoffCancelSeed, scenario: handoffWaiters, duration: 40 * time.Second, scripted: true, oldHandoffOrder: true}
+		if bad, _ := runModel(p); len(bad) == 0 {
+			t.Errorf("seed %d, scenario %s: the old handoff order passed the checker", p.seed, p.scenario.name)
 		}
 	})
 }

@@ -1,0 +1,178 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringleader/ringleader/agent"
+	"github.com/ringleader/ringleader/simulation/memnet"
+)
+
+// votersAre checks that every agent in as has committed exactly members,
+// under one cluster and version.
+func votersAre(as []*agent.Agent, members ...string) error {
+	var first agent.VoterSet
+	for i, a := range as {
+		v, err := a.Voters()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(v.Members, members) {
+			return fmt.Errorf("%s has voters %v (v%d), want %v", a.NodeName(), v.Members, v.Version, members)
+		}
+		if i == 0 {
+			first = v
+		} else if v.Cluster != first.Cluster || v.Version != first.Version {
+			return fmt.Errorf("%s has voters %s/v%d, %s has %s/v%d", a.NodeName(), v.Cluster, v.Version, as[0].NodeName(), first.Cluster, first.Version)
+		}
+	}
+	return nil
+}
+
+// With --bootstrap-expect 1 (the default) the first peer forms the set
+// alone and every joiner is added, one at a time; a graceful leave and a
+// force-leave take a peer out; the set survives a restart.
+func TestVoterSetGrowsAndShrinks(t *testing.T) {
+	net := newNetwork(t)
+	var as []*agent.Agent
+	for i := range 4 {
+		cfg := newAgentConfig(t, net, i)
+		if i > 0 {
+			cfg.StartJoin = []string{ip(0)}
+		}
+		as = append(as, startAgent(t, cfg))
+	}
+	waitFor(t, 20*time.Second, "four voters", func() error { return votersAre(as, "n1", "n2", "n3", "n4") })
+	v, _ := as[0].Voters()
+	if v.Version != 4 || v.Majority != 3 {
+		t.Errorf("voters %+v: want version 4 (bootstrap and three adds), majority 3", v)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := as[3].Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	as[3].Shutdown()
+	waitFor(t, 20*time.Second, "n4 out after its leave", func() error { return votersAre(as[:3], "n1", "n2", "n3") })
+
+	as[2].Shutdown() // a crash: n3 stays a voter
+	waitFor(t, 20*time.Second, "n3 failed", func() error {
+		for _, a := range as[:2] {
+			if st := statuses(a)["n3"]; st != "failed" {
+				return fmt.Errorf("%s sees n3 %s", a.NodeName(), st)
+			}
+		}
+		return nil
+	})
+	if err := votersAre(as[:2], "n1", "n2", "n3"); err != nil {
+		t.Fatalf("a failed peer left the voter set: %v", err)
+	}
+	if err := as[1].ForceLeave("n3", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "n3 out after force-leave --prune", func() error { return votersAre(as[:2], "n1", "n2") })
+}
+
+// --bootstrap-expect 3 withholds every grant until three peers see each
+// other; then one set of all three forms.
+func TestBootstrapExpectWithholdsGrants(t *testing.T) {
+	net := newNetwork(t)
+	var as []*agent.Agent
+	for i := range 2 {
+		cfg := newAgentConfig(t, net, i)
+		cfg.Locks.BootstrapExpect = 3
+		if i > 0 {
+			cfg.StartJoin = []string{ip(0)}
+		}
+		as = append(as, startAgent(t, cfg))
+	}
+	waitFor(t, 20*time.Second, "two alive", func() error { return agreed(as, allAlive(2)) })
+	// The missing voter set is checked before anything is asked.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err := as[0].AcquireLock(ctx, "k", agent.LockRequest{})
+	cancel()
+	if !errors.Is(err, agent.ErrNoQuorum) || !strings.Contains(err.Error(), "bootstrap-expect 3") {
+		t.Fatalf("acquire with two of three expected peers: %v, want a no-quorum error naming --bootstrap-expect 3", err)
+	}
+	cfg := newAgentConfig(t, net, 2)
+	cfg.Locks.BootstrapExpect = 3
+	cfg.StartJoin = []string{ip(0)}
+	as = append(as, startAgent(t, cfg))
+	waitFor(t, 20*time.Second, "one set of three", func() error { return votersAre(as, "n1", "n2", "n3") })
+	if v, _ := as[0].Voters(); v.Version != 1 {
+		t.Errorf("voter set version %d, want 1 (formed at once)", v.Version)
+	}
+	acquireEventually(t, as[1], "k", agent.LockRequest{})
+}
+
+// The set is on disk: a restarted peer has it at once, before it rejoins.
+func TestVoterSetSurvivesRestart(t *testing.T) {
+	net := newNetwork(t)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	var as []*agent.Agent
+	var hosts []*memnet.Host
+	for i := range 2 {
+		h, err := net.AddHost(ip(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+		cfg := hostConfig(t, h, i)
+		cfg.DataDir = dirs[i]
+		if i > 0 {
+			cfg.StartJoin = []string{ip(0)}
+		}
+		as = append(as, startAgent(t, cfg))
+	}
+	waitFor(t, 20*time.Second, "two voters", func() error { return votersAre(as, "n1", "n2") })
+	before, _ := as[1].Voters()
+	as[1].Shutdown()
+	cfg := hostConfig(t, hosts[1], 1)
+	cfg.DataDir = dirs[1]
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown() })
+	after, _ := a.Voters()
+	if after.Cluster != before.Cluster || after.Version != before.Version || !slices.Equal(after.Members, before.Members) {
+		t.Fatalf("after a restart the voters are %+v, before %+v", after, before)
+	}
+}
+
+// Two clusters formed apart merge: the smaller gives its set up and its
+// peers are added to the larger's, one at a time.
+func TestVoterSetsOfTwoClustersMerge(t *testing.T) {
+	net := newNetwork(t)
+	var as []*agent.Agent
+	for i := range 5 {
+		cfg := newAgentConfig(t, net, i)
+		switch i {
+		case 1, 2:
+			cfg.StartJoin = []string{ip(0)}
+		case 4:
+			cfg.StartJoin = []string{ip(3)}
+		}
+		as = append(as, startAgent(t, cfg))
+	}
+	waitFor(t, 20*time.Second, "two clusters", func() error {
+		if err := votersAre(as[:3], "n1", "n2", "n3"); err != nil {
+			return err
+		}
+		return votersAre(as[3:], "n4", "n5")
+	})
+	if _, err := as[4].Join(context.Background(), []string{ip(0)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "one set of five", func() error { return votersAre(as, "n1", "n2", "n3", "n4", "n5") })
+	acquireEventually(t, as[4], "after-merge", agent.LockRequest{})
+}
