@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/ringleader/ringleader/agent"
