@@ -43,6 +43,9 @@ type Config struct {
 	RPCAdvertiseAddr string
 	// HTTPAddr is the HTTP API address; empty disables the HTTP API.
 	HTTPAddr string
+	// EnableDebug serves Go's profiler (net/http/pprof) under
+	// /debug/pprof/ on the HTTP API.
+	EnableDebug bool
 	// DataDir holds this peer's durable state: the store (counters,
 	// idempotency records, its replica incarnation, the known peers) and
 	// serf's snapshot. Empty keeps everything in memory: a restarted peer

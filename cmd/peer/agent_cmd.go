@@ -46,7 +46,8 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 	lockDrift := fs.Duration("lock-drift-margin", dl.DriftMargin, "how much peers' clocks may disagree over one lock-delay; lock TTLs are at most lock-delay minus this; must be the same on every peer")
 	lockTTL := fs.Duration("lock-default-ttl", dl.DefaultTTL, "TTL of a lock request that gives none")
 	lockMaxWait := fs.Duration("lock-max-wait", dl.MaxWait, "longest wait a lock request may ask for")
-	bootstrapExpect := fs.Int("bootstrap-expect", dl.BootstrapExpect, "grant no lock until this many peers have joined (set it to the size of a new cluster)")
+	bootstrapExpect := fs.Int("bootstrap-expect", dl.BootstrapExpect, "how many peers form the first lock voter set: a peer with no set forms it once it sees this many peers and none has one (start a new cluster's first N peers with N; later peers are added one at a time)")
+	enableDebug := fs.Bool("enable-debug", false, "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the HTTP API; anyone who reaches the API can read it")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	return func(args []string) error {
@@ -82,6 +83,7 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 		}
 		cfg.Locks.MaxWait = *lockMaxWait
 		cfg.Locks.BootstrapExpect = *bootstrapExpect
+		cfg.EnableDebug = *enableDebug
 		if *encrypt != "" {
 			key, err := base64.StdEncoding.DecodeString(*encrypt)
 			if err != nil {

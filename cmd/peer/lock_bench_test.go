@@ -6,8 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -31,9 +35,64 @@ const benchLockDelay = 5 * time.Second
 
 func startLockCluster(b *testing.B) []*peerProc {
 	b.Helper()
-	ps := startCluster(b, 5, "--lock-delay", benchLockDelay.String(), "--lock-drift-margin", "500ms", "--log-level", "warn")
+	args := []string{"--lock-delay", benchLockDelay.String(), "--lock-drift-margin", "500ms", "--log-level", "warn"}
+	if os.Getenv(benchProfileEnv) != "" {
+		args = append(args, "--enable-debug")
+	}
+	ps := startCluster(b, 5, args...)
 	waitUntil(b, 30*time.Second, "5 alive", func() error { return agree(ps, names(ps, "alive")) })
 	return ps
+}
+
+// benchProfileEnv names a directory: when set, BenchmarkLockPairs saves
+// CPU profiles of the entry peer, one owner and the benchmark process
+// (the clients) taken during its full-rate load.
+const benchProfileEnv = "RINGLEADER_BENCH_PROFILE"
+
+// profileDuring starts CPU profiles of ps (over their --enable-debug
+// endpoint) and of this process for d; the returned func waits for them and
+// writes them to dir.
+func profileDuring(b *testing.B, dir string, ps []*peerProc, d time.Duration) func() {
+	b.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.httpAddr(), int(d.Seconds()))
+			resp, err := http.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(dir, p.name+".pprof"))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
+	f, err := os.Create(filepath.Join(dir, "clients.pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	stop := time.AfterFunc(d, pprof.StopCPUProfile)
+	return func() {
+		wg.Wait()
+		if stop.Stop() {
+			pprof.StopCPUProfile()
+		}
+		f.Close()
+	}
 }
 
 func newBenchClient(b *testing.B, addr string) *client.Client {
@@ -216,7 +275,14 @@ func BenchmarkLockPairs(b *testing.B) {
 		}
 		ref := newBenchClient(b, noopLockServer(b))
 		refRate, refLat := pairLoad(b, ref, keys, clients, window, 0)
+		var profiled func()
+		if dir := os.Getenv(benchProfileEnv); dir != "" {
+			profiled = profileDuring(b, dir, ps[:2], window-time.Second)
+		}
 		rate, lat := pairLoad(b, c, keys, clients, window, 0)
+		if profiled != nil {
+			profiled()
+		}
 		_, halfLat := pairLoad(b, c, keys, clients, window, rate/2)
 		b.ReportMetric(rate, "pairs/s")
 		b.ReportMetric(refRate, "noop-pairs/s")
