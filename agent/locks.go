@@ -109,7 +109,11 @@ type lockService struct {
 	voterKick chan struct{}
 	tagging   atomic.Bool // a TagVoters update is in flight
 	wantSince time.Time
-	pruned    map[string]bool
+	// lastSet is the voter set the voter loop saw last, removed when
+	// members dropped out of it (voter loop only).
+	lastSet lockmgr.VoterSet
+	removed map[string]time.Time
+	pruned  map[string]bool
 }
 
 // claim is this peer's ownership lease on one key: the epoch a strict

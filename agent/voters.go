@@ -290,6 +290,7 @@ func (ls *lockService) voterStep() {
 	if ls.leaving.Load() {
 		return
 	}
+	ls.noteRemovals(set)
 	change, ok := ls.wantedChange(set, members)
 	if !ok {
 		ls.wantSince = time.Time{}
@@ -444,9 +445,13 @@ func (ls *lockService) wantedChange(set lockmgr.VoterSet, members []memberInfo) 
 		}
 	}
 	var adds []string
+	now := ls.a.clock.Now()
 	for _, m := range members {
 		if m.status != serf.StatusAlive || set.Contains(m.name) || !m.tagged {
 			continue
+		}
+		if at, ok := ls.removed[m.name]; ok && now.Sub(at) < ls.cfg.LockDelay {
+			continue // it left: serf still shows it alive for a moment
 		}
 		if m.tag.version == 0 || m.tag.cluster == set.Cluster {
 			adds = append(adds, m.name)
@@ -457,6 +462,29 @@ func (ls *lockService) wantedChange(set lockmgr.VoterSet, members []memberInfo) 
 	}
 	slices.Sort(adds)
 	return lockmgr.VoterChange{Op: lockmgr.VoterAdd, Member: adds[0]}, true
+}
+
+// noteRemovals remembers when members dropped out of the voter set (voter
+// loop only): a peer that just took itself out before leaving is still
+// alive to serf for a moment, and must not be added straight back.
+func (ls *lockService) noteRemovals(set lockmgr.VoterSet) {
+	if ls.removed == nil {
+		ls.removed = map[string]time.Time{}
+	}
+	now := ls.a.clock.Now()
+	if ls.lastSet.Cluster == set.Cluster {
+		for _, m := range ls.lastSet.Members {
+			if !set.Contains(m) {
+				ls.removed[m] = now
+			}
+		}
+	}
+	for m, at := range ls.removed {
+		if now.Sub(at) >= ls.cfg.LockDelay {
+			delete(ls.removed, m)
+		}
+	}
+	ls.lastSet = set
 }
 
 // forgotten reports a voter that `peer force-leave --prune` removed here:
