@@ -340,8 +340,9 @@ func (ls *lockService) syncVoterTag() {
 }
 
 // formOrLearn runs on a peer with no committed set: it learns the set of a
-// member that has one, or, when it sees exactly --bootstrap-expect peers and
-// none has a set, forms version 1 from them.
+// member that has one, or, when it sees --bootstrap-expect peers (or more,
+// and it is the first of them by name) and none has a set, forms version 1
+// from them.
 func (ls *lockService) formOrLearn(members []memberInfo) {
 	a := ls.a
 	view := a.view.load()
@@ -379,7 +380,13 @@ func (ls *lockService) formOrLearn(members []memberInfo) {
 			return // a set exists: wait to be added, or to reach its holder
 		}
 	}
-	if !ls.joinSettled() || len(alive) != a.cfg.Locks.BootstrapExpect || !slices.Contains(alive, a.cfg.NodeName) {
+	// Exactly N: every peer forms the same set. More than N (peers that
+	// all joined each other with the default 1): only the first by name
+	// forms it, the others learn it.
+	slices.Sort(alive)
+	n := a.cfg.Locks.BootstrapExpect
+	if !ls.joinSettled() || len(alive) < n || !slices.Contains(alive, a.cfg.NodeName) ||
+		len(alive) > n && alive[0] != a.cfg.NodeName {
 		return
 	}
 	set, err := lockmgr.BootstrapSet(alive)

@@ -176,3 +176,19 @@ func TestVoterSetsOfTwoClustersMerge(t *testing.T) {
 	waitFor(t, 30*time.Second, "one set of five", func() error { return votersAre(as, "n1", "n2", "n3", "n4", "n5") })
 	acquireEventually(t, as[4], "after-merge", agent.LockRequest{})
 }
+
+// Peers that all join each other before any has a set (every one started
+// with seeds, the default --bootstrap-expect 1) still form one set: the
+// first by name forms it from all it sees.
+func TestVoterSetFormsAmongPeersThatJoinedEachOther(t *testing.T) {
+	net := newNetwork(t)
+	var as []*agent.Agent
+	for i := range 3 {
+		cfg := newAgentConfig(t, net, i)
+		cfg.RetryJoin = []string{ip(0), ip(1), ip(2)}
+		cfg.RetryJoinInterval = 20 * time.Millisecond
+		cfg.RetryJoinMaxInterval = 100 * time.Millisecond
+		as = append(as, startAgent(t, cfg))
+	}
+	waitFor(t, 20*time.Second, "one set", func() error { return votersAre(as, "n1", "n2", "n3") })
+}
