@@ -475,12 +475,25 @@ func (a *Agent) Leave(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
+	// Each step before the serf leave gets a share of what is left of ctx:
+	// peers that cannot be reached (a partition) must not use up the time
+	// the leave itself needs, or the others would see this peer failed.
+	step := func(share float64) (context.Context, context.CancelFunc) {
+		if dl, ok := ctx.Deadline(); ok {
+			return context.WithDeadline(ctx, time.Now().Add(time.Duration(share*float64(time.Until(dl)))))
+		}
+		return context.WithCancel(ctx)
+	}
 	if a.ctr != nil {
-		a.handOff(ctx)
+		sctx, cancel := step(0.35)
+		a.handOff(sctx)
+		cancel()
 	}
 	if ls, err := a.lockService(); err == nil {
-		ls.leave(ctx)
-		ls.leaveVoters(ctx)
+		sctx, cancel := step(0.35)
+		ls.leave(sctx)
+		cancel()
+		ls.leaveVoters(ctx) // half of what is left at most
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Leave() }()

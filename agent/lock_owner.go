@@ -298,8 +298,8 @@ func (ls *lockService) askFrom(ctx context.Context, keys []promiseKey, from *loc
 // with, if any is newer.
 func (ls *lockService) askSet(ctx context.Context, set lockmgr.VoterSet, keys []promiseKey, from *lockmgr.Owner) (res *voterAnswers, newer lockmgr.VoterSet, err error) {
 	if set.Version == 0 {
-		return nil, newer, fmt.Errorf("%w: no voter set has formed yet (the first peer forms it once it sees --bootstrap-expect %d peers; a joining peer learns it from the cluster)",
-			ErrNoQuorum, ls.a.cfg.Locks.BootstrapExpect)
+		return nil, newer, fmt.Errorf("%w: no voter set has formed yet: this peer sees %d peers, --bootstrap-expect is %d (the first peer by name forms the set once that many see each other; a joining peer learns it from the cluster)",
+			ErrNoQuorum, ls.seen.Load(), ls.a.cfg.Locks.BootstrapExpect)
 	}
 	voters := set.Members
 	need := set.Majority()

@@ -41,7 +41,11 @@ type LockHeldError struct {
 }
 
 func (e *LockHeldError) Error() string {
-	return fmt.Sprintf("%v: key %q is held by %q for %v more; retry later or wait longer", ErrLockHeld, e.Key, e.Holder, e.Remaining.Round(time.Millisecond))
+	by := fmt.Sprintf(" by %q", e.Holder)
+	if e.Holder == "" {
+		by = " (no holder label)"
+	}
+	return fmt.Sprintf("%v: key %q is held%s for %v more; retry later or wait longer", ErrLockHeld, e.Key, by, e.Remaining.Round(time.Millisecond))
 }
 
 func (e *LockHeldError) Unwrap() error { return ErrLockHeld }
@@ -107,7 +111,8 @@ type lockService struct {
 	// force-left here, which the voter loop removes from the voter set
 	// (guarded by mu).
 	voterKick chan struct{}
-	tagging   atomic.Bool // a TagVoters update is in flight
+	tagging   atomic.Bool  // a TagVoters update is in flight
+	seen      atomic.Int64 // alive peers the voter loop saw while no set had formed
 	wantSince time.Time
 	// lastSet is the voter set the voter loop saw last, removed when
 	// members dropped out of it (voter loop only).

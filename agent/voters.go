@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -308,7 +310,14 @@ func (ls *lockService) voterStep() {
 	}
 	ctx, cancel := a.runContext(2 * (ls.cfg.LockDelay + ls.cfg.DriftMargin))
 	defer cancel()
-	if _, err := ls.propose(ctx, set, change); err != nil {
+	// Drop the change once it is no longer wanted (the peer to add left
+	// meanwhile); another proposer may still choose it, and the loop then
+	// takes the peer out again.
+	wanted := func() bool {
+		c, ok := ls.wantedChange(set, a.peerMembers())
+		return ok && c == change
+	}
+	if _, err := ls.propose(ctx, set, change, wanted); err != nil {
 		a.log.Debug("voter change not made yet", "change", change.String(), "err", err)
 	}
 }
@@ -380,16 +389,20 @@ func (ls *lockService) formOrLearn(members []memberInfo) {
 			return // a set exists: wait to be added, or to reach its holder
 		}
 	}
-	// Exactly N: every peer forms the same set. More than N (peers that
-	// all joined each other with the default 1): only the first by name
-	// forms it, the others learn it.
+	// Only the first by name forms it, from all it sees (N or more: peers
+	// that all joined each other with the default 1); the others learn it.
+	// Its cluster ID is random: a cluster formed again under the same names
+	// (a peer that lost its disk, started alone) is another history.
 	slices.Sort(alive)
+	ls.seen.Store(int64(len(alive)))
 	n := a.cfg.Locks.BootstrapExpect
-	if !ls.joinSettled() || len(alive) < n || !slices.Contains(alive, a.cfg.NodeName) ||
-		len(alive) > n && alive[0] != a.cfg.NodeName {
+	if !ls.joinSettled() || len(alive) < n || len(alive) == 0 || alive[0] != a.cfg.NodeName {
 		return
 	}
 	set, err := lockmgr.BootstrapSet(alive)
+	if err == nil {
+		set.Cluster, err = randomCluster()
+	}
 	if err != nil {
 		a.log.Error("cannot form the voter set", "err", err)
 		return
@@ -400,6 +413,19 @@ func (ls *lockService) formOrLearn(members []memberInfo) {
 	}
 	a.log.Info("formed the voter set", "voters", set.String())
 	ls.syncVoterTag()
+}
+
+// randomCluster returns a random, non-zero cluster ID.
+func randomCluster() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 {
+			return id, nil
+		}
+	}
 }
 
 // joinSettled says whether this peer may bootstrap a set alone: it was not
@@ -532,7 +558,7 @@ type voterReply struct {
 // propose drives one change through a VoterProposer on top of base until it
 // ends or ctx is done, and learns the set it ends with. The result says
 // which change was chosen (maybe another proposer's).
-func (ls *lockService) propose(ctx context.Context, base lockmgr.VoterSet, change lockmgr.VoterChange) (lockmgr.VoterResult, error) {
+func (ls *lockService) propose(ctx context.Context, base lockmgr.VoterSet, change lockmgr.VoterChange, wanted func() bool) (lockmgr.VoterResult, error) {
 	a := ls.a
 	p, err := lockmgr.NewVoterProposer(ls.cfg, a.cfg.NodeName, base, change)
 	if err != nil {
@@ -600,6 +626,9 @@ func (ls *lockService) propose(ctx context.Context, base lockmgr.VoterSet, chang
 			t.Stop()
 			send(p.Handle(r.from, r.ans, r.err, a.clock.Now()))
 		case <-t.C():
+			if wanted != nil && !wanted() {
+				return lockmgr.VoterResult{}, fmt.Errorf("voter change %v no longer wanted", change)
+			}
 			send(p.Tick(a.clock.Now()))
 		case <-ctx.Done():
 			t.Stop()
@@ -654,7 +683,7 @@ func (ls *lockService) leaveVoters(ctx context.Context) {
 			"alive", alive, "voters", len(set.Members))
 		return
 	}
-	res, err := ls.propose(ctx, set, lockmgr.VoterChange{Op: lockmgr.VoterRemove, Member: a.cfg.NodeName})
+	res, err := ls.propose(ctx, set, lockmgr.VoterChange{Op: lockmgr.VoterRemove, Member: a.cfg.NodeName}, nil)
 	switch {
 	case err != nil:
 		a.log.Info("leaving without taking this peer out of the voter set; the others will once they see it left", "err", err)

@@ -97,7 +97,7 @@ func TestBootstrapExpectWithholdsGrants(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_, err := as[0].AcquireLock(ctx, "k", agent.LockRequest{})
 	cancel()
-	if !errors.Is(err, agent.ErrNoQuorum) || !strings.Contains(err.Error(), "bootstrap-expect 3") {
+	if !errors.Is(err, agent.ErrNoQuorum) || !strings.Contains(err.Error(), "--bootstrap-expect is 3") {
 		t.Fatalf("acquire with two of three expected peers: %v, want a no-quorum error naming --bootstrap-expect 3", err)
 	}
 	cfg := newAgentConfig(t, net, 2)
@@ -191,4 +191,25 @@ func TestVoterSetFormsAmongPeersThatJoinedEachOther(t *testing.T) {
 		as = append(as, startAgent(t, cfg))
 	}
 	waitFor(t, 20*time.Second, "one set", func() error { return votersAre(as, "n1", "n2", "n3") })
+}
+
+// A cluster formed again under the same names (a peer that lost its disk
+// and started alone) is another history: its cluster ID differs, so the
+// merge rule, not a mix of two sets, decides when it meets the first.
+func TestReformedClusterIsAnotherHistory(t *testing.T) {
+	net := newNetwork(t)
+	h, err := net.AddHost(ip(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := startAgent(t, hostConfig(t, h, 0))
+	waitFor(t, 10*time.Second, "a set", func() error { return votersAre([]*agent.Agent{first}, "n1") })
+	v1, _ := first.Voters()
+	first.Shutdown()
+	again := startAgent(t, hostConfig(t, h, 0))
+	waitFor(t, 10*time.Second, "a set", func() error { return votersAre([]*agent.Agent{again}, "n1") })
+	v2, _ := again.Voters()
+	if v1.Cluster == v2.Cluster {
+		t.Fatalf("two formations of {n1} share cluster ID %s", v1.Cluster)
+	}
 }

@@ -117,12 +117,15 @@
 //     nothing from a number; the agent asks the owner for its set and gives it to Commit.
 //     The owner counts only promises from members of the set it asked under.
 //   - Bootstrap (--bootstrap-expect N, default 1): a peer with no committed set forms version
-//     1 itself, BootstrapSet of the role=peer members it sees, when it sees exactly N role=peer
-//     members (itself included) and none of them reports a committed set (a serf tag with the
-//     voter version, 0 for none); it gives the set to its VoterAcceptor.Commit. Until then
-//     CheckVersion answers ErrNoVoters and no grant happens. Start exactly N peers with the
-//     same N; a peer that sees any member with a committed set never bootstraps — it waits to
-//     be added and learns the set from the first Prepare, Accept or Commit it gets.
+//     1 itself, BootstrapSet of the role=peer members it sees, with a random Cluster (names
+//     alone would give a cluster formed again under the same names, after a disk loss, the
+//     same history), when it sees at least N role=peer members (itself included), none of
+//     them reports a committed set (a serf tag with the voter version, 0 for none), and it is
+//     the first of them by name; it gives the set to its VoterAcceptor.Commit, and the others
+//     learn it (agent: voters.get, or from the first Prepare, Accept, Commit or promise
+//     request). Until then CheckVersion answers ErrNoVoters and no grant happens. Start
+//     exactly N peers with the same N; a peer that sees any member with a committed set never
+//     bootstraps — it waits to be added.
 //   - Joins: a voter that sees an alive role=peer member that is not in its set proposes
 //     VoterAdd for it (one proposer per peer at a time; concurrent proposers are safe, just
 //     slower). Leaves: a peer leaving gracefully proposes VoterRemove of itself and waits for
