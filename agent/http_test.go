@@ -30,6 +30,8 @@ func TestHTTPAPI(t *testing.T) {
 		{"status", "GET", "/v1/status", "", 200, `"ring_members": 2`},
 		{"members", "GET", "/v1/members", "", 200, `"in_ring": true`},
 		{"ring", "GET", "/v1/ring", "", 200, `"vnodes": 128`},
+		{"voters", "GET", "/v1/voters", "", 200, `"members": [`},
+		{"voters wrong method", "POST", "/v1/voters", "", 405, ``},
 		{"owner", "GET", "/v1/ring/owner/jobs/nightly", "", 200, `"key": "jobs/nightly"`},
 		{"owner with n", "GET", "/v1/ring/owner/k?n=1", "", 200, `"preference": [`},
 		{"owner bad n", "GET", "/v1/ring/owner/k?n=0", "", 400, `preference list length`},

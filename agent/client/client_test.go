@@ -86,6 +86,12 @@ func TestRequests(t *testing.T) {
 			want: client.Ring{Checksum: "ab", VNodes: 64, Members: []string{"n1", "n2"}},
 		},
 		{
+			name:   "voters",
+			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.Voters(ctx) },
+			answer: `{"cluster":"00000000000000ab","version":3,"members":["n1","n2","n3"],"majority":2}`, method: "GET", uri: "/v1/voters",
+			want: client.Voters{Cluster: "00000000000000ab", Version: 3, Members: []string{"n1", "n2", "n3"}, Majority: 2},
+		},
+		{
 			name:   "ring owner",
 			call:   func(ctx context.Context, c *client.Client) (any, error) { return c.RingOwner(ctx, "..", 2) },
 			answer: `{"key":"..","owner":"n1","preference":["n1","n2"],"checksum":"ab"}`, method: "GET", uri: "/v1/ring/owner/%2E%2E?n=2",

@@ -88,6 +88,22 @@ func (c *Client) Ring(ctx context.Context) (Ring, error) {
 	return r, err
 }
 
+// Voters is what GET /v1/voters answers: the lock voter set as the peer
+// has committed it (Version 0: none has formed yet).
+type Voters struct {
+	Cluster  string   `json:"cluster"`
+	Version  uint64   `json:"version"`
+	Members  []string `json:"members"`
+	Majority int      `json:"majority"`
+}
+
+// Voters returns the peer's lock voter set.
+func (c *Client) Voters(ctx context.Context) (Voters, error) {
+	var v Voters
+	err := c.do(ctx, request{method: "GET", path: "/v1/voters"}, &v)
+	return v, err
+}
+
 // Owner is what GET /v1/ring/owner/{key} answers.
 type Owner struct {
 	Key        string   `json:"key"`
