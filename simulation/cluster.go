@@ -549,8 +549,8 @@ func (c *Cluster) Close() {
 }
 
 // topology returns the network's shape as the lock checker needs it: the
-// voters (peers started and not left; crashed ones count, as the agent
-// counts failed members), which of them run, the partition groups and the
+// voters (the agents' newest voter set; before one formed, the peers
+// started and not left, crashed ones counted), which of them run, the partition groups and the
 // cut links. starting names peers being started, counted as running.
 func (c *Cluster) topology(starting ...string) Topology {
 	c.mu.Lock()
@@ -569,6 +569,9 @@ func (c *Cluster) topology(starting ...string) Topology {
 			t.Voters = append(t.Voters, name)
 		}
 	}
+	if set := c.voterSet(); len(set) > 0 {
+		t.Voters = set
+	}
 	if c.groups != nil {
 		byGroup := map[int][]string{}
 		for _, name := range slices.SortedFunc(maps.Keys(c.peers), comparePeerNames) {
@@ -584,6 +587,24 @@ func (c *Cluster) topology(starting ...string) Topology {
 		t.Cuts = append(t.Cuts, [2]string{from, to})
 	}
 	return t
+}
+
+// voterSet returns the members of the newest lock voter set a running
+// agent has committed (the agents' own count of the voters: a peer that
+// joined is one only once a majority admitted it), or nil before one
+// formed. Called with c.mu held; agents never call into the cluster.
+func (c *Cluster) voterSet() []string {
+	var best agent.VoterSet
+	for _, p := range c.peers {
+		a, _ := p.Agent()
+		if a == nil {
+			continue
+		}
+		if v, err := a.Voters(); err == nil && v.Version > best.Version {
+			best = v
+		}
+	}
+	return slices.SortedFunc(slices.Values(best.Members), comparePeerNames)
 }
 
 // quietLeft returns how long until no running peer is in its lock quiet
