@@ -20,6 +20,9 @@ type View struct {
 	RPC map[string]string
 	// since is when this peer last saw each ring member become alive.
 	since map[string]time.Time
+	// peers maps every peer member but this one that has not left to its
+	// RPC address, "" unless alive (see identityPeers). Read-only.
+	peers map[string]string
 }
 
 type viewHolder struct{ p atomic.Pointer[View] }
@@ -42,6 +45,16 @@ func (a *Agent) View() *View { return a.view.load() }
 // buildView computes the view from serf's members: alive members tagged
 // role=peer, whatever order serf lists them in.
 func buildView(members []serf.Member, vnodes int) (*View, error) {
+	return buildViewFrom(members, vnodes, nil)
+}
+
+// buildViewFrom is buildView reusing old, the previous ring, when its
+// members are the same: a member event that leaves the alive peers as they
+// were (a tag update, a failure and return within one drained burst, a
+// non-peer member) then costs no ring build. With 200 peers a build hashes
+// and sorts 25,600 points, and a membership storm brings every peer
+// hundreds of events.
+func buildViewFrom(members []serf.Member, vnodes int, old *ring.Ring) (*View, error) {
 	v := &View{RPC: make(map[string]string)}
 	var rm []ring.Member
 	for _, m := range members {
@@ -60,6 +73,10 @@ func buildView(members []serf.Member, vnodes int) (*View, error) {
 		}
 		return 0
 	})
+	if old != nil && old.VNodes() == vnodes && slices.Equal(old.Members(), rm) {
+		v.Ring = old
+		return v, nil
+	}
 	r, err := ring.New(rm, ring.Config{VNodes: vnodes})
 	if err != nil {
 		return nil, err
@@ -68,14 +85,36 @@ func buildView(members []serf.Member, vnodes int) (*View, error) {
 	return v, nil
 }
 
+// peerAddrs returns the peer members (role=peer, not left, not self) with
+// their RPC address, empty for members that are not alive.
+func peerAddrs(members []serf.Member, self string) map[string]string {
+	out := make(map[string]string, len(members))
+	for _, m := range members {
+		if m.Name == self || m.Tags[TagRole] != RolePeer || m.Status == serf.StatusLeft {
+			continue
+		}
+		addr := ""
+		if m.Status == serf.StatusAlive {
+			addr = m.Tags[TagRPC]
+		}
+		out[m.Name] = addr
+	}
+	return out
+}
+
 // rebuildView rebuilds the ring from serf's members and swaps it in.
 func (a *Agent) rebuildView(members []serf.Member) {
-	v, err := buildView(members, a.cfg.VNodes)
+	old := a.view.load()
+	var oldRing *ring.Ring
+	if old != nil {
+		oldRing = old.Ring
+	}
+	v, err := buildViewFrom(members, a.cfg.VNodes, oldRing)
 	if err != nil {
 		a.log.Error("ring rebuild failed; keeping the previous ring", "err", err)
 		return
 	}
-	old := a.view.load()
+	v.peers = peerAddrs(members, a.cfg.NodeName)
 	now := a.clock.Now()
 	v.since = make(map[string]time.Time, len(v.RPC))
 	for name := range v.RPC {

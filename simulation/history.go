@@ -62,7 +62,11 @@ type Wipe struct {
 
 // Sample is the cluster seen at one moment, for the timeline.
 type Sample struct {
+	// T is when the sample ended: the counters were read by then.
 	T float64 `json:"t"`
+	// ViewT is when the members and ring of every peer had been read (they
+	// are read first); 0 in a sample made by hand means T.
+	ViewT float64 `json:"view_t,omitempty"`
 	// Running is how many peers run.
 	Running int `json:"running"`
 	// RingViews is how many distinct ring checksums the running peers hold.
@@ -230,10 +234,13 @@ func (h *history) closeFaults(match func(f *Fault) bool) {
 	}
 }
 
-func (h *history) addHeal() {
+// addHeal notes a heal now and returns its time.
+func (h *history) addHeal() float64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.heals = append(h.heals, h.now())
+	t := h.now()
+	h.heals = append(h.heals, t)
+	return t
 }
 
 func (h *history) addWipe(peer, reason string) {

@@ -26,16 +26,20 @@ type agreement struct {
 }
 
 // agree checks the running peers: each sees exactly the running peers
-// alive; all hold one ring of them; all hold the same counters.
-func (r *run) agree() agreement {
+// alive; all hold one ring of them; all hold the same counters. It reads
+// every peer's members and ring first and returns when that pass ended
+// (viewAt), then reads the counters: with 200 peers in a membership storm
+// a counters read waits behind the peer's queued pushes, and a pass that
+// read both together took seconds, which the members and ring times then
+// counted as time not yet converged.
+func (r *run) agree() (g agreement, viewAt time.Time) {
 	ps, as := r.c.Running()
 	var names []string
 	for _, p := range ps {
 		names = append(names, p.Name)
 	}
-	g := agreement{members: true, ring: true, counters: true}
+	g = agreement{members: true, ring: true, counters: true}
 	ring := ""
-	var first []agent.CounterEntry
 	for i, a := range as {
 		alive, err := aliveOf(a)
 		if err != nil || !slices.Equal(alive, names) {
@@ -47,6 +51,10 @@ func (r *run) agree() agreement {
 			g.ring = false
 		}
 		ring = sum
+	}
+	viewAt = time.Now()
+	var first []agent.CounterEntry
+	for i, a := range as {
 		entries, _, err := a.ListCounters(KeyPrefix, "", 10000)
 		if err != nil || (i > 0 && !slices.EqualFunc(entries, first, entryEqual)) {
 			g.counters = false
@@ -55,7 +63,7 @@ func (r *run) agree() agreement {
 			first = entries
 		}
 	}
-	return g
+	return g, viewAt
 }
 
 func entryEqual(a, b agent.CounterEntry) bool {
@@ -87,16 +95,19 @@ func (r *run) wait(ctx context.Context, st Step, timeout time.Duration) {
 		from, since = r.lastHeal, "heal"
 	}
 	cv := Convergence{Line: st.Line, Since: since, Members: -1, Ring: -1, Counters: -1}
+	if since == "heal" {
+		cv.HealAt = r.lastHealAt
+	}
 	deadline := begin.Add(timeout)
 	for {
-		g := r.agree()
+		g, viewAt := r.agree()
 		now := time.Now()
 		at := now.Sub(from).Seconds()
 		if g.members && cv.Members < 0 {
-			cv.Members = at
+			cv.Members = viewAt.Sub(from).Seconds()
 		}
 		if g.ring && cv.Ring < 0 {
-			cv.Ring = at
+			cv.Ring = viewAt.Sub(from).Seconds()
 		}
 		if g.counters && cv.Counters < 0 {
 			cv.Counters = at
@@ -174,15 +185,18 @@ func (r *run) sample(ctx context.Context) {
 		for _, p := range ps {
 			names = append(names, p.Name)
 		}
-		var all []map[string]int64
-		keys := map[string]bool{}
-		for _, a := range as {
+		for _, a := range as { // members and ring first: see agree
 			v := a.View()
 			rings[v.Ring.ChecksumHex()] = true
 			ringOK = ringOK && v.Ring.Len() == len(names)
 			if alive, err := aliveOf(a); err != nil || !slices.Equal(alive, names) {
 				membersOK = false
 			}
+		}
+		viewT := r.h.now()
+		var all []map[string]int64
+		keys := map[string]bool{}
+		for _, a := range as {
 			entries, _, err := a.ListCounters(KeyPrefix, "", 10000)
 			if err != nil {
 				continue
@@ -204,7 +218,7 @@ func (r *run) sample(ctx context.Context) {
 			}
 			spread = max(spread, hi-lo)
 		}
-		r.h.addSample(Sample{T: r.h.now(), Running: len(as), RingViews: len(rings), Spread: spread,
+		r.h.addSample(Sample{T: r.h.now(), ViewT: viewT, Running: len(as), RingViews: len(rings), Spread: spread,
 			RingOK: ringOK && len(rings) == 1, MembersOK: membersOK})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Convergence is how long the cluster took to agree after the last heal
@@ -25,17 +26,70 @@ type Convergence struct {
 	Ring     float64 `json:"ring_s"`
 	Counters float64 `json:"counters_s"`
 	OK       bool    `json:"ok"`
+	// HealAt is the heal the times count from (seconds into the run), when
+	// Since is "heal".
+	HealAt float64 `json:"heal_at,omitempty"`
 }
 
 // HealTiming is how long after a heal (At, seconds into the run) the
-// timeline's samples first showed every running peer agreeing on the
-// alive members, on the ring, and on every counter; -1: not before the
-// next heal or the end. Resolution: one sample (sampleEvery).
+// timeline's samples (or, for members and ring, a wait step, if earlier)
+// first showed every running peer agreeing on the alive members, on the
+// ring, and on every counter; -1: not before the next heal or the end.
+// Resolution: one sample (sampleEvery), or one pass over the peers when
+// that takes longer.
 type HealTiming struct {
 	At       float64 `json:"at"`
 	Members  float64 `json:"members_s"`
 	Ring     float64 `json:"ring_s"`
 	Counters float64 `json:"counters_s"`
+}
+
+// HealModel is the SWIM/serf expectation of how long after a heal every
+// peer agrees on members and ring: serf retries a failed member about once
+// per reconnect interval across the cluster (each peer with failed members
+// tries one a round, with probability failed/alive), so a healed split is
+// crossed within one interval; the news (refutations, push-pull state)
+// then spreads epidemically in about log2(N) gossip rounds. Expect =
+// Reconnect + log2(Peers) × Gossip, in wall seconds for the timings the
+// agents ran with (scenario time divided by the speed). The model leaves
+// out CPU: it holds while every peer gets the processor when its timers
+// fire.
+type HealModel struct {
+	Peers     int     `json:"peers"`
+	Gossip    float64 `json:"gossip_s"`
+	Reconnect float64 `json:"reconnect_s"`
+	Expect    float64 `json:"expect_s"`
+}
+
+func newHealModel(peers int, gossip, reconnect time.Duration) HealModel {
+	m := HealModel{Peers: peers, Gossip: gossip.Seconds(), Reconnect: reconnect.Seconds()}
+	m.Expect = m.Reconnect + math.Log2(float64(max(peers, 2)))*m.Gossip
+	return m
+}
+
+// within says whether an AfterHeal time t is within twice the model.
+func (m HealModel) within(t float64) bool { return t >= 0 && t <= 2*m.Expect }
+
+// withWaits fills in, for members and ring, what a wait step saw before
+// the samples did: both read the same views, and a wait that ends in
+// agreement may be followed at once by the next heal, before the sampler's
+// next pass.
+func withWaits(hs []HealTiming, conv []Convergence) []HealTiming {
+	earlier := func(a, b float64) float64 {
+		if a < 0 || (b >= 0 && b < a) {
+			return b
+		}
+		return a
+	}
+	for i := range hs {
+		for _, c := range conv {
+			if c.Since == "heal" && c.HealAt == hs[i].At {
+				hs[i].Members = earlier(hs[i].Members, c.Members)
+				hs[i].Ring = earlier(hs[i].Ring, c.Ring)
+			}
+		}
+	}
+	return hs
 }
 
 func afterHeal(heals []float64, samples []Sample, ops []Op) []HealTiming {
@@ -61,11 +115,15 @@ func afterHeal(heals []float64, samples []Sample, ops []Op) []HealTiming {
 				continue
 			}
 			sampled = true
-			if s.MembersOK && ht.Members < 0 {
-				ht.Members = s.T - h
+			tv := s.T
+			if s.ViewT > 0 {
+				tv = s.ViewT
 			}
-			if s.RingOK && ht.Ring < 0 {
-				ht.Ring = s.T - h
+			if s.MembersOK && ht.Members < 0 && tv >= h {
+				ht.Members = tv - h
+			}
+			if s.RingOK && ht.Ring < 0 && tv >= h {
+				ht.Ring = tv - h
 			}
 			if s.Spread == 0 && ht.Counters < 0 && s.T >= quiet {
 				ht.Counters = s.T - h
@@ -91,7 +149,11 @@ type Report struct {
 	Convergence []Convergence `json:"convergence"`
 	// AfterHeal is how long after each heal the samples first showed
 	// agreement.
-	AfterHeal  []HealTiming        `json:"after_heal"`
+	AfterHeal []HealTiming `json:"after_heal"`
+	// HealModel is what the SWIM/serf model expects of AfterHeal's members
+	// and ring times, for the peer count and the timings the agents ran
+	// with.
+	HealModel  HealModel           `json:"heal_model"`
 	Keys       []KeyCheck          `json:"keys"`
 	Views      map[string]PeerView `json:"views"`
 	Violations []Violation         `json:"violations"`
@@ -212,6 +274,21 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "\nconvergence after each heal (wall seconds; scenario time is %gx):\n", r.Speed)
 		for _, h := range r.AfterHeal {
 			fmt.Fprintf(w, "  heal at %6.2fs: members %s  ring %s  counters %s\n", h.At, secs(h.Members), secs(h.Ring), secs(h.Counters))
+		}
+		if m := r.HealModel; m.Expect > 0 {
+			fmt.Fprintf(w, "  SWIM/serf model for %d peers: reconnect %.2fs + log2(%d) x gossip %.2fs = %.2fs (2x: %.2fs)\n",
+				m.Peers, m.Reconnect, m.Peers, m.Gossip, m.Expect, 2*m.Expect)
+			for _, h := range r.AfterHeal {
+				t := max(h.Members, h.Ring)
+				if h.Members < 0 || h.Ring < 0 {
+					t = -1
+				}
+				verdict := "within 2x"
+				if !m.within(t) {
+					verdict = "NOT within 2x"
+				}
+				fmt.Fprintf(w, "  heal at %6.2fs: members and ring agreed %s after it, %s the model\n", h.At, secs(t), verdict)
+			}
 		}
 	}
 	r.writeLockSummary(w)

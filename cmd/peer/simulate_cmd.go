@@ -20,7 +20,7 @@ func simulateCommand(fs *pflag.FlagSet) func([]string) error {
 	peers := fs.Int("peers", 0, "peers to start (default: the scenario's own count, 5 for the built-in ones)")
 	scenario := fs.String("scenario", "halves", "a built-in scenario (see --list) or a scenario file")
 	seed := fs.Uint64("seed", def.Seed, "seed of the workload and of the network's random faults; the same seed sends the same requests")
-	speed := fs.Float64("speed", 0, "how many times faster than real time to run: every timing of the agents and every duration in the scenario is divided by it (default: 4 up to 10 peers, 2 up to 25, else 1)")
+	speed := fs.Float64("speed", 0, "how many times faster than real time to run: every timing of the agents and every duration in the scenario is divided by it (default: 4 up to 10 peers, 2 up to 25, 1 up to 100, else 0.5)")
 	clients := fs.Int("clients", def.Clients, "workload clients writing counters through random peers")
 	keys := fs.Int("keys", def.Keys, "counter keys the workload writes")
 	lockClients := fs.Int("lock-clients", def.LockClients, "workload clients acquiring, holding and releasing locks through random peers (0: none)")
