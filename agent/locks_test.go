@@ -178,11 +178,16 @@ func TestLockMinorityRefuses(t *testing.T) {
 	if err := c.net.Partition([]string{ip(0), ip(1)}, []string{ip(2), ip(3), ip(4)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "n1 sees the others failed", func() error {
-		st := statuses(c.agents[0])
-		for _, n := range []string{"n3", "n4", "n5"} {
-			if st[n] != "failed" {
-				return fmt.Errorf("%s is %s", n, st[n])
+	waitFor(t, 30*time.Second, "n1 and n2 see the others failed, and their rings only themselves", func() error {
+		for _, a := range c.agents[:2] {
+			st := statuses(a)
+			for _, n := range []string{"n3", "n4", "n5"} {
+				if st[n] != "failed" {
+					return fmt.Errorf("%s sees %s %s", a.NodeName(), n, st[n])
+				}
+			}
+			if l := a.View().Ring.Len(); l != 2 {
+				return fmt.Errorf("%s's ring has %d members", a.NodeName(), l)
 			}
 		}
 		return nil
