@@ -363,8 +363,11 @@ func BenchmarkLockHandover(b *testing.B) {
 // BenchmarkLockFailover: 10 times, a key is held through one peer, its
 // owner is killed (SIGKILL), and another peer is asked for the key every
 // 20 ms until it grants. Reports the median and worst time from the kill
-// to the grant, against max(lock-delay, failure detection) + 1 s; the
-// killed peer is restarted with its data dir before the next kill.
+// to the grant, the failure detection (median, by the asking peer and by
+// every alive peer), and the worst excess of a grant over max(lock-delay,
+// that kill's detection) — the target is ≤ 1 s; the killed peer is
+// restarted with its data dir before the next kill. RINGLEADER_BENCH_VERBOSE
+// logs every kill.
 func BenchmarkLockFailover(b *testing.B) {
 	const kills = 10
 	for b.Loop() {
@@ -373,7 +376,13 @@ func BenchmarkLockFailover(b *testing.B) {
 		for _, p := range ps {
 			byName[p.name] = p
 		}
-		var times, detects []time.Duration
+		var times, detects, alls []time.Duration
+		// excess is the worst of took - max(lock-delay, that kill's
+		// failure detection by the asking peer), excessAll the same with
+		// the detection by every alive peer (the new owner must know the
+		// old one failed before it takes the key): the target is at most
+		// 1 s.
+		var excess, excessAll time.Duration
 		for i := range kills {
 			key := fmt.Sprintf("failover/%d", i)
 			// Hold it through a peer, and find its owner.
@@ -397,8 +406,9 @@ func BenchmarkLockFailover(b *testing.B) {
 			ac := newBenchClient(b, asker.httpAddr())
 			owner.kill()
 			killed := time.Now()
-			var detected time.Duration
+			var detected, all time.Duration
 			var g client.Lease
+			var lastErr error
 			for n := 0; ; n++ {
 				if time.Since(killed) > 60*time.Second || n > 10_000 {
 					b.Fatalf("kill %d: %s not granted within 60 s of killing its owner %s", i, key, owner.name)
@@ -408,6 +418,21 @@ func BenchmarkLockFailover(b *testing.B) {
 						detected = time.Since(killed)
 					}
 				}
+				if all == 0 {
+					seen := true
+					for _, p := range ps {
+						if p == owner {
+							continue
+						}
+						if v, err := p.view(); err != nil || v.statuses[owner.name] != "failed" {
+							seen = false
+							break
+						}
+					}
+					if seen {
+						all = time.Since(killed)
+					}
+				}
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				var err error
 				g, err = ac.Acquire(ctx, key, client.LockOptions{TTL: 2 * time.Second})
@@ -415,6 +440,7 @@ func BenchmarkLockFailover(b *testing.B) {
 				if err == nil {
 					break
 				}
+				lastErr = err
 				time.Sleep(20 * time.Millisecond)
 			}
 			took := time.Since(killed)
@@ -426,6 +452,15 @@ func BenchmarkLockFailover(b *testing.B) {
 			}
 			times = append(times, took)
 			detects = append(detects, detected)
+			if all == 0 { // granted before every peer saw the failure
+				all = took
+			}
+			excess = max(excess, took-max(benchLockDelay, detected))
+			excessAll = max(excessAll, took-max(benchLockDelay, all))
+			alls = append(alls, all)
+			if os.Getenv("RINGLEADER_BENCH_VERBOSE") != "" {
+				b.Logf("kill %d of %s: detected %v (by all %v), granted %v by %s; last refusal: %v", i, owner.name, detected, all, took, g.Owner, lastErr)
+			}
 			owner.start(b, "--join", asker.gossipAddr(), "--lock-delay", benchLockDelay.String(), "--lock-drift-margin", "500ms", "--log-level", "warn")
 			waitUntil(b, 30*time.Second, "5 alive", func() error { return agree(ps, names(ps, "alive")) })
 		}
@@ -435,6 +470,10 @@ func BenchmarkLockFailover(b *testing.B) {
 		b.ReportMetric(times[len(times)-1].Seconds(), "max-s")
 		b.ReportMetric(detects[len(detects)/2].Seconds(), "detect-p50-s")
 		b.ReportMetric(benchLockDelay.Seconds(), "lock-delay-s")
+		b.ReportMetric(excess.Seconds(), "excess-max-s")
+		b.ReportMetric(excessAll.Seconds(), "excess-all-max-s")
+		slices.Sort(alls)
+		b.ReportMetric(alls[len(alls)/2].Seconds(), "detect-all-p50-s")
 		for _, p := range ps {
 			p.kill()
 		}
