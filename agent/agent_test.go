@@ -134,6 +134,31 @@ func newCluster(t *testing.T, n int, mutate func(i int, cfg *agent.Config)) *tes
 	return c
 }
 
+// startWithDirs starts n agents on their own hosts of net, each with a data
+// dir, all joined through the first; mutate (if not nil) adjusts each
+// config. The hosts and dirs let a test restart an agent where it was.
+func startWithDirs(t *testing.T, net *memnet.Network, n int, mutate func(i int, cfg *agent.Config)) (as []*agent.Agent, hosts []*memnet.Host, dirs []string) {
+	t.Helper()
+	for i := range n {
+		h, err := net.AddHost(ip(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+		dirs = append(dirs, t.TempDir())
+		cfg := hostConfig(t, h, i)
+		cfg.DataDir = dirs[i]
+		if i > 0 {
+			cfg.StartJoin = []string{ip(0)}
+		}
+		if mutate != nil {
+			mutate(i, &cfg)
+		}
+		as = append(as, startAgent(t, cfg))
+	}
+	return as, hosts, dirs
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
@@ -471,24 +496,10 @@ func TestLifecycleIsIdempotent(t *testing.T) {
 // seed given.
 func TestRestartRejoinsFromDataDir(t *testing.T) {
 	net := newNetwork(t)
-	var as []*agent.Agent
-	var hosts []*memnet.Host
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	for i := range 3 {
-		h, err := net.AddHost(ip(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, h)
-		cfg := hostConfig(t, h, i)
-		cfg.DataDir = dirs[i]
+	as, hosts, dirs := startWithDirs(t, net, 3, func(i int, cfg *agent.Config) {
 		// The others never reconnect to n3, so only n3 itself can rejoin.
 		cfg.Timings.ReconnectInterval = time.Hour
-		if i > 0 {
-			cfg.StartJoin = []string{ip(0)}
-		}
-		as = append(as, startAgent(t, cfg))
-	}
+	})
 	waitFor(t, 30*time.Second, "cluster", func() error { return agreed(as, allAlive(3)) })
 	as[2].Shutdown() // crash
 	want := allAlive(2)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ringleader/ringleader/agent"
-	"github.com/ringleader/ringleader/simulation/memnet"
 )
 
 // acquireTimed acquires key through a (retrying while it cannot
@@ -145,22 +144,7 @@ func TestLockRestartWhileIsolatedGrantsAlone(t *testing.T) {
 	t.Parallel() // mostly waiting on failure detection and serf's reaper
 	net := newNetwork(t)
 	defer net.Heal()
-	var as []*agent.Agent
-	var hosts []*memnet.Host
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	for i := range 3 {
-		h, err := net.AddHost(ip(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, h)
-		cfg := hostConfig(t, h, i)
-		cfg.DataDir = dirs[i]
-		if i > 0 {
-			cfg.StartJoin = []string{ip(0)}
-		}
-		as = append(as, startAgent(t, cfg))
-	}
+	as, hosts, dirs := startWithDirs(t, net, 3, nil)
 	waitFor(t, 30*time.Second, "cluster", func() error { return agreed(as, allAlive(3)) })
 	acquireEventually(t, as[1], "warm", agent.LockRequest{})
 	if err := net.Isolate(ip(0)); err != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ringleader/ringleader/agent"
-	"github.com/ringleader/ringleader/simulation/memnet"
 )
 
 // votersAre checks that every agent in as has committed exactly members,
@@ -114,22 +113,7 @@ func TestBootstrapExpectWithholdsGrants(t *testing.T) {
 // The set is on disk: a restarted peer has it at once, before it rejoins.
 func TestVoterSetSurvivesRestart(t *testing.T) {
 	net := newNetwork(t)
-	dirs := []string{t.TempDir(), t.TempDir()}
-	var as []*agent.Agent
-	var hosts []*memnet.Host
-	for i := range 2 {
-		h, err := net.AddHost(ip(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, h)
-		cfg := hostConfig(t, h, i)
-		cfg.DataDir = dirs[i]
-		if i > 0 {
-			cfg.StartJoin = []string{ip(0)}
-		}
-		as = append(as, startAgent(t, cfg))
-	}
+	as, hosts, dirs := startWithDirs(t, net, 2, nil)
 	waitFor(t, 20*time.Second, "two voters", func() error { return votersAre(as, "n1", "n2") })
 	before, _ := as[1].Voters()
 	as[1].Shutdown()
