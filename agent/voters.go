@@ -517,6 +517,13 @@ func (ls *lockService) noteRemovals(set lockmgr.VoterSet) {
 			delete(ls.removed, m)
 		}
 	}
+	ls.mu.Lock()
+	for m := range ls.pruned {
+		if !set.Contains(m) {
+			delete(ls.pruned, m) // out: nothing left to do for it
+		}
+	}
+	ls.mu.Unlock()
 	ls.lastSet = set
 }
 
