@@ -1,9 +1,11 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -196,4 +198,38 @@ func TestReformedClusterIsAnotherHistory(t *testing.T) {
 	if v1.Cluster == v2.Cluster {
 		t.Fatalf("two formations of {n1} share cluster ID %s", v1.Cluster)
 	}
+}
+
+// A graceful leave while the others cannot be reached still leaves serf:
+// the counter and lock handoffs get only a share of the leave's time.
+func TestLeaveDuringPartitionStillLeaves(t *testing.T) {
+	// RPCs that wait as long as the leave may (a TCP connect into a cut
+	// network waits for its timeout).
+	c := newCluster(t, 3, func(i int, cfg *agent.Config) { cfg.RPCTimeout = time.Minute })
+	defer c.net.Heal()
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(3)) })
+	if _, err := c.agents[0].Add(context.Background(), []agent.CounterItem{{Key: "k", Delta: 1}}, agent.Local); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.net.Partition([]string{ip(0)}, []string{ip(1), ip(2)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	if err := c.agents[0].Leave(ctx); err != nil {
+		t.Fatalf("leave during a partition: %v; want the serf leave to go out within the time given", err)
+	}
+	// memberlist's probes across the cut end only at their timeouts, after
+	// Shutdown: wait for them, so no goroutine outlives the test.
+	c.net.Heal()
+	for _, a := range c.agents {
+		a.Shutdown()
+	}
+	waitFor(t, 10*time.Second, "memberlist's probes to end", func() error {
+		buf := make([]byte, 1<<20)
+		if bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("memberlist.(*Memberlist).probeNode")) {
+			return errors.New("a probe is still waiting")
+		}
+		return nil
+	})
 }
