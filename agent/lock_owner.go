@@ -42,6 +42,7 @@ func (ls *lockService) maxEpochsAhead() uint32 {
 // outlasts a ttl lease by the drift margin, running (or joining) a promise
 // round when it does not, or when force asks for a fresh one.
 func (ls *lockService) ensureOwned(ctx context.Context, key string, ttl time.Duration, force bool) error {
+	ls.noteTTL(ttl)
 	for attempt := 0; attempt < 3; attempt++ {
 		ls.mu.Lock()
 		now := ls.a.clock.Now()
@@ -350,14 +351,13 @@ func (ls *lockService) askSet(ctx context.Context, set lockmgr.VoterSet, keys []
 	return res, newer, nil
 }
 
-// renewLoop keeps the claims on keys in use warm: every sixth of a
-// lock-delay it renews them in one request per voter, and drops claims
-// that lapsed on keys with nothing left in the table.
+// renewLoop keeps the claims on keys in use warm: every renewEvery it
+// renews them in one request per voter, and drops claims that lapsed on
+// keys with nothing left in the table.
 func (ls *lockService) renewLoop() {
 	defer ls.a.wg.Done()
-	every := ls.cfg.LockDelay / 6
 	for {
-		t := ls.a.clock.NewTimer(every)
+		t := ls.a.clock.NewTimer(ls.renewEvery())
 		select {
 		case <-t.C():
 		case <-ls.a.stop:
@@ -366,6 +366,38 @@ func (ls *lockService) renewLoop() {
 		}
 		ls.renewClaims()
 	}
+}
+
+// noteTTL records the TTL of a grant or renewal, for renewEvery.
+func (ls *lockService) noteTTL(ttl time.Duration) {
+	now := ls.a.clock.Now()
+	ls.mu.Lock()
+	if ttl >= ls.longTTL || now.Sub(ls.longTTLAt) > ls.cfg.LockDelay {
+		ls.longTTL, ls.longTTLAt = ttl, now
+	}
+	ls.mu.Unlock()
+}
+
+// renewEvery is how often the claims in use are renewed: every sixth of a
+// lock-delay, or more often while leases near the longest TTL are asked
+// for. A claim covers a lease only if it outlasts it by the drift margin,
+// so for a TTL close to lock-delay − drift margin a claim is good for a
+// short while after each renewal; past it, each grant would run a promise
+// round of its own on the request path. Renewing twice within that while
+// keeps them off it (at most every lock-delay/30).
+func (ls *lockService) renewEvery() time.Duration {
+	ls.mu.Lock()
+	ttl := ls.longTTL
+	if ls.a.clock.Now().Sub(ls.longTTLAt) > ls.cfg.LockDelay {
+		ttl = 0
+	}
+	ls.mu.Unlock()
+	every := ls.cfg.LockDelay / 6
+	if ttl > 0 {
+		fresh := ls.cfg.LockDelay - ttl - ls.cfg.DriftMargin + ls.cfg.TTLSlack // how old a claim may be
+		every = min(every, max(fresh/2, ls.cfg.LockDelay/30))
+	}
+	return every
 }
 
 // renewClaims renews every claim in use that this peer's ring still names

@@ -106,6 +106,11 @@ type lockService struct {
 	// moved wakes the handoff loop after a ring change.
 	moved chan struct{}
 
+	// longTTL is the longest TTL asked for since longTTLAt (within a
+	// lock-delay; guarded by mu): see renewEvery.
+	longTTL   time.Duration
+	longTTLAt time.Time
+
 	// voterKick wakes the voter loop; wantSince is when the change it
 	// wants first came up (voter loop only); pruned names members
 	// force-left here, which the voter loop removes from the voter set
