@@ -2,6 +2,7 @@ package peerrpc
 
 import (
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -56,8 +57,14 @@ func (w *batchWriter) write(frame []byte, deadline time.Time) error {
 		return w.err
 	}
 	// This goroutine writes everything queued so far, its own frame
-	// included; those queued meanwhile wait for the next writer.
+	// included; those queued meanwhile wait for the next writer. It yields
+	// once first: under load the goroutines about to queue a frame get to
+	// add it to this write (one system call for more frames); idle, the
+	// yield returns at once.
 	w.writing = true
+	w.mu.Unlock()
+	runtime.Gosched()
+	w.mu.Lock()
 	batch, upto, dl := w.pending, w.queued, w.deadline
 	w.pending, w.spare, w.deadline = w.spare[:0], nil, time.Time{}
 	w.mu.Unlock()
