@@ -58,3 +58,32 @@ func FuzzParseBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLockBody checks the hand-written lock body parser against the
+// strict JSON path: whatever the fast path accepts, the strict decoder
+// accepts with the same fields.
+func FuzzParseLockBody(f *testing.F) {
+	for _, s := range []string{``, ` `, `{}`, `{"ttl":"10s"}`, `{"ttl":"4s","wait":"1s","holder":"cron@h1"}`, `{"lease":"00ff","ttl":"2s"}`,
+		`{"ttl":"1s","ttl":"2s"}`, `{"TTL":"1s"}`, `{"ttl":1}`, `{"ttl":"a\"b"}`, `{"x":"y"}`, `{"ttl":"1s"} {}`, `{"holder":"é"}`, `null`, `{"ttl":"1s",}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ok := parseLockBodyFast(b)
+		strict, err := parseLockBodyStrict(b)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("fast path took %q as %+v; strict path: %v", b, fast, err)
+		}
+		str := func(p *string) string {
+			if p == nil {
+				return "<nil>"
+			}
+			return *p
+		}
+		if str(fast.TTL) != str(strict.TTL) || str(fast.Wait) != str(strict.Wait) || fast.Holder != strict.Holder || fast.Lease != strict.Lease {
+			t.Fatalf("fast path took %q as %+v, strict as %+v", b, fast, strict)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,18 +70,81 @@ type lockBody struct {
 	Lease  string  `json:"lease"`
 }
 
-// readLockBody decodes an optional body (empty means every default).
+// readLockBody decodes an optional body (empty means every default). The
+// usual bodies (an object of plain strings) are read by a hand-written
+// parser; anything else by encoding/json, strictly (FuzzParseLockBody
+// checks that both agree).
 func readLockBody(r *http.Request) (lockBody, error) {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return lockBody{}, err
+		}
+		return lockBody{}, fmt.Errorf("%w: cannot read the body: %v", ErrBadLock, err)
+	}
+	if b, ok := parseLockBodyFast(raw); ok {
+		return b, nil
+	}
+	return parseLockBodyStrict(raw)
+}
+
+// parseLockBodyFast reads {"ttl":"…","wait":"…","holder":"…","lease":"…"},
+// any of them, each at most once, as plain strings (no escapes); ok false
+// for anything else, which the strict path then judges.
+func parseLockBodyFast(raw []byte) (b lockBody, ok bool) {
+	p := &fastParser{b: raw}
+	if p.end() {
+		return b, true
+	}
+	if !p.lit('{') {
+		return b, false
+	}
+	seen := 0
+	for first := true; ; first = false {
+		if p.lit('}') {
+			return b, p.end()
+		}
+		if !first && !p.lit(',') {
+			return b, false
+		}
+		name, ok := p.plainString()
+		if !ok || !p.lit(':') {
+			return b, false
+		}
+		v, ok := p.plainString()
+		if !ok {
+			return b, false
+		}
+		var bit int
+		switch name {
+		case "ttl":
+			bit, b.TTL = 1, &v
+		case "wait":
+			bit, b.Wait = 2, &v
+		case "holder":
+			bit, b.Holder = 4, v
+		case "lease":
+			bit, b.Lease = 8, v
+		default:
+			return b, false
+		}
+		if seen&bit != 0 {
+			return b, false // a repeated field: the strict path's rules
+		}
+		seen |= bit
+	}
+}
+
+// parseLockBodyStrict decodes a body with encoding/json: known fields
+// only, one value.
+func parseLockBodyStrict(raw []byte) (lockBody, error) {
 	var b lockBody
-	dec := json.NewDecoder(r.Body)
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
 		if errors.Is(err, io.EOF) {
 			return lockBody{}, nil
-		}
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return b, err
 		}
 		return b, fmt.Errorf("%w: body is not the expected JSON (%v); send {\"ttl\":\"10s\",\"wait\":\"5s\",\"holder\":\"label\"}", ErrBadLock, err)
 	}
