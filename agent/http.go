@@ -101,7 +101,9 @@ func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
 		for i := range keyed {
 			if strings.HasPrefix(r.URL.Path, keyed[i].prefix) {
 				allowed = append(allowed, keyed[i].method)
-				if keyed[i].method == r.Method {
+				// HEAD is GET without the body (the server drops it), as
+				// ServeMux does for its GET routes.
+				if keyed[i].method == r.Method || (r.Method == http.MethodHead && keyed[i].method == http.MethodGet) {
 					kr = &keyed[i]
 				}
 			}

@@ -54,6 +54,7 @@ func TestCounterHTTPAPI(t *testing.T) {
 		{"key too long", "POST", "/v1/counters/" + strings.Repeat("k", 513), `{"delta":1}`, "", 400, `limit 512`},
 		{"empty key", "POST", "/v1/counters/", `{"delta":1}`, "", 400, `key is empty`},
 		{"wrong method", "PUT", "/v1/counters/hits", `{"delta":1}`, "", 405, `use GET or POST`},
+		{"head is get without a body", "HEAD", "/v1/counters/hits", "", "", 200, ""},
 		{"body too large", "POST", "/v1/counters/hits", `{"delta":` + strings.Repeat(" ", agent.MaxRequestBody) + `1}`, "", 413, `limit`},
 		{"idempotent first", "POST", "/v1/counters/paid", `{"delta":10}`, "order-1", 200, `"value":10`},
 		{"idempotent retry", "POST", "/v1/counters/paid", `{"delta":10}`, "order-1", 200, `"value":10`},
