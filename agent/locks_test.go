@@ -373,3 +373,56 @@ func TestLockHandoffOnJoinAndLeave(t *testing.T) {
 		t.Fatalf("the request queued at the leaving peer: %v", err)
 	}
 }
+
+// TestLockWaiterGivingUpThroughAnotherPeer checks that a waiter whose
+// client gave up at a peer that forwarded it to the owner is dropped by the
+// owner, as one that waited at the owner itself is: it is not granted the
+// lock later, which would leave the key held by nobody for a whole TTL.
+func TestLockWaiterGivingUpThroughAnotherPeer(t *testing.T) {
+	c := newCluster(t, 3, func(i int, cfg *agent.Config) {
+		// Long enough that the first lease outlasts the test's steps.
+		cfg.Locks.LockDelay = 6 * time.Second
+		cfg.Locks.DriftMargin = 500 * time.Millisecond
+	})
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(3)) })
+	owner, via := c.agents[0], c.agents[1]
+	key := ""
+	for i := 0; key == ""; i++ {
+		if o, err := via.View().Ring.Owner(fmt.Sprintf("give-up/%d", i)); err == nil && o == owner.NodeName() {
+			key = fmt.Sprintf("give-up/%d", i)
+		}
+	}
+	first := acquireEventually(t, owner, key, agent.LockRequest{Holder: "first", TTL: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() {
+		_, err := via.AcquireLock(ctx, key, agent.LockRequest{Holder: "gave-up", Wait: time.Minute})
+		waited <- err
+	}()
+	waiters := func(want int) func() error {
+		return func() error {
+			st, err := owner.LockInfo(context.Background(), key)
+			if err != nil {
+				return err
+			}
+			if st.Waiters != want {
+				return fmt.Errorf("%d waiters, want %d", st.Waiters, want)
+			}
+			return nil
+		}
+	}
+	waitFor(t, 10*time.Second, "the forwarded waiter to queue at the owner", waiters(1))
+	cancel()
+	if err := <-waited; err == nil {
+		t.Fatal("the cancelled acquire was granted")
+	}
+	waitFor(t, 10*time.Second, "the owner to drop the waiter", waiters(0))
+	if err := owner.ReleaseLock(context.Background(), key, first.Lease); err != nil {
+		t.Fatal(err)
+	}
+	st, err := owner.LockInfo(context.Background(), key)
+	if err != nil || st.Held {
+		t.Fatalf("after the release: %+v, %v; want the key free", st, err)
+	}
+}

@@ -23,7 +23,7 @@ type Client struct {
 	mu     sync.Mutex
 	conns  map[string]*clientConn
 	closed bool
-	wg     sync.WaitGroup // one per connection's read loop
+	wg     sync.WaitGroup // connections' read loops and cancel senders
 }
 
 // NewClient returns a client; cfg.Dial is required.
@@ -39,7 +39,9 @@ func NewClient(cfg Config) (*Client, error) {
 
 // Call sends req (msgpack-encoded) to method on the peer at addr and decodes
 // the answer into resp (which may be nil). Errors wrap ErrUnreachable,
-// ErrTimeout or ErrClosed, or are a *RemoteError from the handler.
+// ErrTimeout or ErrClosed, or are a *RemoteError from the handler. When ctx
+// ends before the answer, the server is told to cancel the handler's
+// context (MethodCancel), or the connection is dropped, which does too.
 func (c *Client) Call(ctx context.Context, addr, method string, req, resp any) error {
 	body, err := msgpack.Marshal(req)
 	if err != nil {
@@ -119,6 +121,17 @@ func (c *Client) forget(cc *clientConn) {
 		delete(c.conns, cc.addr)
 	}
 	c.mu.Unlock()
+}
+
+// track counts a goroutine in wg unless the client is closed.
+func (c *Client) track() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	return true
 }
 
 // Close closes every connection, failing calls in flight, and waits for the
@@ -220,9 +233,30 @@ func (cc *clientConn) call(ctx context.Context, method string, body []byte) ([]b
 		// dials afresh instead of queueing behind it.
 		if cc.lastRead.Load() < start.UnixNano() {
 			cc.fail(fmt.Errorf("%w: %s did not answer", ErrUnreachable, cc.addr))
+		} else if c := cc.client; c.track() {
+			go cc.cancel(req.ID)
 		}
 		return nil, fmt.Errorf("%w: %s to %s after %v", ErrTimeout, method, cc.addr, time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// cancel tells the server to stop serving request id, whose caller gave
+// up: a handler that holds a request (a lock waiter, say) must not act for
+// a caller that is gone. Best effort: it waits at most DefaultTimeout to
+// queue the frame, and a connection that cannot take it is dropped, which
+// cancels the server's handlers too.
+func (cc *clientConn) cancel(id uint64) {
+	defer cc.client.wg.Done()
+	cfg := cc.client.cfg
+	buf, err := AppendFrame(nil, &Frame{Kind: KindRequest, ID: id, Method: MethodCancel}, cfg.Auth, []byte(cc.addr))
+	if err != nil {
+		return
+	}
+	if err := cc.w.write(buf, time.Now().Add(cfg.DefaultTimeout)); err != nil {
+		cc.fail(fmt.Errorf("%w: write to %s: %v", ErrUnreachable, cc.addr, err))
+		return
+	}
+	cfg.countBytes(true, len(buf))
 }
 
 func (cc *clientConn) readLoop() {

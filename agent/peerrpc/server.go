@@ -242,13 +242,61 @@ type serverConn struct {
 	c    net.Conn
 	w    *batchWriter
 	slot chan struct{}
+	// ctx ends when the connection does: nobody is left to take the
+	// answers of its requests, so their handlers are cancelled.
+	ctx context.Context
+
+	mu       sync.Mutex
+	inflight map[uint64]context.CancelFunc // by request ID
+}
+
+// MethodCancel is the method of a frame that cancels the request with the
+// same ID on the same connection (see Client.Call). The server answers it
+// with nothing; a server that predates it answers "no method", which the
+// client ignores, since it no longer waits for that ID.
+const MethodCancel = "peerrpc.cancel"
+
+// start registers request f and returns its handler's context, which ends
+// at the request's deadline, when the caller cancels it, or with the
+// connection, and the function that releases it. IDs are unique on a
+// connection; a client that reuses one can no longer cancel the older
+// request.
+func (sc *serverConn) start(f *Frame) (context.Context, func()) {
+	timeout := time.Duration(f.Timeout)
+	if timeout <= 0 || timeout > sc.s.cfg.MaxHandlerTime {
+		timeout = sc.s.cfg.MaxHandlerTime
+	}
+	ctx, cancel := context.WithTimeout(sc.ctx, timeout)
+	sc.mu.Lock()
+	sc.inflight[f.ID] = cancel
+	sc.mu.Unlock()
+	return ctx, func() {
+		sc.mu.Lock()
+		delete(sc.inflight, f.ID)
+		sc.mu.Unlock()
+		cancel()
+	}
+}
+
+// cancel ends the handler of request id, if it is still running.
+func (sc *serverConn) cancel(id uint64) {
+	sc.mu.Lock()
+	cancel := sc.inflight[id]
+	delete(sc.inflight, id)
+	sc.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (s *Server) serveConn(c net.Conn) {
 	defer s.wg.Done()
-	sc := &serverConn{s: s, c: c, w: newBatchWriter(c), slot: make(chan struct{}, s.cfg.MaxInFlight)}
+	ctx, cancelAll := context.WithCancel(s.ctx)
+	sc := &serverConn{s: s, c: c, w: newBatchWriter(c), slot: make(chan struct{}, s.cfg.MaxInFlight),
+		ctx: ctx, inflight: map[uint64]context.CancelFunc{}}
 	var handlers sync.WaitGroup
 	defer func() {
+		cancelAll()
 		c.Close()
 		handlers.Wait()
 		s.mu.Lock()
@@ -278,16 +326,24 @@ func (s *Server) serveConn(c net.Conn) {
 				return
 			}
 		}
+		if f.Method == MethodCancel {
+			sc.cancel(f.ID)
+			continue
+		}
 		select {
 		case sc.slot <- struct{}{}:
 		case <-s.ctx.Done():
 			return
 		}
+		// Registered here, in frame order, so a cancel that follows the
+		// request finds it.
+		hctx, done := sc.start(f)
 		handlers.Add(1)
 		go func() {
 			defer handlers.Done()
 			defer func() { <-sc.slot }()
-			body, err := sc.call(f)
+			body, err := sc.call(hctx, f)
+			done()
 			sc.reply(f, body, err, s.cfg.Auth != nil)
 		}()
 	}
@@ -310,19 +366,13 @@ func (s *Server) readFrame(c net.Conn, r io.Reader) (*Frame, error) {
 	return readBody(r, n)
 }
 
-func (sc *serverConn) call(f *Frame) ([]byte, error) {
+func (sc *serverConn) call(ctx context.Context, f *Frame) ([]byte, error) {
 	sc.s.mu.Lock()
 	h := sc.s.handlers[f.Method]
 	sc.s.mu.Unlock()
 	if h == nil {
 		return nil, WithCode(CodeUnknownMethod, fmt.Errorf("no method %q on this peer (version mismatch?)", f.Method))
 	}
-	timeout := time.Duration(f.Timeout)
-	if timeout <= 0 || timeout > sc.s.cfg.MaxHandlerTime {
-		timeout = sc.s.cfg.MaxHandlerTime
-	}
-	ctx, cancel := context.WithTimeout(sc.s.ctx, timeout)
-	defer cancel()
 	return h(ctx, f.Body)
 }
 
