@@ -351,6 +351,14 @@ func answerOf(p lockmgr.Promise, err error, highest uint32, now time.Time) promi
 // quietAt reports whether the acceptor is still in its quiet period.
 func (s *acceptorSide) quietAt(now time.Time) bool { return now.Before(s.quiet) }
 
+// quietFor returns how much of the quiet period is left at now (0 when it
+// is over).
+func (s *acceptorSide) quietFor(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(0, s.quiet.Sub(now))
+}
+
 // highest returns the highest epoch this acceptor promised for key.
 func (s *acceptorSide) highest(key string) uint32 {
 	s.mu.Lock()

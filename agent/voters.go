@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/serf/serf"
@@ -179,6 +180,10 @@ func (r *voterMsgResponse) answer() (lockmgr.VoterAnswer, error) {
 // voterGetResponse answers methodVoterGet.
 type voterGetResponse struct {
 	Set wireSet `msgpack:"s"`
+	// Quiet is how long the answering peer still promises nothing (it
+	// started, or gave up a set, within the last lock-delay); 0 when it
+	// promises now. Peers that predate it never send it.
+	Quiet time.Duration `msgpack:"q,omitempty"`
 }
 
 // VoterSet describes the committed voter set as this peer knows it.
@@ -219,7 +224,7 @@ func (a *Agent) handleVoterGet(ctx context.Context, _ *struct{}) (*voterGetRespo
 	if err != nil {
 		return nil, err
 	}
-	return &voterGetResponse{Set: *toWireSet(ls.acceptor.voterSet())}, nil
+	return &voterGetResponse{Set: *toWireSet(ls.acceptor.voterSet()), Quiet: ls.acceptor.quietFor(a.clock.Now())}, nil
 }
 
 // kickVoters wakes the voter loop (after a set was learned or a member
@@ -316,6 +321,12 @@ func (ls *lockService) voterStep() {
 	wanted := func() bool {
 		c, ok := ls.wantedChange(set, a.peerMembers())
 		return ok && c == change
+	}
+	if change.Op == lockmgr.VoterAdd {
+		if err := ls.addKeepsQuorum(ctx, set, change.Member); err != nil {
+			a.log.Debug("voter change waits", "change", change.String(), "err", err)
+			return
+		}
 	}
 	if _, err := ls.propose(ctx, set, change, wanted); err != nil {
 		a.log.Debug("voter change not made yet", "change", change.String(), "err", err)
@@ -495,6 +506,66 @@ func (ls *lockService) wantedChange(set lockmgr.VoterSet, members []memberInfo) 
 	}
 	slices.Sort(adds)
 	return lockmgr.VoterChange{Op: lockmgr.VoterAdd, Member: adds[0]}, true
+}
+
+// addKeepsQuorum says whether adding member to set keeps locks available:
+// a strict majority of the larger set can promise right now (every member
+// asked, by voters.get in parallel, answers and is not in its quiet
+// period), or the current set cannot either (locks are down anyway, as
+// while a new cluster's first peers are all quiet) and a majority of the
+// larger set answers. Else the add waits: with a voter down, adding a peer
+// that just started (or while another voter restarts) would leave too few
+// promising voters, and every lock would stop until the quiet periods
+// ended, losing the leases that could not be renewed meanwhile. Removals
+// never need this: the majority of the smaller set is never larger.
+func (ls *lockService) addKeepsQuorum(ctx context.Context, set lockmgr.VoterSet, member string) error {
+	a := ls.a
+	names := append(slices.Clone(set.Members), member)
+	type state struct {
+		name  string
+		ready bool
+	}
+	view := a.view.load()
+	answers := make(chan state, len(names))
+	var wg sync.WaitGroup
+	for _, name := range names {
+		if name == a.cfg.NodeName {
+			answers <- state{name, ls.acceptor.quietFor(a.clock.Now()) == 0}
+			continue
+		}
+		addr, ok := view.RPC[name]
+		if !ok {
+			continue // failed or not yet alive here
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, a.cfg.RPCTimeout)
+			defer cancel()
+			var resp voterGetResponse
+			if err := a.call(cctx, addr, methodVoterGet, &struct{}{}, &resp); err == nil {
+				answers <- state{name, resp.Quiet == 0}
+			}
+		})
+	}
+	wg.Wait()
+	close(answers)
+	var ready []string
+	answered, readyNow := 0, 0
+	for st := range answers {
+		answered++
+		if st.ready {
+			ready = append(ready, st.name)
+			if st.name != member {
+				readyNow++
+			}
+		}
+	}
+	need := len(names)/2 + 1
+	if len(ready) >= need || (readyNow < set.Majority() && answered >= need) {
+		return nil
+	}
+	slices.Sort(ready)
+	return fmt.Errorf("adding %s now would leave %d of %d voters able to promise (%s), %d needed; it waits until more can",
+		member, len(ready), len(names), strings.Join(ready, ", "), need)
 }
 
 // noteRemovals remembers when members dropped out of the voter set (voter

@@ -233,3 +233,43 @@ func TestLeaveDuringPartitionStillLeaves(t *testing.T) {
 		return nil
 	})
 }
+
+// With a voter down, a peer that joins is added only once its quiet period
+// is over: adding it at once would leave 2 of 4 voters able to promise, 3
+// needed, and stop every lock until it ended. Meanwhile the three voters
+// (two alive) keep granting.
+func TestVoterAddWaitsForAPromisingMajority(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	started := time.Now()
+	waitFor(t, 20*time.Second, "three voters", func() error { return votersAre(c.agents, "n1", "n2", "n3") })
+	const lockDelay = 2 * time.Second // newAgentConfig's
+	waitFor(t, 20*time.Second, "the voters' quiet periods to end", func() error {
+		if d := time.Since(started); d < lockDelay {
+			return fmt.Errorf("%v since the start", d)
+		}
+		return nil
+	})
+	c.agents[2].Shutdown() // a crash: n3 stays a voter
+	waitFor(t, 20*time.Second, "n3 failed", func() error {
+		for _, a := range c.agents[:2] {
+			if st := statuses(a)["n3"]; st != "failed" {
+				return fmt.Errorf("%s sees n3 %s", a.NodeName(), st)
+			}
+		}
+		return nil
+	})
+	cfg := newAgentConfig(t, c.net, 3)
+	cfg.StartJoin = []string{ip(0) + ":7946"}
+	cfg.Locks.BootstrapExpect = 3
+	before := time.Now()
+	n4 := startAgent(t, cfg)
+	live := []*agent.Agent{c.agents[0], c.agents[1], n4}
+	waitFor(t, 30*time.Second, "n4 added", func() error {
+		err := votersAre(live, "n1", "n2", "n3", "n4")
+		if v, _ := c.agents[0].Voters(); slices.Contains(v.Members, "n4") && time.Since(before) < lockDelay {
+			t.Fatalf("n4 was added %v after it started, within its quiet period (%v)", time.Since(before), lockDelay)
+		}
+		return err
+	})
+	acquireEventually(t, c.agents[0], "after-the-add", agent.LockRequest{})
+}
