@@ -92,7 +92,7 @@ var notifySignals = func(c chan<- os.Signal) (stop func()) {
 
 func lockCommand(fs *pflag.FlagSet) func([]string) error {
 	c := clientFlags(fs)
-	ttl := fs.Duration("ttl", 0, "acquire, renew, KEY -- CMD: the lease's time to live, 1s up to the peer's lock-delay minus its drift margin (0: the peer's --lock-default-ttl, 10s unless set; renew: the TTL it was granted with)")
+	ttl := fs.Duration("ttl", 0, "acquire, renew, KEY -- CMD: the lease's time to live, 1s up to the peer's lock-delay minus its drift margin (0, the default: no TTL is sent, so the peer's --lock-default-ttl applies, 10s unless set; for renew, the TTL the lease was granted with)")
 	wait := fs.Duration("wait", 0, "acquire, KEY -- CMD: how long to wait while another holds the lock (acquire: default 0s; KEY -- CMD: no limit unless given)")
 	holder := fs.String("holder", "", "acquire, KEY -- CMD: a label shown to others who find the lock held (default: this host's name)")
 	grace := fs.Duration("grace", 5*time.Second, "KEY -- CMD: time from SIGTERM to SIGKILL when the lock is lost")
