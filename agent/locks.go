@@ -550,7 +550,7 @@ func (ls *lockService) unknownLease(key string, id lockmgr.LeaseID) error {
 			return &redirectError{to: prev, fallback: true}
 		}
 	}
-	return fmt.Errorf("%w: key %q has no live lease %s (released, expired or never granted here)", ErrUnknownLease, key, id)
+	return fmt.Errorf("%w: key %q has no live lease %s: it expired, was released or was never granted; acquire the lock again", ErrUnknownLease, key, id)
 }
 
 // info describes key.

@@ -240,8 +240,6 @@ func lockError(c apiClient, err error, key string, waited time.Duration) error {
 			who = strconv.Quote(apiErr.Holder)
 		}
 		return fmt.Errorf("lock %q is held by %s (%v left on its lease) after waiting %v; give --wait to wait longer", key, who, apiErr.Remaining, waited)
-	case errors.Is(err, client.ErrUnknownLease):
-		return fmt.Errorf("%v (the lease expired, was released, or is not one of %q's)", err, key)
 	}
 	return c.explain(err)
 }

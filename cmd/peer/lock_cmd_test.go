@@ -75,7 +75,7 @@ func TestLockRequests(t *testing.T) {
 			args: []string{"renew", "k", lease1},
 			script: []exchange{{method: "PUT", uri: "/v1/locks/k", body: `{"lease":"` + lease1 + `"}`,
 				status: 404, respBody: `{"error":"unknown lease ` + lease1 + `"}`}},
-			wantCode: 1, stderr: "(the lease expired, was released, or is not one of \"k\"'s)",
+			wantCode: 1, stderr: "peer lock: unknown lease " + lease1 + "\n", // the peer's message, with nothing added
 		},
 		{
 			name:   "release",
