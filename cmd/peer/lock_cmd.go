@@ -230,9 +230,35 @@ func checkLease(lease string) error {
 	return nil
 }
 
-// lockError words a lock call's error for the command line.
+// lockErrorAnswer is what a failed lock call prints on stdout with --json,
+// so that scripts keep what the peer said: its HTTP status (absent when no
+// peer answered), its error, and for a key still held (409) the holder's
+// label and the time its lease had left.
+type lockErrorAnswer struct {
+	Key         string  `json:"key"`
+	Code        int     `json:"code,omitempty"`
+	Error       string  `json:"error"`
+	Holder      *string `json:"holder,omitempty"`
+	RemainingMS *int64  `json:"remaining_ms,omitempty"`
+}
+
+// lockError words a lock call's error for the command line (stderr, exit
+// 1); with --json it also prints a lockErrorAnswer on stdout.
 func lockError(c apiClient, err error, key string, waited time.Duration) error {
 	var apiErr *client.APIError
+	if *c.json {
+		a := lockErrorAnswer{Key: key, Error: c.explain(err).Error()}
+		if errors.As(err, &apiErr) {
+			a.Code, a.Error = apiErr.Status, apiErr.Message
+			if errors.Is(err, client.ErrHeld) {
+				ms := apiErr.Remaining.Milliseconds()
+				a.Holder, a.RemainingMS = &apiErr.Holder, &ms
+			}
+		}
+		if perr := printJSON(a); perr != nil {
+			return perr
+		}
+	}
 	switch {
 	case errors.Is(err, client.ErrHeld) && errors.As(err, &apiErr):
 		who := "another holder"
