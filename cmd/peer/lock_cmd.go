@@ -30,6 +30,9 @@ var lockSubcommands = []subcommand{
 			"sooner with 'peer lock release KEY LEASE'. While another lease holds KEY,\n" +
 			"the request waits in a FIFO queue for up to --wait (default 0s: answer at\n" +
 			"once); still held then, the command exits 1 and names the holder.\n" +
+			"A 503 answer (no quorum yet, as in a new cluster's first lock-delay, or\n" +
+			"the key's owner failing over) is asked again every 250ms until --wait\n" +
+			"ends, then exits 1; without --wait it exits 1 at once.\n" +
 			"Hand the fencing token to the resource the lock guards, and have it refuse\n" +
 			"tokens lower than one it has seen.",
 		flags: []string{"ttl", "wait", "holder"},
@@ -161,7 +164,14 @@ func lockCommand(fs *pflag.FlagSet) func([]string) error {
 			if fs.Changed("ttl") {
 				opts.TTL = *ttl
 			}
-			l, err := cl.Acquire(ctx, args[0], opts)
+			// A 503 (no quorum yet, an owner failing over) is asked
+			// again until --wait ends, as KEY -- CMD does; a 409 is
+			// final (the peer waited already). One request may ask for
+			// the whole wait.
+			rule := waitRule{limited: true, chunk: opts.Wait}
+			l, err := askUntilWaitEnds(ctx, opts, rule, func(ctx context.Context, o client.LockOptions) (client.Lease, error) {
+				return cl.Acquire(ctx, args[0], o)
+			})
 			if err != nil {
 				return lockError(c, err, args[0], opts.Wait)
 			}
@@ -429,21 +439,41 @@ func lockRun(c apiClient, key string, argv []string, opts client.LockOptions, wa
 // lockWaiting takes the lock, waiting up to opts.Wait, or without limit
 // when no wait was given (one request of up to lockWaitChunk at a time).
 func lockWaiting(ctx context.Context, cl *client.Client, key string, opts client.LockOptions, waitGiven bool) (*client.HeldLock, error) {
+	rule := waitRule{limited: waitGiven, chunk: lockWaitChunk, retryHeld: true}
+	return askUntilWaitEnds(ctx, opts, rule, func(ctx context.Context, o client.LockOptions) (*client.HeldLock, error) {
+		return cl.Lock(ctx, key, o)
+	})
+}
+
+// waitRule says how askUntilWaitEnds waits.
+type waitRule struct {
+	limited   bool          // opts.Wait bounds the wait; else there is no limit
+	chunk     time.Duration // the longest wait one request asks for
+	retryHeld bool          // ask again after a 409 too, not only after a 503
+}
+
+// askUntilWaitEnds calls ask, each time with the part of opts.Wait left (at
+// most rule.chunk), and asks again while the answer is 503 (a cluster in
+// its first lock-delay with no quorum yet, an owner failing over, a ring
+// settling) — or, with rule.retryHeld, 409 — until the wait ends. With a
+// limited wait of 0 it asks once.
+func askUntilWaitEnds[T any](ctx context.Context, opts client.LockOptions, rule waitRule, ask func(context.Context, client.LockOptions) (T, error)) (T, error) {
 	until := time.Now().Add(opts.Wait)
 	told := false
-	for {
+	for first := true; ; first = false {
 		o := opts
-		if !waitGiven {
-			o.Wait = lockWaitChunk
-		} else {
-			o.Wait = max(0, min(lockWaitChunk, time.Until(until)))
+		switch {
+		case !rule.limited:
+			o.Wait = rule.chunk
+		case first:
+			o.Wait = min(rule.chunk, opts.Wait)
+		default:
+			o.Wait = max(0, min(rule.chunk, time.Until(until)))
 		}
 		start := time.Now()
-		h, err := cl.Lock(ctx, key, o)
-		// Held, or not grantable just now (503: a cluster in its first
-		// lock-delay, an owner failing over, a ring settling): wait on.
-		retry := errors.Is(err, client.ErrHeld) || errors.Is(err, client.ErrUnavailable)
-		if !retry || ctx.Err() != nil || (waitGiven && !time.Now().Before(until)) {
+		h, err := ask(ctx, o)
+		retry := errors.Is(err, client.ErrUnavailable) || (rule.retryHeld && errors.Is(err, client.ErrHeld))
+		if !retry || ctx.Err() != nil || (rule.limited && !time.Now().Before(until)) {
 			return h, err
 		}
 		if errors.Is(err, client.ErrUnavailable) && !told {
@@ -457,7 +487,8 @@ func lockWaiting(ctx context.Context, cl *client.Client, key string, opts client
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, ctx.Err()
+				var none T
+				return none, ctx.Err()
 			case <-t.C:
 			}
 		}

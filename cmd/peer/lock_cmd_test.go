@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -500,5 +503,70 @@ func TestLockRunCommandNotFound(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr.String(), "cannot run /no/such/command") || r.held("k") {
 		t.Fatalf("stderr %q, held %v", r.stderr.String(), r.held("k"))
+	}
+}
+
+// TestLockAcquireWaitsThroughNoQuorum: 'peer lock acquire --wait' asks
+// again while the peer answers 503 (a new cluster's quiet start), as
+// 'peer lock KEY -- CMD' does, until it is granted or the wait ends;
+// without --wait it asks once.
+func TestLockAcquireWaitsThroughNoQuorum(t *testing.T) {
+	grant := `{"key":"k","token":9,"lease":"` + lease1 + `","ttl_ms":10000,"owner":"n1"}`
+	for _, tc := range []struct {
+		name      string
+		args      []string // after "lock acquire k --holder me"
+		refusals  int      // 503 answers before the grant
+		firstWait string   // the first request's "wait"
+		wantAsked int
+		wantCode  int
+		stdout    string
+		stderr    string
+	}{
+		{name: "granted once the quorum forms", args: []string{"--wait", "1m"}, firstWait: "1m0s", refusals: 2, wantAsked: 3,
+			stdout: "key    k\ntoken  9\nlease  " + lease1 + "\nttl    10s\nowner  n1\n", stderr: "peer lock: no quorum: the voters have not formed yet; waiting\n"},
+		{name: "without a wait", refusals: 1, wantAsked: 1, wantCode: 1, stderr: "peer lock: no quorum: the voters have not formed yet\n"},
+		{name: "wait ends first", args: []string{"--wait", "300ms", "--json"}, firstWait: "300ms", refusals: 1 << 30, wantCode: 1,
+			stdout: `{"key":"k","code":503,"error":"no quorum: the voters have not formed yet"}` + "\n", stderr: "waiting\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				asked int
+				waits []string
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var b struct{ Wait, Holder string }
+				if err := json.NewDecoder(r.Body).Decode(&b); err != nil || r.Method != "POST" || r.URL.Path != "/v1/locks/k" || b.Holder != "me" {
+					t.Errorf("unexpected request %s %s (%v)", r.Method, r.URL, err)
+				}
+				mu.Lock()
+				asked++
+				waits = append(waits, b.Wait)
+				n := asked
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				if n <= tc.refusals {
+					w.WriteHeader(503)
+					io.WriteString(w, `{"error":"no quorum: the voters have not formed yet"}`)
+					return
+				}
+				io.WriteString(w, grant)
+			}))
+			defer srv.Close()
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"lock", "--http-addr", srv.Listener.Addr().String(), "acquire", "k", "--holder", "me"}, tc.args...)
+			code := run(args, &stdout, &stderr)
+			mu.Lock()
+			defer mu.Unlock()
+			if code != tc.wantCode || stdout.String() != tc.stdout || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Fatalf("exit %d, want %d\nstdout: %q\nwant:   %q\nstderr: %q, want it to hold %q", code, tc.wantCode, stdout.String(), tc.stdout, stderr.String(), tc.stderr)
+			}
+			if tc.wantAsked > 0 && asked != tc.wantAsked {
+				t.Fatalf("asked %d times, want %d", asked, tc.wantAsked)
+			}
+			if len(waits) == 0 || waits[0] != tc.firstWait {
+				t.Fatalf("waits asked %q, want the first to be the whole --wait %q", waits, tc.firstWait)
+			}
+		})
 	}
 }
