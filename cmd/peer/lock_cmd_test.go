@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringleader/ringleader/agent"
 	"github.com/ringleader/ringleader/agent/client"
 	"github.com/ringleader/ringleader/agent/client/clienttest"
 )
@@ -566,6 +567,39 @@ func TestLockAcquireWaitsThroughNoQuorum(t *testing.T) {
 			}
 			if len(waits) == 0 || waits[0] != tc.firstWait {
 				t.Fatalf("waits asked %q, want the first to be the whole --wait %q", waits, tc.firstWait)
+			}
+		})
+	}
+}
+
+// TestFitDefaultLockTTL: a lock-delay too short for the 10 s default TTL
+// lowers it, with one warning naming both; a --lock-default-ttl given is
+// never changed (Validate refuses it if too large).
+func TestFitDefaultLockTTL(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		delay, drift time.Duration
+		ttl          time.Duration
+		given        bool
+		wantTTL      time.Duration
+		warning      string // contained; "" for none
+	}{
+		{name: "defaults", delay: 15 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, wantTTL: 10 * time.Second},
+		{name: "short lock-delay", delay: 8 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, wantTTL: 6 * time.Second,
+			warning: "default lock TTL lowered from 10s to 6s, the lock-delay 8s minus the drift margin 2s: lock requests without a TTL get 6s; set --lock-default-ttl"},
+		{name: "exactly the longest", delay: 12 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, wantTTL: 10 * time.Second},
+		{name: "given", delay: 8 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, given: true, wantTTL: 10 * time.Second},
+		{name: "no TTL fits", delay: 2 * time.Second, drift: 1500 * time.Millisecond, ttl: 10 * time.Second, wantTTL: 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := agent.DefaultConfig()
+			cfg.Locks.LockDelay, cfg.Locks.DriftMargin, cfg.Locks.DefaultTTL = tc.delay, tc.drift, tc.ttl
+			warning := fitDefaultLockTTL(&cfg, tc.given)
+			if cfg.Locks.DefaultTTL != tc.wantTTL {
+				t.Errorf("default TTL %v, want %v", cfg.Locks.DefaultTTL, tc.wantTTL)
+			}
+			if (tc.warning == "") != (warning == "") || !strings.Contains(warning, tc.warning) {
+				t.Errorf("warning %q, want one holding %q", warning, tc.warning)
 			}
 		})
 	}
