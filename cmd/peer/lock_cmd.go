@@ -80,7 +80,19 @@ CMD runs in a process group of its own, so that the signals reach what it
 starts too; it cannot read from the terminal. Processes CMD leaves running
 in the background when it exits are not covered by the lock. A paused host
 (a stopped VM, say) cannot stop CMD in time: have the resource check the
-fencing token.`
+fencing token.
+
+Exit status:
+  CMD's         CMD ran and exited (128+N when signal N ended it); 1 if it
+                exited 0 after the lock was lost
+  1             the lock was not taken: still held after --wait, the peer
+                unreachable, a 503 until --wait ended, or a request refused
+  2             usage error (bad flags or arguments, --ttl too short for
+                --grace); nothing was asked
+  126           CMD was found but could not be started (the lock is released)
+  127           CMD was not found (the lock is released)
+  128+N         signal N (SIGINT, SIGTERM) came while waiting for the lock
+CMD's own status may be any of these numbers too.`
 
 // lockWaitChunk is the longest wait one acquire request asks for when peer
 // lock KEY -- CMD waits without limit: it asks again when one runs out.

@@ -181,6 +181,7 @@ func TestLockCLI(t *testing.T) {
 		{name: "help", args: []string{"--help"}, stdout: "Usage: peer lock [flags] KEY -- CMD [ARGS...]"},
 		{name: "help lists the subcommands", args: []string{"-h"}, stdout: "release KEY LEASE"},
 		{name: "help tells the exit status", args: []string{"-h"}, stdout: "128+N"},
+		{name: "help tells the status when CMD is not found", args: []string{"-h"}, stdout: "127           CMD was not found"},
 		{name: "acquire help", args: []string{"acquire", "--help"}, stdout: "Usage: peer lock acquire [flags] KEY"},
 		{name: "acquire help shows its flags", args: []string{"acquire", "--help"}, stdout: "--holder"},
 		{name: "renew help", args: []string{"renew", "-h"}, stdout: "Usage: peer lock renew [flags] KEY LEASE"},
