@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode"
 )
 
 // Lock routes (docs/locks.md):
@@ -169,6 +170,31 @@ func parseLockDuration(name string, s *string) (time.Duration, error) {
 	return d, nil
 }
 
+// parseLockTTL reads the body's ttl: absent (or "") asks for the default
+// (a renewal: the lease's own TTL); a TTL given explicitly must be in range,
+// so an explicit 0 is refused rather than taken for the default.
+func (a *Agent) parseLockTTL(s *string, renewing bool) (time.Duration, error) {
+	ttl, err := parseLockDuration("ttl", s)
+	if err != nil || ttl != 0 || s == nil || *s == "" {
+		return ttl, err
+	}
+	return 0, ttlRangeError(a.cfg.Locks.lockmgrConfig(), 0, renewing)
+}
+
+// checkHolder refuses a holder label with a control character, as keys
+// are (ValidateKey): labels are printed to terminals ('peer lock info'), so
+// one must not carry line breaks or escape sequences. (The JSON decoder
+// has already made the body valid UTF-8; the length, at most
+// lockmgr.MaxHolderLen bytes, is checked with the rest of the request.)
+func checkHolder(holder string) error {
+	for i, r := range holder {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: holder label has control character %U at byte %d; use printable text such as \"cron@web1\"", ErrBadLock, r, i)
+		}
+	}
+	return nil
+}
+
 func (a *Agent) handleAcquireLock(w http.ResponseWriter, r *http.Request, key string) {
 	b, err := readLockBody(r)
 	if err != nil {
@@ -179,7 +205,10 @@ func (a *Agent) handleAcquireLock(w http.ResponseWriter, r *http.Request, key st
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v: POST acquires and takes no lease; renew with PUT", ErrBadLock))
 		return
 	}
-	ttl, err := parseLockDuration("ttl", b.TTL)
+	ttl, err := a.parseLockTTL(b.TTL, false)
+	if err == nil {
+		err = checkHolder(b.Holder)
+	}
 	if err == nil {
 		var wait time.Duration
 		if wait, err = parseLockDuration("wait", b.Wait); err == nil {
@@ -224,7 +253,7 @@ func (a *Agent) handleRenewLock(w http.ResponseWriter, r *http.Request, key stri
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v: PUT renews and takes only \"lease\" and \"ttl\"", ErrBadLock))
 		return
 	}
-	ttl, err := parseLockDuration("ttl", b.TTL)
+	ttl, err := a.parseLockTTL(b.TTL, true)
 	if err == nil {
 		var g LockGrant
 		if g, err = a.RenewLock(r.Context(), key, b.Lease, ttl); err == nil {

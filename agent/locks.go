@@ -309,22 +309,40 @@ func (ls *lockService) dispatch(events []lockmgr.Event) {
 }
 
 // checkTTL resolves a requested TTL (0: the default) and refuses one out of
-// range before any promise round.
-func (ls *lockService) checkTTL(ttl time.Duration) (time.Duration, error) {
+// range before any promise round; renewing says a renewal asked for it.
+func (ls *lockService) checkTTL(ttl time.Duration, renewing bool) (time.Duration, error) {
 	if ttl == 0 {
 		return ls.cfg.DefaultTTL, nil
 	}
 	if ttl < lockmgr.MinTTL || ttl > ls.cfg.MaxTTL() {
-		return 0, fmt.Errorf("%w: ttl %v must be from %v to %v (the lock-delay %v minus the drift margin %v); renew a longer job's lease",
-			ErrBadLock, ttl, lockmgr.MinTTL, ls.cfg.MaxTTL(), ls.cfg.LockDelay, ls.cfg.DriftMargin)
+		return 0, ttlRangeError(ls.cfg, ttl, renewing)
 	}
 	return ttl, nil
+}
+
+// ttlRangeError is the error for a TTL outside 1 s to the longest TTL,
+// explicit zero included; renewing says a renewal asked for it, which
+// changes what to do instead.
+func ttlRangeError(cfg lockmgr.Config, ttl time.Duration, renewing bool) error {
+	var hint string
+	switch {
+	case ttl == 0 && renewing:
+		hint = "leave ttl out to keep the lease's TTL"
+	case ttl == 0:
+		hint = fmt.Sprintf("leave ttl out for the default %v", cfg.DefaultTTL)
+	case renewing:
+		hint = "renew again before the lease runs out instead of asking for a longer TTL"
+	default:
+		hint = "for a longer job, renew the lease before it runs out"
+	}
+	return fmt.Errorf("%w: ttl %v must be from %v to %v (the lock-delay %v minus the drift margin %v); %s",
+		ErrBadLock, ttl, lockmgr.MinTTL, cfg.MaxTTL(), cfg.LockDelay, cfg.DriftMargin, hint)
 }
 
 // acquire grants key to the request, waiting up to req.Wait behind other
 // holders. This peer must own the key (serve checked).
 func (ls *lockService) acquire(ctx context.Context, key string, req LockRequest) (lockmgr.Lease, error) {
-	ttl, err := ls.checkTTL(req.TTL)
+	ttl, err := ls.checkTTL(req.TTL, false)
 	if err != nil {
 		return lockmgr.Lease{}, err
 	}
@@ -454,7 +472,7 @@ func (ls *lockService) tableError(key string, err error, now time.Time) error {
 func (ls *lockService) renew(ctx context.Context, key string, id lockmgr.LeaseID, ttl time.Duration) (lockmgr.Lease, error) {
 	if ttl != 0 {
 		var err error
-		if ttl, err = ls.checkTTL(ttl); err != nil {
+		if ttl, err = ls.checkTTL(ttl, true); err != nil {
 			return lockmgr.Lease{}, err
 		}
 	}
@@ -532,7 +550,7 @@ func (ls *lockService) unknownLease(key string, id lockmgr.LeaseID) error {
 			return &redirectError{to: prev, fallback: true}
 		}
 	}
-	return fmt.Errorf("%w: key %q has no live lease %s (released, expired or never granted here)", ErrUnknownLease, key, id)
+	return fmt.Errorf("%w: key %q has no live lease %s: it expired, was released or was never granted; acquire the lock again", ErrUnknownLease, key, id)
 }
 
 // info describes key.

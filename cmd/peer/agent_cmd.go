@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ringleader/ringleader/agent"
+	"github.com/ringleader/ringleader/lockmgr"
 )
 
 // leaveTimeout bounds the graceful leave on SIGINT/SIGTERM, so the process
@@ -44,7 +45,7 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 	dl := def.Locks
 	lockDelay := fs.Duration("lock-delay", dl.LockDelay, "the lock promise period: how long a dead owner's locks stay ungrantable, and how long a restarted peer promises nothing; must be the same on every peer")
 	lockDrift := fs.Duration("lock-drift-margin", dl.DriftMargin, "how much peers' clocks may disagree over one lock-delay; lock TTLs are at most lock-delay minus this; must be the same on every peer")
-	lockTTL := fs.Duration("lock-default-ttl", dl.DefaultTTL, "TTL of a lock request that gives none")
+	lockTTL := fs.Duration("lock-default-ttl", dl.DefaultTTL, "TTL of a lock request that gives none; when not given and lock-delay minus lock-drift-margin is shorter, that is used instead, with a warning at start")
 	lockMaxWait := fs.Duration("lock-max-wait", dl.MaxWait, "longest wait a lock request may ask for")
 	bootstrapExpect := fs.Int("bootstrap-expect", dl.BootstrapExpect, "how many peers form the first lock voter set: a peer with no set forms it once it sees this many peers and none has one (start a new cluster's first N peers with N; later peers are added one at a time)")
 	enableDebug := fs.Bool("enable-debug", false, "serve Go's profiler (net/http/pprof) under /debug/pprof/ on the HTTP API; anyone who reaches the API can read it")
@@ -78,9 +79,6 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 		cfg.Locks.LockDelay = *lockDelay
 		cfg.Locks.DriftMargin = *lockDrift
 		cfg.Locks.DefaultTTL = *lockTTL
-		if !fs.Changed("lock-default-ttl") {
-			cfg.Locks.DefaultTTL = min(*lockTTL, *lockDelay-*lockDrift)
-		}
 		cfg.Locks.MaxWait = *lockMaxWait
 		cfg.Locks.BootstrapExpect = *bootstrapExpect
 		cfg.EnableDebug = *enableDebug
@@ -99,11 +97,33 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 			handler = slog.NewTextHandler(os.Stderr, opts)
 		}
 		cfg.Logger = slog.New(handler)
+		warning := fitDefaultLockTTL(&cfg, fs.Changed("lock-default-ttl"))
 		if err := cfg.Validate(); err != nil {
 			return usagef("%v", err)
 		}
+		if warning != "" {
+			cfg.Logger.Warn(warning, "lock_default_ttl", cfg.Locks.DefaultTTL.String())
+		}
 		return runAgent(cfg)
 	}
+}
+
+// fitDefaultLockTTL lowers the default lock TTL to the longest TTL the
+// lock-delay allows (lock-delay minus drift margin) when it is above it and
+// --lock-default-ttl was not given, and returns the warning to log once
+// the configuration is valid: lock requests without a TTL then get less
+// than the documented 10 s. A --lock-default-ttl given too large, or
+// settings that allow no TTL of 1s, are left for Validate to refuse.
+func fitDefaultLockTTL(cfg *agent.Config, given bool) (warning string) {
+	l := &cfg.Locks
+	longest := l.LockDelay - l.DriftMargin
+	if given || l.DefaultTTL <= longest || longest < lockmgr.MinTTL {
+		return ""
+	}
+	warning = fmt.Sprintf("default lock TTL lowered from %v to %v, the lock-delay %v minus the drift margin %v: lock requests without a TTL get %v; set --lock-default-ttl to choose it",
+		l.DefaultTTL, longest, l.LockDelay, l.DriftMargin, longest)
+	l.DefaultTTL = longest
+	return warning
 }
 
 // runAgent runs a peer until a signal: SIGINT or SIGTERM leaves the cluster

@@ -30,6 +30,9 @@ var lockSubcommands = []subcommand{
 			"sooner with 'peer lock release KEY LEASE'. While another lease holds KEY,\n" +
 			"the request waits in a FIFO queue for up to --wait (default 0s: answer at\n" +
 			"once); still held then, the command exits 1 and names the holder.\n" +
+			"A 503 answer (no quorum yet, as in a new cluster's first lock-delay, or\n" +
+			"the key's owner failing over) is asked again every 250ms until --wait\n" +
+			"ends, then exits 1; without --wait it exits 1 at once.\n" +
 			"Hand the fencing token to the resource the lock guards, and have it refuse\n" +
 			"tokens lower than one it has seen.",
 		flags: []string{"ttl", "wait", "holder"},
@@ -77,7 +80,19 @@ CMD runs in a process group of its own, so that the signals reach what it
 starts too; it cannot read from the terminal. Processes CMD leaves running
 in the background when it exits are not covered by the lock. A paused host
 (a stopped VM, say) cannot stop CMD in time: have the resource check the
-fencing token.`
+fencing token.
+
+Exit status:
+  CMD's         CMD ran and exited (128+N when signal N ended it); 1 if it
+                exited 0 after the lock was lost
+  1             the lock was not taken: still held after --wait, the peer
+                unreachable, a 503 until --wait ended, or a request refused
+  2             usage error (bad flags or arguments, --ttl too short for
+                --grace); nothing was asked
+  126           CMD was found but could not be started (the lock is released)
+  127           CMD was not found (the lock is released)
+  128+N         signal N (SIGINT, SIGTERM) came while waiting for the lock
+CMD's own status may be any of these numbers too.`
 
 // lockWaitChunk is the longest wait one acquire request asks for when peer
 // lock KEY -- CMD waits without limit: it asks again when one runs out.
@@ -92,7 +107,7 @@ var notifySignals = func(c chan<- os.Signal) (stop func()) {
 
 func lockCommand(fs *pflag.FlagSet) func([]string) error {
 	c := clientFlags(fs)
-	ttl := fs.Duration("ttl", 0, "acquire, renew, KEY -- CMD: the lease's time to live, 1s up to the peer's lock-delay minus its drift margin (0: the peer's --lock-default-ttl, 10s unless set; renew: the TTL it was granted with)")
+	ttl := fs.Duration("ttl", 0, "acquire, renew, KEY -- CMD: the lease's time to live, 1s up to the peer's lock-delay minus its drift margin (0, the default: no TTL is sent, so the peer's --lock-default-ttl applies, 10s unless set; for renew, the TTL the lease was granted with)")
 	wait := fs.Duration("wait", 0, "acquire, KEY -- CMD: how long to wait while another holds the lock (acquire: default 0s; KEY -- CMD: no limit unless given)")
 	holder := fs.String("holder", "", "acquire, KEY -- CMD: a label shown to others who find the lock held (default: this host's name)")
 	grace := fs.Duration("grace", 5*time.Second, "KEY -- CMD: time from SIGTERM to SIGKILL when the lock is lost")
@@ -161,7 +176,14 @@ func lockCommand(fs *pflag.FlagSet) func([]string) error {
 			if fs.Changed("ttl") {
 				opts.TTL = *ttl
 			}
-			l, err := cl.Acquire(ctx, args[0], opts)
+			// A 503 (no quorum yet, an owner failing over) is asked
+			// again until --wait ends, as KEY -- CMD does; a 409 is
+			// final (the peer waited already). One request may ask for
+			// the whole wait.
+			rule := waitRule{limited: true, chunk: opts.Wait}
+			l, err := askUntilWaitEnds(ctx, opts, rule, func(ctx context.Context, o client.LockOptions) (client.Lease, error) {
+				return cl.Acquire(ctx, args[0], o)
+			})
 			if err != nil {
 				return lockError(c, err, args[0], opts.Wait)
 			}
@@ -230,9 +252,35 @@ func checkLease(lease string) error {
 	return nil
 }
 
-// lockError words a lock call's error for the command line.
+// lockErrorAnswer is what a failed lock call prints on stdout with --json,
+// so that scripts keep what the peer said: its HTTP status (absent when no
+// peer answered), its error, and for a key still held (409) the holder's
+// label and the time its lease had left.
+type lockErrorAnswer struct {
+	Key         string  `json:"key"`
+	Code        int     `json:"code,omitempty"`
+	Error       string  `json:"error"`
+	Holder      *string `json:"holder,omitempty"`
+	RemainingMS *int64  `json:"remaining_ms,omitempty"`
+}
+
+// lockError words a lock call's error for the command line (stderr, exit
+// 1); with --json it also prints a lockErrorAnswer on stdout.
 func lockError(c apiClient, err error, key string, waited time.Duration) error {
 	var apiErr *client.APIError
+	if *c.json {
+		a := lockErrorAnswer{Key: key, Error: c.explain(err).Error()}
+		if errors.As(err, &apiErr) {
+			a.Code, a.Error = apiErr.Status, apiErr.Message
+			if errors.Is(err, client.ErrHeld) {
+				ms := apiErr.Remaining.Milliseconds()
+				a.Holder, a.RemainingMS = &apiErr.Holder, &ms
+			}
+		}
+		if perr := printJSON(a); perr != nil {
+			return perr
+		}
+	}
 	switch {
 	case errors.Is(err, client.ErrHeld) && errors.As(err, &apiErr):
 		who := "another holder"
@@ -240,8 +288,6 @@ func lockError(c apiClient, err error, key string, waited time.Duration) error {
 			who = strconv.Quote(apiErr.Holder)
 		}
 		return fmt.Errorf("lock %q is held by %s (%v left on its lease) after waiting %v; give --wait to wait longer", key, who, apiErr.Remaining, waited)
-	case errors.Is(err, client.ErrUnknownLease):
-		return fmt.Errorf("%v (the lease expired, was released, or is not one of %q's)", err, key)
 	}
 	return c.explain(err)
 }
@@ -405,21 +451,41 @@ func lockRun(c apiClient, key string, argv []string, opts client.LockOptions, wa
 // lockWaiting takes the lock, waiting up to opts.Wait, or without limit
 // when no wait was given (one request of up to lockWaitChunk at a time).
 func lockWaiting(ctx context.Context, cl *client.Client, key string, opts client.LockOptions, waitGiven bool) (*client.HeldLock, error) {
+	rule := waitRule{limited: waitGiven, chunk: lockWaitChunk, retryHeld: true}
+	return askUntilWaitEnds(ctx, opts, rule, func(ctx context.Context, o client.LockOptions) (*client.HeldLock, error) {
+		return cl.Lock(ctx, key, o)
+	})
+}
+
+// waitRule says how askUntilWaitEnds waits.
+type waitRule struct {
+	limited   bool          // opts.Wait bounds the wait; else there is no limit
+	chunk     time.Duration // the longest wait one request asks for
+	retryHeld bool          // ask again after a 409 too, not only after a 503
+}
+
+// askUntilWaitEnds calls ask, each time with the part of opts.Wait left (at
+// most rule.chunk), and asks again while the answer is 503 (a cluster in
+// its first lock-delay with no quorum yet, an owner failing over, a ring
+// settling) — or, with rule.retryHeld, 409 — until the wait ends. With a
+// limited wait of 0 it asks once.
+func askUntilWaitEnds[T any](ctx context.Context, opts client.LockOptions, rule waitRule, ask func(context.Context, client.LockOptions) (T, error)) (T, error) {
 	until := time.Now().Add(opts.Wait)
 	told := false
-	for {
+	for first := true; ; first = false {
 		o := opts
-		if !waitGiven {
-			o.Wait = lockWaitChunk
-		} else {
-			o.Wait = max(0, min(lockWaitChunk, time.Until(until)))
+		switch {
+		case !rule.limited:
+			o.Wait = rule.chunk
+		case first:
+			o.Wait = min(rule.chunk, opts.Wait)
+		default:
+			o.Wait = max(0, min(rule.chunk, time.Until(until)))
 		}
 		start := time.Now()
-		h, err := cl.Lock(ctx, key, o)
-		// Held, or not grantable just now (503: a cluster in its first
-		// lock-delay, an owner failing over, a ring settling): wait on.
-		retry := errors.Is(err, client.ErrHeld) || errors.Is(err, client.ErrUnavailable)
-		if !retry || ctx.Err() != nil || (waitGiven && !time.Now().Before(until)) {
+		h, err := ask(ctx, o)
+		retry := errors.Is(err, client.ErrUnavailable) || (rule.retryHeld && errors.Is(err, client.ErrHeld))
+		if !retry || ctx.Err() != nil || (rule.limited && !time.Now().Before(until)) {
 			return h, err
 		}
 		if errors.Is(err, client.ErrUnavailable) && !told {
@@ -433,7 +499,8 @@ func lockWaiting(ctx context.Context, cl *client.Client, key string, opts client
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, ctx.Err()
+				var none T
+				return none, ctx.Err()
 			case <-t.C:
 			}
 		}

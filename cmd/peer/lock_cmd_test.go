@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringleader/ringleader/agent"
 	"github.com/ringleader/ringleader/agent/client"
 	"github.com/ringleader/ringleader/agent/client/clienttest"
 )
@@ -50,6 +54,45 @@ func TestLockRequests(t *testing.T) {
 			wantCode: 1, stderr: `peer lock: lock "k" is held by "cron@h2" (1.234s left on its lease) after waiting 2s; give --wait to wait longer` + "\n",
 		},
 		{
+			name: "acquire held --json",
+			args: []string{"acquire", "k", "--holder", "me", "--json"},
+			script: []exchange{{method: "POST", uri: "/v1/locks/k", body: `{"holder":"me"}`,
+				status: 409, respBody: `{"error":"\"k\" is held","holder":"cron@h2","remaining_ms":1234}`}},
+			wantCode: 1, stdout: `{"key":"k","code":409,"error":"\"k\" is held","holder":"cron@h2","remaining_ms":1234}` + "\n",
+			stderr: `peer lock: lock "k" is held by "cron@h2"`,
+		},
+		{
+			name: "acquire held by no label --json",
+			args: []string{"acquire", "k", "--holder", "me", "--json"},
+			script: []exchange{{method: "POST", uri: "/v1/locks/k", body: `{"holder":"me"}`,
+				status: 409, respBody: `{"error":"held","holder":"","remaining_ms":5}`}},
+			wantCode: 1, stdout: `{"key":"k","code":409,"error":"held","holder":"","remaining_ms":5}` + "\n",
+			stderr: "held by another holder",
+		},
+		{
+			name: "acquire without quorum --json",
+			args: []string{"acquire", "k", "--holder", "me", "--json"},
+			script: []exchange{{method: "POST", uri: "/v1/locks/k", body: `{"holder":"me"}`,
+				status: 503, respBody: `{"error":"no quorum: 2 of 5 voters promised"}`}},
+			wantCode: 1, stdout: `{"key":"k","code":503,"error":"no quorum: 2 of 5 voters promised"}` + "\n",
+			stderr: "peer lock: no quorum: 2 of 5 voters promised\n",
+		},
+		{
+			name: "renew unknown lease --json",
+			args: []string{"renew", "k", lease1, "--json"},
+			script: []exchange{{method: "PUT", uri: "/v1/locks/k", body: `{"lease":"` + lease1 + `"}`,
+				status: 404, respBody: `{"error":"unknown lease"}`}},
+			wantCode: 1, stdout: `{"key":"k","code":404,"error":"unknown lease"}` + "\n", stderr: "peer lock: unknown lease\n",
+		},
+		{
+			name: "info owner unreachable --json",
+			args: []string{"info", "k", "--json"},
+			script: []exchange{{method: "GET", uri: "/v1/locks/k",
+				status: 503, respBody: `{"error":"n3, the owner of lock key \"k\", did not answer"}`}},
+			wantCode: 1, stdout: `{"key":"k","code":503,"error":"n3, the owner of lock key \"k\", did not answer"}` + "\n",
+			stderr: "did not answer",
+		},
+		{
 			name: "acquire without quorum",
 			args: []string{"acquire", "k", "--holder", "me"},
 			script: []exchange{{method: "POST", uri: "/v1/locks/k", body: `{"holder":"me"}`,
@@ -75,7 +118,7 @@ func TestLockRequests(t *testing.T) {
 			args: []string{"renew", "k", lease1},
 			script: []exchange{{method: "PUT", uri: "/v1/locks/k", body: `{"lease":"` + lease1 + `"}`,
 				status: 404, respBody: `{"error":"unknown lease ` + lease1 + `"}`}},
-			wantCode: 1, stderr: "(the lease expired, was released, or is not one of \"k\"'s)",
+			wantCode: 1, stderr: "peer lock: unknown lease " + lease1 + "\n", // the peer's message, with nothing added
 		},
 		{
 			name:   "release",
@@ -138,6 +181,7 @@ func TestLockCLI(t *testing.T) {
 		{name: "help", args: []string{"--help"}, stdout: "Usage: peer lock [flags] KEY -- CMD [ARGS...]"},
 		{name: "help lists the subcommands", args: []string{"-h"}, stdout: "release KEY LEASE"},
 		{name: "help tells the exit status", args: []string{"-h"}, stdout: "128+N"},
+		{name: "help tells the status when CMD is not found", args: []string{"-h"}, stdout: "127           CMD was not found"},
 		{name: "acquire help", args: []string{"acquire", "--help"}, stdout: "Usage: peer lock acquire [flags] KEY"},
 		{name: "acquire help shows its flags", args: []string{"acquire", "--help"}, stdout: "--holder"},
 		{name: "renew help", args: []string{"renew", "-h"}, stdout: "Usage: peer lock renew [flags] KEY LEASE"},
@@ -169,6 +213,8 @@ func TestLockCLI(t *testing.T) {
 		{name: "info empty key", args: []string{"info", ""}, wantCode: 2, stderr: "KEY is empty"},
 		{name: "usage follows the message", args: []string{"acquire"}, wantCode: 2, stderr: "Usage: peer lock [flags] KEY -- CMD"},
 		{name: "no peer to talk to", args: []string{"info", "k"}, wantCode: 1, stderr: "cannot reach the peer at 127.0.0.1:1 (is 'peer agent' running?"},
+		{name: "no peer to talk to --json", args: []string{"info", "k", "--json"}, wantCode: 1,
+			stdout: `{"key":"k","error":"cannot reach the peer at 127.0.0.1:1 (is 'peer agent' running?`, stderr: "cannot reach the peer"},
 		{name: "no peer to wait at", args: []string{"k", "--", "true"}, wantCode: 1, stderr: "cannot reach the peer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -459,5 +505,103 @@ func TestLockRunCommandNotFound(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr.String(), "cannot run /no/such/command") || r.held("k") {
 		t.Fatalf("stderr %q, held %v", r.stderr.String(), r.held("k"))
+	}
+}
+
+// TestLockAcquireWaitsThroughNoQuorum: 'peer lock acquire --wait' asks
+// again while the peer answers 503 (a new cluster's quiet start), as
+// 'peer lock KEY -- CMD' does, until it is granted or the wait ends;
+// without --wait it asks once.
+func TestLockAcquireWaitsThroughNoQuorum(t *testing.T) {
+	grant := `{"key":"k","token":9,"lease":"` + lease1 + `","ttl_ms":10000,"owner":"n1"}`
+	for _, tc := range []struct {
+		name      string
+		args      []string // after "lock acquire k --holder me"
+		refusals  int      // 503 answers before the grant
+		firstWait string   // the first request's "wait"
+		wantAsked int
+		wantCode  int
+		stdout    string
+		stderr    string
+	}{
+		{name: "granted once the quorum forms", args: []string{"--wait", "1m"}, firstWait: "1m0s", refusals: 2, wantAsked: 3,
+			stdout: "key    k\ntoken  9\nlease  " + lease1 + "\nttl    10s\nowner  n1\n", stderr: "peer lock: no quorum: the voters have not formed yet; waiting\n"},
+		{name: "without a wait", refusals: 1, wantAsked: 1, wantCode: 1, stderr: "peer lock: no quorum: the voters have not formed yet\n"},
+		{name: "wait ends first", args: []string{"--wait", "300ms", "--json"}, firstWait: "300ms", refusals: 1 << 30, wantCode: 1,
+			stdout: `{"key":"k","code":503,"error":"no quorum: the voters have not formed yet"}` + "\n", stderr: "waiting\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				asked int
+				waits []string
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var b struct{ Wait, Holder string }
+				if err := json.NewDecoder(r.Body).Decode(&b); err != nil || r.Method != "POST" || r.URL.Path != "/v1/locks/k" || b.Holder != "me" {
+					t.Errorf("unexpected request %s %s (%v)", r.Method, r.URL, err)
+				}
+				mu.Lock()
+				asked++
+				waits = append(waits, b.Wait)
+				n := asked
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				if n <= tc.refusals {
+					w.WriteHeader(503)
+					io.WriteString(w, `{"error":"no quorum: the voters have not formed yet"}`)
+					return
+				}
+				io.WriteString(w, grant)
+			}))
+			defer srv.Close()
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"lock", "--http-addr", srv.Listener.Addr().String(), "acquire", "k", "--holder", "me"}, tc.args...)
+			code := run(args, &stdout, &stderr)
+			mu.Lock()
+			defer mu.Unlock()
+			if code != tc.wantCode || stdout.String() != tc.stdout || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Fatalf("exit %d, want %d\nstdout: %q\nwant:   %q\nstderr: %q, want it to hold %q", code, tc.wantCode, stdout.String(), tc.stdout, stderr.String(), tc.stderr)
+			}
+			if tc.wantAsked > 0 && asked != tc.wantAsked {
+				t.Fatalf("asked %d times, want %d", asked, tc.wantAsked)
+			}
+			if len(waits) == 0 || waits[0] != tc.firstWait {
+				t.Fatalf("waits asked %q, want the first to be the whole --wait %q", waits, tc.firstWait)
+			}
+		})
+	}
+}
+
+// TestFitDefaultLockTTL: a lock-delay too short for the 10 s default TTL
+// lowers it, with one warning naming both; a --lock-default-ttl given is
+// never changed (Validate refuses it if too large).
+func TestFitDefaultLockTTL(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		delay, drift time.Duration
+		ttl          time.Duration
+		given        bool
+		wantTTL      time.Duration
+		warning      string // contained; "" for none
+	}{
+		{name: "defaults", delay: 15 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, wantTTL: 10 * time.Second},
+		{name: "short lock-delay", delay: 8 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, wantTTL: 6 * time.Second,
+			warning: "default lock TTL lowered from 10s to 6s, the lock-delay 8s minus the drift margin 2s: lock requests without a TTL get 6s; set --lock-default-ttl"},
+		{name: "exactly the longest", delay: 12 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, wantTTL: 10 * time.Second},
+		{name: "given", delay: 8 * time.Second, drift: 2 * time.Second, ttl: 10 * time.Second, given: true, wantTTL: 10 * time.Second},
+		{name: "no TTL fits", delay: 2 * time.Second, drift: 1500 * time.Millisecond, ttl: 10 * time.Second, wantTTL: 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := agent.DefaultConfig()
+			cfg.Locks.LockDelay, cfg.Locks.DriftMargin, cfg.Locks.DefaultTTL = tc.delay, tc.drift, tc.ttl
+			warning := fitDefaultLockTTL(&cfg, tc.given)
+			if cfg.Locks.DefaultTTL != tc.wantTTL {
+				t.Errorf("default TTL %v, want %v", cfg.Locks.DefaultTTL, tc.wantTTL)
+			}
+			if (tc.warning == "") != (warning == "") || !strings.Contains(warning, tc.warning) {
+				t.Errorf("warning %q, want one holding %q", warning, tc.warning)
+			}
+		})
 	}
 }
