@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode"
 )
 
 // Lock routes (docs/locks.md):
@@ -181,20 +180,6 @@ func (a *Agent) parseLockTTL(s *string, renewing bool) (time.Duration, error) {
 	return 0, ttlRangeError(a.cfg.Locks.lockmgrConfig(), 0, renewing)
 }
 
-// checkHolder refuses a holder label with a control character, as keys
-// are (ValidateKey): labels are printed to terminals ('peer lock info'), so
-// one must not carry line breaks or escape sequences. (The JSON decoder
-// has already made the body valid UTF-8; the length, at most
-// lockmgr.MaxHolderLen bytes, is checked with the rest of the request.)
-func checkHolder(holder string) error {
-	for i, r := range holder {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: holder label has control character %U at byte %d; use printable text such as \"cron@web1\"", ErrBadLock, r, i)
-		}
-	}
-	return nil
-}
-
 func (a *Agent) handleAcquireLock(w http.ResponseWriter, r *http.Request, key string) {
 	b, err := readLockBody(r)
 	if err != nil {
@@ -206,9 +191,6 @@ func (a *Agent) handleAcquireLock(w http.ResponseWriter, r *http.Request, key st
 		return
 	}
 	ttl, err := a.parseLockTTL(b.TTL, false)
-	if err == nil {
-		err = checkHolder(b.Holder)
-	}
 	if err == nil {
 		var wait time.Duration
 		if wait, err = parseLockDuration("wait", b.Wait); err == nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ringleader/ringleader/lockmgr"
 )
@@ -213,13 +215,32 @@ func (a *Agent) handleLockOp(ctx context.Context, req *lockOpRequest) (*lockOpRe
 	return ls.serve(ctx, req), nil
 }
 
+// checkHolder refuses a holder label that is too long, not UTF-8 or has a
+// control character, as keys are (ValidateKey): labels are printed to
+// terminals ('peer lock info'), so one must not carry line breaks or escape
+// sequences.
+func checkHolder(holder string) error {
+	if len(holder) > lockmgr.MaxHolderLen {
+		return fmt.Errorf("%w: a holder label must be at most %d bytes, got %d", ErrBadLock, lockmgr.MaxHolderLen, len(holder))
+	}
+	if !utf8.ValidString(holder) {
+		return fmt.Errorf("%w: holder label is not valid UTF-8", ErrBadLock)
+	}
+	for i, r := range holder {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: holder label has control character %U at byte %d; use printable text such as \"cron@web1\"", ErrBadLock, r, i)
+		}
+	}
+	return nil
+}
+
 // checkLockRequest refuses bad input before it travels.
 func checkLockRequest(req *lockOpRequest) error {
 	if err := ValidateKey(req.Key); err != nil { // the same keys as counters
 		return fmt.Errorf("%w: %v", ErrBadLock, err)
 	}
-	if len(req.Holder) > lockmgr.MaxHolderLen {
-		return fmt.Errorf("%w: a holder label must be at most %d bytes, got %d", ErrBadLock, lockmgr.MaxHolderLen, len(req.Holder))
+	if err := checkHolder(req.Holder); err != nil {
+		return err
 	}
 	switch req.Op {
 	case opAcquire, opInfo:

@@ -73,6 +73,10 @@ func TestLockGrantRenewRelease(t *testing.T) {
 			return err
 		}(), agent.ErrBadLock},
 		{"empty key", func() error { _, err := c.agents[1].AcquireLock(ctx, "", agent.LockRequest{}); return err }(), agent.ErrBadLock},
+		{"holder with a control character", func() error {
+			_, err := c.agents[1].AcquireLock(ctx, "other", agent.LockRequest{Holder: "cron\x1b[31m"})
+			return err
+		}(), agent.ErrBadLock},
 		{"release of an unknown lease", c.agents[0].ReleaseLock(ctx, "jobs/nightly", "0123456789abcdef0123456789abcdef"), agent.ErrUnknownLease},
 	} {
 		if !errors.Is(tc.err, tc.want) {

@@ -113,7 +113,8 @@ func (c *Client) Acquire(ctx context.Context, key string, opts LockOptions) (Lea
 	return l, err
 }
 
-// Renew extends lease on key by ttl (0: the peer's default) from now. An
+// Renew extends lease on key by ttl from now (0: the TTL the lease was
+// granted with). An
 // expired, released or unknown lease: ErrUnknownLease.
 func (c *Client) Renew(ctx context.Context, key, lease string, ttl time.Duration) (Lease, error) {
 	if ttl < 0 {
