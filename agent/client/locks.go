@@ -114,8 +114,7 @@ func (c *Client) Acquire(ctx context.Context, key string, opts LockOptions) (Lea
 }
 
 // Renew extends lease on key by ttl from now (0: the TTL the lease was
-// granted with). An
-// expired, released or unknown lease: ErrUnknownLease.
+// granted with). An expired, released or unknown lease: ErrUnknownLease.
 func (c *Client) Renew(ctx context.Context, key, lease string, ttl time.Duration) (Lease, error) {
 	if ttl < 0 {
 		return Lease{}, fmt.Errorf("%w: negative TTL %v", ErrBadRequest, ttl)
