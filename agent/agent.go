@@ -270,6 +270,7 @@ func (a *Agent) startSerf() error {
 	ml.PushPullInterval = t.PushPullInterval
 	ml.SuspicionMult = t.SuspicionMult
 	ml.TCPTimeout = t.TCPTimeout
+	ml.EnableCompression = a.cfg.GossipCompression
 	if len(a.cfg.EncryptKey) > 0 {
 		kr, err := memberlist.NewKeyring(nil, a.cfg.EncryptKey)
 		if err != nil {
