@@ -77,7 +77,11 @@ func buildViewFrom(members []serf.Member, vnodes int, old *ring.Ring) (*View, er
 		v.Ring = old
 		return v, nil
 	}
-	r, err := ring.New(rm, ring.Config{VNodes: vnodes})
+	// NewFrom reuses the virtual nodes of the members old has too: a
+	// member coming back or going away costs a merge, not a hash and sort
+	// of all 25,600 points (a fifth of the CPU of 200 simulated peers
+	// after a heal went into ring builds).
+	r, err := ring.NewFrom(old, rm, ring.Config{VNodes: vnodes})
 	if err != nil {
 		return nil, err
 	}
