@@ -255,7 +255,8 @@ type Timings struct {
 	// Serf's default is 30 s, so a healed partition took 1-20 s to be seen
 	// (measured); we try every second: a healed partition is seen in a
 	// second or two, at the cost of one connection attempt per second while
-	// a member is failed.
+	// a member is failed. While failed members are coming back the agent
+	// adds its own attempts at the same interval (reconnect.go).
 	ReconnectInterval time.Duration
 	// ReconnectTimeout is how long a failed member is kept (and retried)
 	// before it is reaped.

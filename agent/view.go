@@ -162,6 +162,7 @@ func mapsEqual(a, b map[string]string) bool {
 func (a *Agent) watchMembers(events <-chan serf.Event) {
 	defer a.wg.Done()
 	var known []string
+	var before []serf.Member  // the members at the last rebuild
 	var last time.Time        // when the view was last rebuilt
 	var wait <-chan time.Time // the gathering of events, when one runs
 	var timer Timer
@@ -173,7 +174,8 @@ func (a *Agent) watchMembers(events <-chan serf.Event) {
 		members := s.Members()
 		a.rebuildView(members)
 		known = a.recordKnownPeers(members, known)
-		last = a.clock.Now()
+		a.noteReturns(before, members)
+		before, last = members, a.clock.Now()
 	}
 	for {
 		select {
