@@ -240,15 +240,18 @@ type Timings struct {
 	// PushPullInterval is how often memberlist swaps its whole member
 	// table with one random member (memberlist stretches it past 32
 	// members: ×2 at 50, ×4 at 200). memberlist's LAN default is 30 s; we
-	// use 5 s because a full sync is what repairs a member left
+	// use 2 s because a full sync is what repairs a member left
 	// marked failed after a healed partition: a failed member comes back
 	// only with a higher incarnation, which it takes only when it hears it
 	// is suspected, so once the storm of a heal is over a peer still
-	// holding a stale "failed" waits for a full sync or for serf's
-	// reconnect, which picks it with probability failed/alive, 1/(N-1) a
-	// second. Measured with 50 simulated peers healing from halves: members
+	// holding a stale "failed" waits for a full sync or for a reconnect
+	// (see ReconnectInterval). A sync also carries a whole side's
+	// refutations in one stream, where gossip carries about seven to a
+	// packet. Measured with 50 simulated peers healing from halves: members
 	// agreed 22.9 s and 34.2 s after the heal at 30 s, 2.2 s and 2.5 s at
-	// 5 s. A sync costs one stream of N member records each way.
+	// 5 s; with 200 (at 0.5× speed, with the heal reconnects), 10.4 s at
+	// 5 s and 9.1 s at 2 s. A sync costs one stream of N member records
+	// each way: at 200 peers, about 40 KB each way per peer every 8 s.
 	PushPullInterval time.Duration
 	SuspicionMult    int
 	// ReconnectInterval is how often serf tries to reach a failed member.
@@ -276,7 +279,7 @@ func DefaultTimings() Timings {
 		ProbeInterval:       time.Second,
 		ProbeTimeout:        500 * time.Millisecond,
 		GossipInterval:      200 * time.Millisecond,
-		PushPullInterval:    5 * time.Second,
+		PushPullInterval:    2 * time.Second,
 		SuspicionMult:       4,
 		ReconnectInterval:   time.Second,
 		ReconnectTimeout:    24 * time.Hour,
