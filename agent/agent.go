@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -83,6 +84,10 @@ type Agent struct {
 	rejoining bool
 	// spread holds the push queues (spread.go); anti-entropy reads them.
 	spread *spreader
+	// lastReturn is when (Clock, Unix nanoseconds) a failed member was last
+	// seen alive again; 0 never. Written by watchMembers, read by
+	// healReconnectLoop.
+	lastReturn atomic.Int64
 	// rpcListener waits here between listenRPC and serveRPC.
 	rpcListener net.Listener
 	rpcAddr     string
@@ -270,6 +275,7 @@ func (a *Agent) startSerf() error {
 	ml.PushPullInterval = t.PushPullInterval
 	ml.SuspicionMult = t.SuspicionMult
 	ml.TCPTimeout = t.TCPTimeout
+	ml.EnableCompression = a.cfg.GossipCompression
 	if len(a.cfg.EncryptKey) > 0 {
 		kr, err := memberlist.NewKeyring(nil, a.cfg.EncryptKey)
 		if err != nil {
@@ -305,8 +311,9 @@ func (a *Agent) startSerf() error {
 	a.serf = s
 	a.mu.Unlock()
 	a.rebuildView(s.Members())
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go a.watchMembers(events)
+	go a.healReconnectLoop()
 	if a.cfg.DataDir != "" && len(a.cfg.StartJoin) == 0 {
 		known, err := loadKnownPeers(a.db)
 		if err != nil {

@@ -160,7 +160,9 @@ func allSeeAlive(as []*Agent, n int) bool {
 				alive++
 			}
 		}
-		if alive != n {
+		// The view follows serf up to a gossip interval later
+		// (watchMembers gathers bursts of events).
+		if alive != n || a.View().Ring.Len() != n {
 			return false
 		}
 	}

@@ -4,7 +4,8 @@
 //
 // The package is pure: no I/O, no goroutines, no state outside the values it returns. A
 // Ring is immutable; lookups on it need no lock and never block. When membership changes,
-// build a new Ring with New and swap it in (for example with atomic.Pointer[Ring]); Diff
+// build a new Ring with New (or NewFrom, which reuses the virtual nodes of an earlier ring
+// for the members it shares) and swap it in (for example with atomic.Pointer[Ring]); Diff
 // says which arcs of the key space changed hands, for handing over what lives there.
 //
 // # Placement

@@ -63,27 +63,10 @@ func New(members []Member, cfg Config) (*Ring, error) {
 type positionFunc func(buf []byte, name string, i int) (uint64, []byte)
 
 func build(members []Member, cfg Config, position positionFunc) (*Ring, error) {
-	if err := cfg.Validate(); err != nil {
+	ms, total, err := sortedMembers(members, cfg)
+	if err != nil {
 		return nil, err
 	}
-	ms := slices.Clone(members)
-	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
-	total := 0
-	for i, m := range ms {
-		switch {
-		case m.Name == "":
-			return nil, fmt.Errorf("%w: give every member a name", ErrEmptyName)
-		case m.Weight < 1:
-			return nil, fmt.Errorf("%w: member %q has weight %d, give it 1 or more", ErrZeroWeight, m.Name, m.Weight)
-		case i > 0 && ms[i-1].Name == m.Name:
-			return nil, fmt.Errorf("%w: %q appears more than once, list each member once", ErrDuplicateMember, m.Name)
-		case m.Weight > (MaxPoints-total)/cfg.VNodes:
-			return nil, fmt.Errorf("%w: member %q with weight %d takes the ring past %d virtual nodes at %d per unit of weight; lower the weights or Config.VNodes",
-				ErrTooManyVNodes, m.Name, m.Weight, MaxPoints, cfg.VNodes)
-		}
-		total += m.Weight * cfg.VNodes
-	}
-
 	r := &Ring{members: ms, vnodes: cfg.VNodes, checksum: checksum(ms, cfg.VNodes)}
 	if total == 0 {
 		return r, nil
@@ -98,13 +81,44 @@ func build(members []Member, cfg Config, position positionFunc) (*Ring, error) {
 		}
 	}
 	r.points, r.index, r.shift = sortAndIndex(placed)
-	for i := 1; i < len(r.points); i++ {
-		if r.points[i].pos == r.points[i-1].pos {
-			r.shared = true
-			break
+	r.shared = sharesPositions(r.points)
+	return r, nil
+}
+
+// sortedMembers checks members against cfg and returns a copy sorted by name, with the
+// number of virtual nodes they make.
+func sortedMembers(members []Member, cfg Config) ([]Member, int, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, 0, err
+	}
+	ms := slices.Clone(members)
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	total := 0
+	for i, m := range ms {
+		switch {
+		case m.Name == "":
+			return nil, 0, fmt.Errorf("%w: give every member a name", ErrEmptyName)
+		case m.Weight < 1:
+			return nil, 0, fmt.Errorf("%w: member %q has weight %d, give it 1 or more", ErrZeroWeight, m.Name, m.Weight)
+		case i > 0 && ms[i-1].Name == m.Name:
+			return nil, 0, fmt.Errorf("%w: %q appears more than once, list each member once", ErrDuplicateMember, m.Name)
+		case m.Weight > (MaxPoints-total)/cfg.VNodes:
+			return nil, 0, fmt.Errorf("%w: member %q with weight %d takes the ring past %d virtual nodes at %d per unit of weight; lower the weights or Config.VNodes",
+				ErrTooManyVNodes, m.Name, m.Weight, MaxPoints, cfg.VNodes)
+		}
+		total += m.Weight * cfg.VNodes
+	}
+	return ms, total, nil
+}
+
+// sharesPositions reports whether two of the sorted points sit at one position.
+func sharesPositions(pts []point) bool {
+	for i := 1; i < len(pts); i++ {
+		if pts[i].pos == pts[i-1].pos {
+			return true
 		}
 	}
-	return r, nil
+	return false
 }
 
 // sortAndIndex returns placed (at least one point, in member order) sorted by position and

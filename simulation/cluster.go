@@ -245,6 +245,7 @@ func (c *Cluster) agentConfig(p *Peer, fs *vfs.MemFS, seeds []string) agent.Conf
 	cfg.Clock = agentClock{p.host.Clock()}
 	cfg.RPCTransport = p.host
 	cfg.Timings, cfg.RPCTimeout, cfg.Counters = c.cfg.timings()
+	cfg.GossipCompression = gossipCompression
 	cfg.Locks = c.cfg.lockConfig()
 	cfg.Locks.BootstrapExpect = max(c.bootstrapExpect, 1)
 	cfg.Logger = c.cfg.Logger

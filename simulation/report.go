@@ -143,6 +143,8 @@ type Report struct {
 	Speed    float64 `json:"speed"`
 	Peers    int     `json:"peers"`
 	Clients  int     `json:"clients"`
+	// Deviations are how the agents differed from real peers (Deviations).
+	Deviations []string `json:"deviations,omitempty"`
 	// Wall is the run's length in seconds.
 	Wall        float64       `json:"wall_s"`
 	Steps       []Step        `json:"steps"`
@@ -220,6 +222,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "scenario %s: %s\n", r.Scenario, verdict)
 	fmt.Fprintf(w, "  %d peers, %d clients, seed %d, speed %gx, %.1fs wall (%.0fs of scenario time)\n",
 		r.Peers, r.Clients, r.Seed, r.Speed, r.Wall, r.Wall*r.Speed)
+	for _, d := range r.Deviations {
+		fmt.Fprintf(w, "  deviation from real peers: %s\n", d)
+	}
 	if r.Error != "" {
 		fmt.Fprintf(w, "  stopped early: %s\n", r.Error)
 	}

@@ -95,7 +95,7 @@ func runWith(ctx context.Context, cfg Config, sc *Scenario, beforeCheck func(*ru
 	lockOps, topo, crashes := r.h.lockSnapshot()
 	lc := cfg.lockConfig()
 	rep := &Report{
-		Scenario: sc.Name, Seed: cfg.Seed, Speed: cfg.Speed, Peers: sc.N, Clients: cfg.Clients,
+		Scenario: sc.Name, Seed: cfg.Seed, Speed: cfg.Speed, Peers: sc.N, Clients: cfg.Clients, Deviations: Deviations(),
 		Wall: r.h.now(), Steps: sc.Steps, Convergence: r.conv, Views: views,
 		Ops: ops, Faults: faults, Wipes: wipes, Samples: samples, AfterHeal: withWaits(afterHeal(heals, samples, ops), r.conv),
 		LockDelay: lc.LockDelay.Seconds(), LockTTL: lc.DefaultTTL.Seconds(), LockKeys: r.lw.keys,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ func simulateCommand(fs *pflag.FlagSet) func([]string) error {
 	outDir := fs.String("out", "", "directory for summary.txt, report.json (the full history) and timeline.svg; empty writes none")
 	timeout := fs.Duration("timeout", 15*time.Minute, "stop the run (and fail) after this much wall time")
 	quiet := fs.Bool("quiet", false, "do not print each step as it starts")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (every agent, the network and the checkers) to this file, for go tool pprof")
 	list := fs.Bool("list", false, "list the built-in scenarios and exit")
 	return func(args []string) error {
 		if len(args) > 0 {
@@ -51,6 +53,13 @@ func simulateCommand(fs *pflag.FlagSet) func([]string) error {
 		}
 		if !*quiet {
 			cfg.Progress = os.Stderr
+		}
+		if *cpuProfile != "" {
+			stopProfile, err := startCPUProfile(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -77,6 +86,25 @@ func simulateCommand(fs *pflag.FlagSet) func([]string) error {
 		}
 		return nil
 	}
+}
+
+// startCPUProfile starts Go's CPU profiler writing to path and returns
+// what stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "--cpuprofile: %v\n", err)
+		}
+	}, nil
 }
 
 // loadScenario returns the built-in scenario name, or else parses the file
