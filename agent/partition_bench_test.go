@@ -160,9 +160,7 @@ func allSeeAlive(as []*Agent, n int) bool {
 				alive++
 			}
 		}
-		// The view follows serf up to a gossip interval later
-		// (watchMembers gathers bursts of events).
-		if alive != n || a.View().Ring.Len() != n {
+		if alive != n {
 			return false
 		}
 	}

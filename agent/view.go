@@ -151,59 +151,34 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-// watchMembers rebuilds the view after member events and keeps the saved
-// known peers current. The first event after a quiet spell is applied at
-// once (with whatever else is queued); events that arrive within one
-// gossip interval of the last rebuild are gathered and applied together
-// when it ends. After a heal of 200 peers every peer saw its alive set
-// change several times a second for seconds on end, and each change cost
-// a ring build and a write of the known peers: gossip brings news once a
-// round, so the ring need not change more often than that.
+// watchMembers rebuilds the view on every member event, draining bursts so a
+// storm of events costs one rebuild, and keeps the saved known peers current.
 func (a *Agent) watchMembers(events <-chan serf.Event) {
 	defer a.wg.Done()
 	var known []string
-	var before []serf.Member  // the members at the last rebuild
-	var last time.Time        // when the view was last rebuilt
-	var wait <-chan time.Time // the gathering of events, when one runs
-	var timer Timer
-	apply := func() {
-		s, err := a.serfOrErr()
-		if err != nil {
-			return
-		}
-		members := s.Members()
-		a.rebuildView(members)
-		known = a.recordKnownPeers(members, known)
-		a.noteReturns(before, members)
-		before, last = members, a.clock.Now()
-	}
+	var before []serf.Member // the members at the last rebuild
 	for {
 		select {
 		case e := <-events:
-			if !isMemberEvent(e) || wait != nil {
-				continue
-			}
-			if d := last.Add(a.cfg.Timings.GossipInterval).Sub(a.clock.Now()); d > 0 {
-				timer = a.clock.NewTimer(d)
-				wait = timer.C()
-				continue
-			}
+			rebuild := isMemberEvent(e)
 		drain:
 			for {
 				select {
-				case <-events:
+				case e := <-events:
+					rebuild = rebuild || isMemberEvent(e)
 				default:
 					break drain
 				}
 			}
-			apply()
-		case <-wait:
-			wait = nil
-			apply()
-		case <-a.stop:
-			if timer != nil {
-				timer.Stop()
+			s, err := a.serfOrErr()
+			if rebuild && err == nil {
+				members := s.Members()
+				a.rebuildView(members)
+				known = a.recordKnownPeers(members, known)
+				a.noteReturns(before, members)
+				before = members
 			}
+		case <-a.stop:
 			return
 		}
 	}
