@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -431,6 +432,11 @@ func TestNonPeerMemberStaysOutOfTheRing(t *testing.T) {
 		}
 		return agreed(c.agents, allAlive(2))
 	})
+	for _, a := range c.agents { // the plain serf member is alive, but no peer
+		if got, err := a.AlivePeers(); err != nil || !slices.Equal(got, []string{"n1", "n2"}) {
+			t.Fatalf("%s: AlivePeers = %v, %v; want [n1 n2]", a.NodeName(), got, err)
+		}
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -59,6 +59,24 @@ func (a *Agent) Members() ([]Member, error) {
 	return out, nil
 }
 
+// AlivePeers returns the names of the role=peer members serf sees alive,
+// this peer included, sorted. It is Members cut down to what a watcher of
+// convergence polls (the simulation asks every peer many times a second).
+func (a *Agent) AlivePeers() ([]string, error) {
+	s, err := a.serfOrErr()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range s.Members() {
+		if m.Status == serf.StatusAlive && m.Tags[TagRole] == RolePeer {
+			out = append(out, m.Name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // memberCounts counts members by serf status.
 func (a *Agent) memberCounts() map[string]int {
 	counts := map[string]int{}

@@ -72,15 +72,9 @@ func entryEqual(a, b agent.CounterEntry) bool {
 
 // aliveOf returns the peers a sees alive, in name order.
 func aliveOf(a *agent.Agent) ([]string, error) {
-	ms, err := a.Members()
+	alive, err := a.AlivePeers()
 	if err != nil {
 		return nil, err
-	}
-	var alive []string
-	for _, m := range ms {
-		if m.Peer && m.Status == "alive" {
-			alive = append(alive, m.Name)
-		}
 	}
 	slices.SortFunc(alive, comparePeerNames)
 	return alive, nil
