@@ -133,6 +133,10 @@ func runAgent(cfg agent.Config) error {
 	if err != nil {
 		return err
 	}
+	if gcTuningWanted() {
+		t := startGCTuner(setGCPercent)
+		defer t.stop()
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
