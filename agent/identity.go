@@ -32,6 +32,7 @@ func (a *Agent) openCounters() error {
 	scfg := store.DefaultConfig()
 	scfg.Logger = a.log
 	scfg.FS = a.cfg.StoreFS
+	scfg.WALMinSyncInterval = a.cfg.StoreMinSyncInterval
 	dir := filepath.Join(a.cfg.DataDir, "store")
 	if a.cfg.DataDir == "" {
 		scfg.FS, dir = vfs.NewMem(), "store"

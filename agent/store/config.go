@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -27,6 +28,12 @@ type Config struct {
 	// before it stalls writes, and replays up to about this much WAL at startup. At least
 	// 1 MiB, at most 1 GiB. Default 8 MiB.
 	MemTableSize int64
+
+	// WALMinSyncInterval is the shortest time between two syncs of the write-ahead log: a
+	// synced commit that arrives sooner waits for it, and shares it with the commits that
+	// arrive meanwhile; a commit after a quiet spell is not delayed. Zero (the default) syncs
+	// as soon as the sync before ended. Negative is refused.
+	WALMinSyncInterval time.Duration
 }
 
 // DefaultConfig returns the default Config: the real disk, no logging, a 16 MiB cache and
@@ -42,6 +49,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemTableSize < 1<<20 || c.MemTableSize > 1<<30 {
 		return fmt.Errorf("%w: MemTableSize must be 1 MiB to 1 GiB, got %d bytes", ErrBadConfig, c.MemTableSize)
+	}
+	if c.WALMinSyncInterval < 0 {
+		return fmt.Errorf("%w: WALMinSyncInterval must not be negative, got %v", ErrBadConfig, c.WALMinSyncInterval)
 	}
 	return nil
 }

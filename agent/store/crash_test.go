@@ -33,8 +33,16 @@ type crashPoint struct {
 // filesystem, most of them synced, and takes crash copies at many points; CrashClone keeps
 // what was synced and a random part of the rest. Each copy, reopened, must hold every commit
 // acknowledged with sync before the copy was taken, each commit whole, and each writer's
-// commits as a prefix (the log keeps order).
+// commits as a prefix (the log keeps order). It runs with syncs back to back and with a
+// minimum interval between them (WALMinSyncInterval, which the agent sets), where a synced
+// commit waits for a later sync.
 func TestCrashKeepsSyncedCommits(t *testing.T) {
+	for _, iv := range []time.Duration{0, 500 * time.Microsecond} {
+		t.Run(fmt.Sprintf("min-sync-interval=%v", iv), func(t *testing.T) { crashKeepsSyncedCommits(t, iv) })
+	}
+}
+
+func crashKeepsSyncedCommits(t *testing.T, minSync time.Duration) {
 	seed := *crashSeed
 	if seed == 0 {
 		seed = time.Now().UnixNano()
@@ -52,7 +60,9 @@ func TestCrashKeepsSyncedCommits(t *testing.T) {
 	)
 	rng := rand.New(rand.NewSource(seed))
 	fs := vfs.NewCrashableMem()
-	db, err := Open(testDir, memConfig(fs))
+	cfg := memConfig(fs)
+	cfg.WALMinSyncInterval = minSync
+	db, err := Open(testDir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -158,6 +159,7 @@ func openLocked(dir string, fsys vfs.FS, log *slog.Logger, cfg Config, lock *peb
 		Cache:              cache,
 		MemTableSize:       uint64(cfg.MemTableSize),
 		Merger:             counterMerger,
+		WALMinSyncInterval: func() time.Duration { return cfg.WALMinSyncInterval },
 		FormatMajorVersion: pebbleFormat,
 		Logger:             plog,
 		EventListener: &pebble.EventListener{

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -425,6 +426,8 @@ func TestConfigValidate(t *testing.T) {
 		{"cache too small", func(c *Config) { c.CacheSize = 1000 }, false},
 		{"memtable too small", func(c *Config) { c.MemTableSize = 1000 }, false},
 		{"memtable too large", func(c *Config) { c.MemTableSize = 2 << 30 }, false},
+		{"min sync interval", func(c *Config) { c.WALMinSyncInterval = time.Millisecond }, true},
+		{"negative min sync interval", func(c *Config) { c.WALMinSyncInterval = -time.Millisecond }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

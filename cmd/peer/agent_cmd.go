@@ -42,6 +42,7 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 	identityTimeout := fs.Duration("identity-timeout", dc.IdentityTimeout, "how long a starting peer waits to confirm its counter replica identity with its peers before taking a new one (writes wait for it)")
 	idemWindow := fs.Duration("idempotency-window", dc.IdempotencyWindow, "how long the first answer to a write with an Idempotency-Key is kept and replayed to retries")
 	idemMax := fs.Int("idempotency-max-records", dc.IdempotencyMaxRecords, "most idempotency records kept; past it, idempotent writes are refused (503) until old ones expire")
+	minSync := fs.Duration("store-min-sync-interval", def.StoreMinSyncInterval, "shortest time between two fsyncs of the data dir's write-ahead log; writes are still acknowledged only once synced, and under load they share fsyncs (0: sync as soon as the last sync ended; at most 10ms)")
 	dl := def.Locks
 	lockDelay := fs.Duration("lock-delay", dl.LockDelay, "the lock promise period: how long a dead owner's locks stay ungrantable, and how long a restarted peer promises nothing; must be the same on every peer")
 	lockDrift := fs.Duration("lock-drift-margin", dl.DriftMargin, "how much peers' clocks may disagree over one lock-delay; lock TTLs are at most lock-delay minus this; must be the same on every peer")
@@ -70,6 +71,7 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 		cfg.StartJoin = *join
 		cfg.RetryJoin = *retryJoin
 		cfg.VNodes = *vnodes
+		cfg.StoreMinSyncInterval = *minSync
 		cfg.Counters.SpreadInterval = *spread
 		cfg.Counters.AntiEntropyInterval = *antiEntropy
 		cfg.Counters.MajorityTimeout = *majorityTimeout
