@@ -135,10 +135,6 @@ func runAgent(cfg agent.Config) error {
 	if err != nil {
 		return err
 	}
-	if gcTuningWanted() {
-		t := startGCTuner(setGCPercent)
-		defer t.stop()
-	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -159,6 +155,13 @@ func runAgent(cfg agent.Config) error {
 		<-started
 		a.Shutdown()
 		return fmt.Errorf("stopped by %s before the peer had started", sig)
+	}
+	// Tuned from here on: the start's own burst of allocation (a million
+	// counters read back, say) would otherwise raise the percent and leave
+	// the heap of an idle peer larger.
+	if gcTuningWanted() {
+		t := startGCTuner(setGCPercent, gcPeriod)
+		defer t.stop()
 	}
 	select {
 	case sig := <-sigs:

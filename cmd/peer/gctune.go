@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
@@ -16,8 +15,9 @@ import (
 // GOGC=100, 7.6 ms with GOGC=400, same run). gcTuner raises the GC percent
 // only while the allocation rate would otherwise collect more often than
 // once per gcPeriod, and by at most gcHeadroom bytes of extra heap: an idle
-// peer stays at GOGC=100 (its RSS unchanged), and a peer whose live heap is
-// already past gcHeadroom (a million counters) is never raised at all.
+// peer stays at GOGC=100 (its RSS unchanged), a peer whose load ends is
+// back at 100 a period later, and a peer whose live heap is already past
+// gcHeadroom (a million counters) is never raised at all.
 // GOGC or GOMEMLIMIT set in the environment turns it off: the operator
 // chose.
 const (
@@ -48,20 +48,24 @@ func gcPercentFor(live uint64, rate float64, period time.Duration, headroom uint
 	return int(pct)
 }
 
-// gcTuner sets the GC percent after every collection from the live heap
-// and the allocation rate since the collection before. Its cleanup chain
-// runs on the runtime's cleanup goroutine; stop ends it.
+// gcTuner sets the GC percent once a period from the live heap (as of the
+// last collection) and the allocation rate over that period, so the percent
+// follows the load up and, a period after it ends, back down to 100 (a
+// lower percent starts a collection at once if the heap is past the new
+// goal), and an idle peer does not sit on a heap grown for a burst.
 type gcTuner struct {
-	set func(percent int) // debug.SetGCPercent in the peer; a recorder in tests
+	set  func(percent int) // debug.SetGCPercent in the peer; a recorder in tests
+	stop func()            // ends the loop and puts back 100; safe to call twice
 
-	// mu guards the fields below (a cleanup and stop may race).
-	mu      sync.Mutex
-	stopped bool
-	percent int
+	// Owned by the loop goroutine.
+	samples []metrics.Sample
 	lastAt  time.Time
 	lastAll uint64 // bytes allocated since the process started, at lastAt
-	samples []metrics.Sample
-	cycles  int // collections seen, for tests
+	percent int
+
+	// mu guards ticks, for tests.
+	mu    sync.Mutex
+	ticks int
 }
 
 // gcTuningWanted says whether the environment leaves the GC to the peer.
@@ -69,76 +73,71 @@ func gcTuningWanted() bool {
 	return os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == ""
 }
 
-// startGCTuner starts tuning with set and returns the tuner; call stop.
-func startGCTuner(set func(int)) *gcTuner {
+// startGCTuner starts tuning every period with set; call stop.
+func startGCTuner(set func(int), period time.Duration) *gcTuner {
 	t := &gcTuner{set: set, percent: 100, samples: []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/gc/heap/allocs:bytes"},
 	}}
-	t.mu.Lock()
-	t.lastAt, t.lastAll = t.read()
-	t.mu.Unlock()
-	t.arm()
+	t.lastAt, t.lastAll, _ = t.read()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				t.set(100)
+				return
+			case <-tick.C:
+				t.tune(period)
+			}
+		}
+	}()
+	var once sync.Once
+	t.stop = func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
 	return t
 }
 
 // setGCPercent is debug.SetGCPercent without its result.
 func setGCPercent(p int) { debug.SetGCPercent(p) }
 
-// gcSentinel is allocated and dropped at once; its cleanup runs after the
-// next collection.
-type gcSentinel struct{ _ [16]byte }
-
-func (t *gcTuner) arm() {
-	s := &gcSentinel{}
-	runtime.AddCleanup(s, func(t *gcTuner) { t.collected() }, t)
-}
-
-// read returns now and the bytes allocated so far; mu is held.
-func (t *gcTuner) read() (time.Time, uint64) {
+// read returns now, the bytes allocated so far and the live heap.
+func (t *gcTuner) read() (time.Time, uint64, uint64) {
 	metrics.Read(t.samples)
-	return time.Now(), t.samples[1].Value.Uint64()
+	return time.Now(), t.samples[1].Value.Uint64(), t.samples[0].Value.Uint64()
 }
 
-// collected runs after a collection: it tunes and re-arms.
-func (t *gcTuner) collected() {
-	t.mu.Lock()
-	if t.stopped {
-		t.mu.Unlock()
-		return
-	}
-	now, all := t.read()
-	live := t.samples[0].Value.Uint64()
+// tune sets the percent for the rate since the last tune.
+func (t *gcTuner) tune(period time.Duration) {
+	now, all, live := t.read()
 	rate := 0.0
 	if d := now.Sub(t.lastAt).Seconds(); d > 0 && all >= t.lastAll {
 		rate = float64(all-t.lastAll) / d
 	}
 	t.lastAt, t.lastAll = now, all
-	t.cycles++
-	pct := gcPercentFor(live, rate, gcPeriod, gcHeadroom)
-	// Small moves are not worth a call. set runs under mu, so stop's
-	// reset cannot be overtaken.
+	pct := gcPercentFor(live, rate, period, gcHeadroom)
+	// Small moves are not worth a call.
 	if pct*10 < t.percent*9 || pct*10 > t.percent*11 {
 		t.percent = pct
 		t.set(pct)
 	}
+	t.mu.Lock()
+	t.ticks++
 	t.mu.Unlock()
-	t.arm()
 }
 
-// stop ends the tuning and puts back Go's default percent.
-func (t *gcTuner) stop() {
+// tuned returns how often the tuner has tuned.
+func (t *gcTuner) tuned() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.stopped {
-		t.stopped = true
-		t.set(100)
-	}
-}
-
-// seen returns the collections the tuner has seen and its current percent.
-func (t *gcTuner) seen() (cycles, percent int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.cycles, t.percent
+	return t.ticks
 }
