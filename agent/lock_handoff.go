@@ -61,14 +61,31 @@ func (ls *lockService) holds(key string) bool {
 	return c != nil && c.moving == "" && c.round == nil && c.until.After(ls.a.clock.Now())
 }
 
-// movingTo names the peer key is being handed over to, if any.
-func (ls *lockService) movingTo(key string) string {
+// movingTo names the peer key is being handed over to, if any, and
+// whether the handoff is done: the key went there within the last
+// lock-delay. A renewal the new owner sent back here (Fallback) may have
+// left it just before its import of the key, and reach this peer just
+// after the handoff: the lease lives on there, so it is not unknown.
+func (ls *lockService) movingTo(key string) (to string, done bool) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if c := ls.claims[key]; c != nil {
-		return c.moving
+	if c := ls.claims[key]; c != nil && c.moving != "" {
+		return c.moving, false
 	}
-	return ""
+	if h, ok := ls.handedTo[key]; ok && h.until.After(ls.a.clock.Now()) {
+		return h.to, true
+	}
+	return "", false
+}
+
+// pruneHandedTo forgets handoffs older than a lock-delay. Called with mu
+// held.
+func (ls *lockService) pruneHandedTo(now time.Time) {
+	for key, h := range ls.handedTo {
+		if !h.until.After(now) {
+			delete(ls.handedTo, key)
+		}
+	}
 }
 
 func (ls *lockService) isLeaving() bool { return ls.leaving.Load() }
@@ -226,6 +243,10 @@ func (ls *lockService) sendHandoff(ctx context.Context, owner, addr string, leav
 				delete(ls.claims, it.Key)
 				ls.table.Remove(it.Key)
 			}
+			if ls.handedTo == nil {
+				ls.handedTo = map[string]handedOver{}
+			}
+			ls.handedTo[it.Key] = handedOver{to: owner, until: ls.a.clock.Now().Add(ls.cfg.LockDelay)}
 			done++
 			continue
 		}

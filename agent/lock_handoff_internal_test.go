@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ringleader/ringleader/ring"
 )
 
 // TestLockFailedHandoffHoldOffSurvivesRenewTick: a handoff whose transfer
@@ -167,5 +169,100 @@ func TestLockClaimRoundRacesHandoff(t *testing.T) {
 	if err == nil && granted.Before(oldUntil) {
 		t.Fatalf("n2 granted %q (token %d) during the handoff while n1's lease (token %d) lived for %v more",
 			key, l.Token, old.Token, oldUntil.Sub(granted).Round(time.Millisecond))
+	}
+}
+
+// TestLockRenewRacingHandoffKeepsLease: a renewal reaches the new owner n2
+// just before n2 imports the key from n1, so n2 sends it back to n1
+// (Fallback); by the time it gets there the handoff is done and n1 no
+// longer holds the key. n1 used to answer 404, and the holder lost a lease
+// that lived on at n2. (Found as a note in session 5: a handoff is fragile
+// under ring lag.) n1 now remembers where the key went and sends the
+// renewal there.
+func TestLockRenewRacingHandoffKeepsLease(t *testing.T) {
+	net, as, _ := startInternalCluster(t, 3, func(i int, cfg *Config) {
+		cfg.Locks.LockDelay = 2 * time.Second
+		cfg.Locks.DriftMargin = 200 * time.Millisecond
+		cfg.Locks.DefaultTTL = time.Second
+		cfg.RPCTimeout = 500 * time.Millisecond
+	})
+	defer net.Close()
+	for _, a := range as {
+		defer a.Shutdown()
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !(len(as[0].alivePeers()) == 2 && len(as[1].alivePeers()) == 2 && len(as[2].alivePeers()) == 2) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster did not form")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+	}
+	n1, n2 := as[0], as[1]
+	r1 := n1.view.load().Ring
+	key := ""
+	for i := 0; key == ""; i++ {
+		k := "renew-race-" + strconv.Itoa(i)
+		o1, _ := r1.Owner(k)
+		o2, _ := ownerOn(r1, k, "n1")
+		if o1 == "n1" && o2 == "n2" {
+			key = k
+		}
+	}
+	ctx := context.Background()
+	var g LockGrant
+	var err error
+	for time.Now().Before(deadline) { // past the quiet period
+		if g, err = n1.AcquireLock(ctx, key, LockRequest{TTL: 1500 * time.Millisecond, Holder: "job"}); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+	if err != nil {
+		t.Fatalf("acquire at n1: %v", err)
+	}
+
+	// n1 hands the key to n2, as handOff does, and n2 takes it over.
+	ls1, _ := n1.lockService()
+	ls1.mu.Lock()
+	now := ls1.a.clock.Now()
+	c1 := ls1.claims[key]
+	st, _ := ls1.table.Export(key, now)
+	c1.moving = "n2"
+	enc, err := st.MarshalBinary()
+	epoch := c1.epoch
+	ls1.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := []handoffItem{{Key: key, Epoch: epoch, State: enc}}
+	ls1.sendHandoff(ctx, "n2", n1.view.load().RPC["n2"], true, now, items, []*claim{c1}) // n2's ring still names n1
+	if ls1.holds(key) {
+		t.Fatal("n1 still holds the key after the handoff")
+	}
+	// n1's ring names n2 the owner now, as after a join that moved the key
+	// there (the cluster is idle, so no member event rebuilds this view).
+	v := *n1.view.load()
+	v.Ring, err = ring.New([]ring.Member{{Name: "n2", Weight: 1}, {Name: "n3", Weight: 1}}, ring.Config{VNodes: n1.cfg.VNodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := v.Ring.Owner(key); o != "n2" {
+		t.Fatalf("the ring without n1 names %s the owner of %q, want n2", o, key)
+	}
+	n1.view.store(&v)
+
+	// The renewal n2 sent back before its import arrives at n1 now.
+	req := &lockOpRequest{Op: opRenew, Key: key, Lease: g.Lease, Fallback: true}
+	resp := ls1.serve(ctx, req)
+	if resp.Code != codeRedirect || resp.Redirect != "n2" {
+		t.Fatalf("n1 answered the renewal after handing the key to n2 with %+v (%v), want a redirect to n2", resp, resp.err(key))
+	}
+	ls2, _ := n2.lockService()
+	resp = ls2.serve(ctx, req)
+	if err := resp.err(key); err != nil {
+		t.Fatalf("n2 after the import: %v", err)
+	}
+	if resp.Token != g.Token {
+		t.Fatalf("renewed at n2 with token %d, the lease has %d", resp.Token, g.Token)
 	}
 }

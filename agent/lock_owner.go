@@ -409,6 +409,7 @@ func (ls *lockService) renewClaims() {
 	var reclaim []string
 	ls.mu.Lock()
 	now := ls.a.clock.Now()
+	ls.pruneHandedTo(now)
 	for key, c := range ls.claims {
 		if c.round != nil || c.moving != "" {
 			if c.moving != "" && !c.until.After(now) {

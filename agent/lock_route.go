@@ -298,7 +298,10 @@ func (ls *lockService) serveOp(ctx context.Context, req *lockOpRequest) *lockOpR
 		if req.Fallback && (req.Op == opRenew || req.Op == opRelease) {
 			// The new owner sent this here and does not know it either:
 			// unknown, unless this peer is handing the key over right now.
-			if to := ls.movingTo(req.Key); to != "" {
+			switch to, done := ls.movingTo(req.Key); {
+			case done && to != ls.self.Name:
+				return &lockOpResponse{Code: codeRedirect, Redirect: to}
+			case to != "":
 				return errorResponse(fmt.Errorf("%w: lock key %q is being handed over to %s; retry in a moment", ErrUnavailable, req.Key, to))
 			}
 			return errorResponse(fmt.Errorf("%w: key %q has no live lease %s", ErrUnknownLease, req.Key, req.Lease))

@@ -92,6 +92,9 @@ type lockService struct {
 	mu     sync.Mutex
 	table  *lockmgr.Table
 	claims map[string]*claim
+	// handedTo names, for a lock-delay after each handoff that succeeded,
+	// the peer a key went to (see movingTo); renewClaims prunes it.
+	handedTo map[string]handedOver
 	// waiting maps each queued Acquire to where its outcome goes.
 	waiting map[lockmgr.Ticket]chan lockmgr.Event
 
@@ -152,6 +155,13 @@ type claim struct {
 	// triedUntil when the promises it may have got run out.
 	tried      uint32
 	triedUntil time.Time
+}
+
+// handedOver is a key this peer handed over: to whom, and until when it
+// still says so.
+type handedOver struct {
+	to    string
+	until time.Time
 }
 
 // redirectError says the key's owner moved (a handoff): the request goes
