@@ -456,7 +456,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero vnodes", func(c *agent.Config) { c.VNodes = 0 }, "vnodes"},
 		{"empty join", func(c *agent.Config) { c.StartJoin = []string{""} }, "empty join address"},
 		{"no min sync interval", func(c *agent.Config) { c.StoreMinSyncInterval = 0 }, ""},
-		{"negative min sync interval", func(c *agent.Config) { c.StoreMinSyncInterval = -1 }, "store min sync interval"},
+		{"negative min sync interval", func(c *agent.Config) { c.StoreMinSyncInterval = -1 }, "--store-min-sync-interval"},
 		{"long min sync interval", func(c *agent.Config) { c.StoreMinSyncInterval = time.Second }, "must be 0 to 10ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,10 +32,12 @@ func (a *Agent) openCounters() error {
 	scfg := store.DefaultConfig()
 	scfg.Logger = a.log
 	scfg.FS = a.cfg.StoreFS
-	scfg.WALMinSyncInterval = a.cfg.StoreMinSyncInterval
 	dir := filepath.Join(a.cfg.DataDir, "store")
 	if a.cfg.DataDir == "" {
 		scfg.FS, dir = vfs.NewMem(), "store"
+	}
+	if scfg.FS == nil {
+		scfg.WALMinSyncInterval = a.cfg.StoreMinSyncInterval // real fsyncs only
 	}
 	db, err := store.Open(dir, scfg)
 	if err != nil {

@@ -162,6 +162,7 @@ func runAgent(cfg agent.Config) error {
 	if gcTuningWanted() {
 		t := startGCTuner(setGCPercent, gcPeriod)
 		defer t.stop()
+		cfg.Logger.Debug("Go's GC percent follows the allocation rate; set GOGC or GOMEMLIMIT to choose it yourself")
 	}
 	select {
 	case sig := <-sigs:

@@ -11,41 +11,50 @@ import (
 // The peer's heap is small (a few MB plus its counters) and, under load,
 // short-lived garbage arrives fast: with Go's default GOGC=100 a busy peer
 // collected many times a second, and each collection's mark work and
-// assists showed up in request latency (lock pairs p99 9.2 ms with
-// GOGC=100, 7.6 ms with GOGC=400, same run). gcTuner raises the GC percent
-// only while the allocation rate would otherwise collect more often than
-// once per gcPeriod, and by at most gcHeadroom bytes of extra heap: an idle
-// peer stays at GOGC=100 (its RSS unchanged), a peer whose load ends is
-// back at 100 a period later, and a peer whose live heap is already past
-// gcHeadroom (a million counters) is never raised at all.
-// GOGC or GOMEMLIMIT set in the environment turns it off: the operator
-// chose.
+// assists showed up in request latency (BenchmarkLockPairs, run
+// interleaved: p99 9.7-10.5 ms untuned, 6.8-7.4 ms with the peers and the
+// benchmark's client process tuned). gcTuner raises the GC percent only
+// while the allocation rate would otherwise collect more often than once
+// per gcPeriod, so that the heap may grow by about gcHeadroom more (the
+// runtime adds the stacks and globals times the percent): an idle peer
+// stays at GOGC=100 (its RSS unchanged), a peer whose load ends is back at
+// 100 a period later, and a peer whose live heap is already past
+// gcHeadroom (a million counters) is never raised at all. GOGC or
+// GOMEMLIMIT set in the environment turns it off: the operator chose.
 const (
 	gcPeriod   = time.Second
 	gcHeadroom = 64 << 20
-	// gcMaxPercent caps the percent for a tiny heap.
-	gcMaxPercent = 2000
+	// gcMinLive is the live heap below which the percent is figured as if
+	// it were this: the runtime's own smallest heap goal is 4 MiB times
+	// the percent over 100, and a live heap of 0 (no collection yet) must
+	// not read as a tiny heap.
+	gcMinLive = 4 << 20
 )
 
 // gcPercentFor returns the GC percent that lets the heap grow by what is
 // allocated in period at rate (bytes a second) before the next collection,
-// bounded by headroom bytes of extra heap, and never below Go's default 100.
+// by at most headroom bytes, and never below Go's default 100.
 func gcPercentFor(live uint64, rate float64, period time.Duration, headroom uint64) int {
-	if live == 0 {
-		live = 1
-	}
+	live = max(live, gcMinLive)
 	growth := rate * period.Seconds()
 	if growth > float64(headroom) {
 		growth = float64(headroom)
 	}
 	pct := 100 * growth / float64(live)
-	switch {
-	case pct <= 100 || pct != pct: // NaN: no rate yet
+	if pct <= 100 || pct != pct { // NaN: no rate yet
 		return 100
-	case pct > gcMaxPercent:
-		return gcMaxPercent
 	}
 	return int(pct)
+}
+
+// nextGCPercent says whether to move the percent from cur to want: not
+// for a move of under a tenth either way (not worth a call), except back
+// to 100, which is always taken, so a load that ends leaves no raise.
+func nextGCPercent(cur, want int) bool {
+	if want == cur {
+		return false
+	}
+	return want == 100 || want*10 < cur*9 || want*10 > cur*11
 }
 
 // gcTuner sets the GC percent once a period from the live heap (as of the
@@ -73,7 +82,8 @@ func gcTuningWanted() bool {
 	return os.Getenv("GOGC") == "" && os.Getenv("GOMEMLIMIT") == ""
 }
 
-// startGCTuner starts tuning every period with set; call stop.
+// startGCTuner starts tuning every period (which must be positive) with
+// set; call stop.
 func startGCTuner(set func(int), period time.Duration) *gcTuner {
 	t := &gcTuner{set: set, percent: 100, samples: []metrics.Sample{
 		{Name: "/gc/heap/live:bytes"},
@@ -125,8 +135,7 @@ func (t *gcTuner) tune(period time.Duration) {
 	}
 	t.lastAt, t.lastAll = now, all
 	pct := gcPercentFor(live, rate, period, gcHeadroom)
-	// Small moves are not worth a call.
-	if pct*10 < t.percent*9 || pct*10 > t.percent*11 {
+	if nextGCPercent(t.percent, pct) {
 		t.percent = pct
 		t.set(pct)
 	}

@@ -251,8 +251,10 @@ func BenchmarkLockPairs(b *testing.B) {
 	const window = 5 * time.Second
 	// The clients run in this process: tune its GC as a peer's is, so the
 	// collector of the load generator weighs less on both measurements.
-	tuner := startGCTuner(setGCPercent, gcPeriod)
-	defer tuner.stop()
+	if gcTuningWanted() {
+		tuner := startGCTuner(setGCPercent, gcPeriod)
+		defer tuner.stop()
+	}
 	for b.Loop() {
 		ps := startLockCluster(b)
 		c := newBenchClient(b, ps[0].httpAddr())
