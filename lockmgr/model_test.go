@@ -48,10 +48,13 @@ const (
 	// docs/locks.md: an owner's fast clock ends leases before their clients do, and an
 	// owner's slow clock outlasts its acceptors' promises.
 	variantNoDriftMargin
+	// variantVoterNoMajority: a voter change is committed by its proposer alone, without a
+	// majority of the current voters (the rule of DESIGN.md step 4 broken).
+	variantVoterNoMajority
 )
 
 func (v modelVariant) String() string {
-	return [...]string{"sound", "minority-quorum", "no-quiet", "no-drift-margin"}[v]
+	return [...]string{"sound", "minority-quorum", "no-quiet", "no-drift-margin", "voter-no-majority"}[v]
 }
 
 // modelParams is one run: the seed picks the clocks, the network's losses and delays, the
@@ -221,6 +224,16 @@ var modelScenarios = []modelScenario{
 		s.at(t+time.Second, func() { s.join(3, 0, 1); s.join(4, 0) })
 		s.at(t+within(rng, 3*time.Second, 8*time.Second), func() { s.nodes[2].propose(VoterChange{Op: VoterAdd, Member: "n4"}) })
 		s.at(t+within(rng, 15*time.Second, 40*time.Second), s.heal)
+	}},
+	{"split-removals", 4, 4, func(s *sim, rng *rand.Rand) {
+		// n0 n1 | n2 n3, and an operator on each side force-removes a peer of the other side
+		// (it looks failed from there). Neither side holds a majority of the four voters, so
+		// neither removal may be committed, and neither side may grant.
+		t := within(rng, 16*time.Second, 25*time.Second)
+		s.at(t, func() { s.partition([]int{0, 1}, []int{2, 3}) })
+		s.at(t+within(rng, time.Second, 4*time.Second), func() { s.nodes[0].propose(VoterChange{Op: VoterRemove, Member: "n2"}) })
+		s.at(t+within(rng, time.Second, 4*time.Second), func() { s.nodes[3].propose(VoterChange{Op: VoterRemove, Member: "n1"}) })
+		s.at(t+within(rng, 30*time.Second, 45*time.Second), s.heal)
 	}},
 	{"voter-churn", 5, 4, func(s *sim, rng *rand.Rand) {
 		// Add n4, then a voter leaves (removes itself), then the left one is force-removed
@@ -446,6 +459,7 @@ func TestLockModelHasTeeth(t *testing.T) {
 		{variantMinorityQuorum, []string{"halves", "minority", "bridge"}},
 		{variantNoQuiet, []string{"disk-loss", "acceptor-restart", "owner-restart"}},
 		{variantNoDriftMargin, []string{"halves", "minority", "mixed"}},
+		{variantVoterNoMajority, []string{"split-removals"}},
 	} {
 		t.Run(tc.variant.String(), func(t *testing.T) {
 			for seed := range uint64(60) {

@@ -16,6 +16,10 @@ func (n *simNode) propose(c VoterChange) {
 		n.want = VoterChange{}
 		return
 	}
+	if n.s.p.variant == variantVoterNoMajority {
+		n.commitAlone(set, c)
+		return
+	}
 	p, err := NewVoterProposer(n.s.cfg, n.name, set, c)
 	if err != nil {
 		panic(err)
@@ -68,4 +72,28 @@ func (n *simNode) afterVoterChange() {
 		n.left, n.up = true, false
 		n.life++
 	}
+}
+
+// commitAlone is variantVoterNoMajority's voter change: committed here at once, on no one
+// else's say, and sent to the other voters of the new set as a commit.
+func (n *simNode) commitAlone(set VoterSet, c VoterChange) {
+	next, err := set.Apply(c)
+	if err != nil {
+		panic(err) // propose checked it applies
+	}
+	if err := n.vacc.Commit(next, n.now()); err != nil {
+		n.s.tracef("%s cannot commit %v alone: %v", n.name, next, err)
+		return
+	}
+	n.persist(nil)
+	n.want = VoterChange{}
+	n.s.tracef("%s commits %v alone (broken)", n.name, next)
+	var msgs []VoterMsg
+	for _, m := range next.Members {
+		if m != n.name {
+			msgs = append(msgs, VoterMsg{To: m, Kind: VoterCommit, Set: next})
+		}
+	}
+	n.sendVoter(nil, msgs) // commits get no answer, so no proposer is needed
+	n.afterVoterChange()
 }
