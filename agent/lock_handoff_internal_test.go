@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringleader/ringleader/ring"
+	"github.com/ringleader/ringleader/simulation/memnet"
 )
 
 // TestLockFailedHandoffHoldOffSurvivesRenewTick: a handoff whose transfer
@@ -86,64 +87,22 @@ func TestLockFailedHandoffHoldOffSurvivesRenewTick(t *testing.T) {
 // transfer round waits for n3's answer, the claim round (RPC timeout
 // 300 ms) gives n3 up and counts n2 and n1.
 func TestLockClaimRoundRacesHandoff(t *testing.T) {
-	net, as, ips := startInternalCluster(t, 3, func(i int, cfg *Config) {
-		cfg.Locks.LockDelay = 2 * time.Second
-		cfg.Locks.DriftMargin = 200 * time.Millisecond
-		cfg.Locks.DefaultTTL = time.Second
-		cfg.RPCTimeout = 300 * time.Millisecond
-	})
+	net, as, ips, key := startHandoffPair(t, 300*time.Millisecond, "race-")
 	defer net.Close()
 	for _, a := range as {
 		defer a.Shutdown()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !(len(as[0].alivePeers()) == 2 && len(as[1].alivePeers()) == 2 && len(as[2].alivePeers()) == 2) {
-		if time.Now().After(deadline) {
-			t.Fatal("the cluster did not form")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	time.Sleep(2500 * time.Millisecond) // past every quiet period
 	n1, n2 := as[0], as[1]
-	ring := n2.view.load().Ring
-	key := ""
-	for i := 0; key == ""; i++ {
-		k := "race-" + strconv.Itoa(i)
-		o1, _ := ring.Owner(k)
-		o2, _ := ownerOn(ring, k, "n1")
-		if o1 == "n1" && o2 == "n2" {
-			key = k
-		}
-	}
 	ctx := context.Background()
-	var old LockGrant
-	var err error
-	for time.Now().Before(deadline) {
-		if old, err = n1.AcquireLock(ctx, key, LockRequest{TTL: 1800 * time.Millisecond, Holder: "old"}); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("acquire at n1: %v", err)
-	}
+	old := acquireWhenReady(t, n1, key, LockRequest{TTL: 1800 * time.Millisecond, Holder: "old"})
 	oldUntil := time.Now().Add(old.TTL - 100*time.Millisecond)
 
 	// n1 starts handing the key to n2, as handOff does.
 	ls1, _ := n1.lockService()
-	ls1.mu.Lock()
-	now := ls1.a.clock.Now()
-	c1 := ls1.claims[key]
-	st, _ := ls1.table.Export(key, now)
-	c1.moving = "n2"
-	enc, err := st.MarshalBinary()
-	epoch := c1.epoch
-	ls1.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	now, item, _ := exportForHandoff(t, ls1, key)
 	req := &handoffRequest{From: "n1", FromIncarnation: ls1.self.Incarnation, Leaving: true, Now: now,
-		Items: []handoffItem{{Key: key, Epoch: epoch, State: enc}}}
+		Items: []handoffItem{item}}
 
 	for _, l := range [][2]string{{ips[1], ips[2]}, {ips[2], ips[1]}} {
 		if err := net.SetLinkLatency(l[0], l[1], time.Second, 0); err != nil {
@@ -180,68 +139,26 @@ func TestLockClaimRoundRacesHandoff(t *testing.T) {
 // under ring lag.) n1 now remembers where the key went and sends the
 // renewal there.
 func TestLockRenewRacingHandoffKeepsLease(t *testing.T) {
-	net, as, _ := startInternalCluster(t, 3, func(i int, cfg *Config) {
-		cfg.Locks.LockDelay = 2 * time.Second
-		cfg.Locks.DriftMargin = 200 * time.Millisecond
-		cfg.Locks.DefaultTTL = time.Second
-		cfg.RPCTimeout = 500 * time.Millisecond
-	})
+	net, as, _, key := startHandoffPair(t, 500*time.Millisecond, "renew-race-")
 	defer net.Close()
 	for _, a := range as {
 		defer a.Shutdown()
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !(len(as[0].alivePeers()) == 2 && len(as[1].alivePeers()) == 2 && len(as[2].alivePeers()) == 2) {
-		if time.Now().After(deadline) {
-			t.Fatal("the cluster did not form")
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
-	}
 	n1, n2 := as[0], as[1]
-	r1 := n1.view.load().Ring
-	key := ""
-	for i := 0; key == ""; i++ {
-		k := "renew-race-" + strconv.Itoa(i)
-		o1, _ := r1.Owner(k)
-		o2, _ := ownerOn(r1, k, "n1")
-		if o1 == "n1" && o2 == "n2" {
-			key = k
-		}
-	}
 	ctx := context.Background()
-	var g LockGrant
-	var err error
-	for time.Now().Before(deadline) { // past the quiet period
-		if g, err = n1.AcquireLock(ctx, key, LockRequest{TTL: 1500 * time.Millisecond, Holder: "job"}); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
-	}
-	if err != nil {
-		t.Fatalf("acquire at n1: %v", err)
-	}
+	g := acquireWhenReady(t, n1, key, LockRequest{TTL: 1500 * time.Millisecond, Holder: "job"})
 
 	// n1 hands the key to n2, as handOff does, and n2 takes it over.
 	ls1, _ := n1.lockService()
-	ls1.mu.Lock()
-	now := ls1.a.clock.Now()
-	c1 := ls1.claims[key]
-	st, _ := ls1.table.Export(key, now)
-	c1.moving = "n2"
-	enc, err := st.MarshalBinary()
-	epoch := c1.epoch
-	ls1.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	items := []handoffItem{{Key: key, Epoch: epoch, State: enc}}
-	ls1.sendHandoff(ctx, "n2", n1.view.load().RPC["n2"], true, now, items, []*claim{c1}) // n2's ring still names n1
+	now, item, c1 := exportForHandoff(t, ls1, key)
+	ls1.sendHandoff(ctx, "n2", n1.view.load().RPC["n2"], true, now, []handoffItem{item}, []*claim{c1}) // n2's ring still names n1
 	if ls1.holds(key) {
 		t.Fatal("n1 still holds the key after the handoff")
 	}
 	// n1's ring names n2 the owner now, as after a join that moved the key
 	// there (the cluster is idle, so no member event rebuilds this view).
 	v := *n1.view.load()
+	var err error
 	v.Ring, err = ring.New([]ring.Member{{Name: "n2", Weight: 1}, {Name: "n3", Weight: 1}}, ring.Config{VNodes: n1.cfg.VNodes})
 	if err != nil {
 		t.Fatal(err)
@@ -265,4 +182,69 @@ func TestLockRenewRacingHandoffKeepsLease(t *testing.T) {
 	if resp.Token != g.Token {
 		t.Fatalf("renewed at n2 with token %d, the lease has %d", resp.Token, g.Token)
 	}
+}
+
+// startHandoffPair starts n1 n2 n3 with short lock timings, waits until each
+// sees the other two, and returns a key n1 owns whose owner without n1 is
+// n2 (prefix names the keys tried). The caller closes net and shuts the
+// agents down.
+func startHandoffPair(t *testing.T, rpcTimeout time.Duration, prefix string) (*memnet.Network, []*Agent, []string, string) {
+	t.Helper()
+	net, as, ips := startInternalCluster(t, 3, func(i int, cfg *Config) {
+		cfg.Locks.LockDelay = 2 * time.Second
+		cfg.Locks.DriftMargin = 200 * time.Millisecond
+		cfg.Locks.DefaultTTL = time.Second
+		cfg.RPCTimeout = rpcTimeout
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !(len(as[0].alivePeers()) == 2 && len(as[1].alivePeers()) == 2 && len(as[2].alivePeers()) == 2) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster did not form")
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, with a deadline
+	}
+	r := as[0].view.load().Ring
+	for i := 0; ; i++ {
+		k := prefix + strconv.Itoa(i)
+		o1, _ := r.Owner(k)
+		o2, _ := ownerOn(r, k, "n1")
+		if o1 == "n1" && o2 == "n2" {
+			return net, as, ips, k
+		}
+	}
+}
+
+// acquireWhenReady acquires key at a until it is granted (the quiet period
+// after start refuses), for at most 20 s.
+func acquireWhenReady(t *testing.T, a *Agent, key string, req LockRequest) LockGrant {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		g, err := a.AcquireLock(context.Background(), key, req)
+		if err == nil {
+			return g
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acquire %q at %s: %v", key, a.cfg.NodeName, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+// exportForHandoff marks key as moving from ls to "n2" and exports it, as
+// handOff does; it returns the item to send and the claim.
+func exportForHandoff(t *testing.T, ls *lockService, key string) (time.Time, handoffItem, *claim) {
+	t.Helper()
+	ls.mu.Lock()
+	now := ls.a.clock.Now()
+	c := ls.claims[key]
+	st, _ := ls.table.Export(key, now)
+	c.moving = "n2"
+	enc, err := st.MarshalBinary()
+	epoch := c.epoch
+	ls.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now, handoffItem{Key: key, Epoch: epoch, State: enc}, c
 }
