@@ -297,7 +297,8 @@ func (ls *lockService) serveOp(ctx context.Context, req *lockOpRequest) *lockOpR
 	if owner != ls.self.Name && !ls.holds(req.Key) {
 		if req.Fallback && (req.Op == opRenew || req.Op == opRelease) {
 			// The new owner sent this here and does not know it either:
-			// unknown, unless this peer is handing the key over right now.
+			// unknown, unless this peer is handing the key over right now
+			// (retry) or just did (the lease is there by now).
 			switch to, done := ls.movingTo(req.Key); {
 			case done && to != ls.self.Name:
 				return &lockOpResponse{Code: codeRedirect, Redirect: to}
