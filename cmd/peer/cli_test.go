@@ -20,6 +20,7 @@ func TestCLI(t *testing.T) {
 		{name: "no command", args: nil, wantCode: 2, stderr: "Usage: peer COMMAND"},
 		{name: "help", args: []string{"--help"}, wantCode: 0, stdout: "force-leave"},
 		{name: "help command", args: []string{"help", "agent"}, wantCode: 0, stdout: "--retry-join"},
+		{name: "agent help names the GC settings", args: []string{"agent", "--help"}, wantCode: 0, stdout: "GOGC, GOMEMLIMIT"},
 		{name: "command help", args: []string{"members", "--help"}, wantCode: 0, stdout: "--http-addr"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, stderr: `unknown command "frobnicate"`},
 		{name: "unknown flag", args: []string{"members", "--nope"}, wantCode: 2, stderr: "unknown flag: --nope"},

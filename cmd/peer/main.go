@@ -40,12 +40,13 @@ type command struct {
 	name    string
 	args    string // argument synopsis for usage
 	summary string
+	notes   string // printed after the flags, if set
 	flags   func(fs *pflag.FlagSet) func(args []string) error
 }
 
 func commands() []command {
 	return []command{
-		{name: "agent", summary: "run a peer (until SIGINT/SIGTERM, which leaves the cluster gracefully)", flags: agentCommand},
+		{name: "agent", summary: "run a peer (until SIGINT/SIGTERM, which leaves the cluster gracefully)", notes: agentNotes, flags: agentCommand},
 		{name: "members", summary: "list the cluster's members as the local peer sees them", flags: membersCommand},
 		{name: "counter", args: "incr|decr KEY [N] | get KEY | list [PREFIX]", summary: "increment, read and list cluster-wide counters", flags: counterCommand},
 		{name: "lock", args: "KEY -- CMD [ARGS...] | acquire KEY | renew KEY LEASE | release KEY LEASE | info KEY", summary: "run a command while holding a cluster-wide lock, or take, renew, release and inspect lock leases", flags: lockCommand},
@@ -198,6 +199,9 @@ func commandUsage(w io.Writer, c command, fs *pflag.FlagSet) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
+	if c.notes != "" {
+		fmt.Fprintf(w, "\n%s", c.notes)
+	}
 }
 
 func upperFirst(s string) string {
