@@ -78,6 +78,13 @@ func (ls *lockService) movingTo(key string) (to string, done bool) {
 	return "", false
 }
 
+// putClaim records this peer's claim on key; a handoff of key that this
+// peer remembered is over, as the key is back. Called with mu held.
+func (ls *lockService) putClaim(key string, c *claim) {
+	ls.claims[key] = c
+	delete(ls.handedTo, key)
+}
+
 // pruneHandedTo forgets handoffs older than a lock-delay. Called with mu
 // held.
 func (ls *lockService) pruneHandedTo(now time.Time) {
@@ -349,7 +356,7 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 		c := ls.claims[it.Key]
 		if c == nil {
 			c = &claim{lastUsed: now}
-			ls.claims[it.Key] = c
+			ls.putClaim(it.Key, c)
 		}
 		c.round = taking
 	}
@@ -383,7 +390,7 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 			c := ls.claims[k.Key]
 			if c == nil {
 				c = &claim{lastUsed: now}
-				ls.claims[k.Key] = c
+				ls.putClaim(k.Key, c)
 			}
 			c.noRoundBefore = sent.Add(ls.cfg.LockDelay)
 			if err != nil {
@@ -412,7 +419,7 @@ func (ls *lockService) takeOver(ctx context.Context, req *handoffRequest) ([]str
 			c = &claim{lastUsed: now, noRoundBefore: sent.Add(ls.cfg.LockDelay)}
 			errs[i] = fmt.Sprintf("import of %q: %v", k.Key, err)
 		}
-		ls.claims[k.Key] = c
+		ls.putClaim(k.Key, c)
 		ls.dispatch(ls.table.Tick(now))
 	}
 	ls.wakeLocked()

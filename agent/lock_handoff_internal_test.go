@@ -248,3 +248,33 @@ func exportForHandoff(t *testing.T, ls *lockService, key string) (time.Time, han
 	}
 	return now, handoffItem{Key: key, Epoch: epoch, State: enc}, c
 }
+
+// TestLockClaimForgetsHandoff: a peer remembers, for a lock-delay, where it
+// handed each key over, to send a late renewal there. Once the key is back
+// (this peer claims it again), that memory is stale: movingTo must not name
+// the old destination any more.
+func TestLockClaimForgetsHandoff(t *testing.T) {
+	net, as, _ := startInternalCluster(t, 1, func(i int, cfg *Config) {
+		cfg.Locks.LockDelay = 2 * time.Second
+		cfg.Locks.DriftMargin = 200 * time.Millisecond
+		cfg.Locks.DefaultTTL = time.Second
+	})
+	defer net.Close()
+	a := as[0]
+	defer a.Shutdown()
+	ls, err := a.lockService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "came-back"
+	ls.mu.Lock()
+	ls.handedTo = map[string]handedOver{key: {to: "n9", until: ls.a.clock.Now().Add(time.Hour)}}
+	ls.mu.Unlock()
+	if to, done := ls.movingTo(key); to != "n9" || !done {
+		t.Fatalf("movingTo before the key came back = %q, %v; want n9, true", to, done)
+	}
+	acquireWhenReady(t, a, key, LockRequest{Holder: "back"})
+	if to, done := ls.movingTo(key); to != "" || done {
+		t.Fatalf("movingTo after this peer claimed the key again = %q, %v; want nothing", to, done)
+	}
+}

@@ -49,7 +49,7 @@ func (ls *lockService) ensureOwned(ctx context.Context, key string, ttl time.Dur
 		c := ls.claims[key]
 		if c == nil {
 			c = &claim{lastUsed: now}
-			ls.claims[key] = c
+			ls.putClaim(key, c)
 		}
 		if c.moving != "" {
 			ls.mu.Unlock()
