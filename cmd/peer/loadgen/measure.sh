@@ -7,7 +7,11 @@
 #       incr, loadgen --mode batch and wrk-incr.lua (start it first, see
 #       README.md; set PEER_PID=its pid to see its CPU use);
 #   (c) redis-server INCR with --appendonly yes --appendfsync always, with
-#       loadgen --mode redis and, for comparison, redis-benchmark.
+#       loadgen --mode redis and, for comparison, redis-benchmark;
+#   (d) the disk under /var/tmp: how long a 4 KiB write plus fdatasync takes
+#       with the machine idle (dd oflag=dsync), and, with PEER set, how long
+#       the peer's own log fsyncs took during its single-increment runs (from
+#       its /metrics): a durable write waits for one.
 # Every run uses 64 connections. Each run's line ends with the CPU seconds
 # the server, the generator and everything else on the machine used in it:
 # on a shared machine, "others" marks a run that had to share the CPUs.
@@ -16,7 +20,7 @@
 #   cmd/peer/loadgen/measure.sh [runs] [seconds]          (from the repo root)
 #   PEER=127.0.0.1:7948 PEER_PID=1234 cmd/peer/loadgen/measure.sh 3 10
 #
-# Needs go, wrk, redis-server, redis-benchmark and /usr/bin/time
+# Needs go, wrk, redis-server, redis-benchmark, dd and /usr/bin/time
 # (Debian: apt-get install -y wrk redis-server time).
 set -euo pipefail
 runs=${1:-3}
@@ -49,6 +53,16 @@ wait_port() {
   done
   echo "nothing listens on 127.0.0.1:$1" >&2
   return 1
+}
+# fsync_snap FILE: the peer's ringleader_store_fsync_seconds histogram
+fsync_snap() { curl -s "http://$PEER/metrics" | grep -E '^ringleader_store_fsync_seconds_(bucket|sum|count)' >"$1" || true; }
+# fsync_stats: count, mean and median of the fsyncs between the two snapshots
+fsync_stats() {
+  paste "$work/fsync.0" "$work/fsync.1" | awk '{ d = $4 - $2 } /_count/ { c = d } /_sum/ { s = d }
+    /_bucket/ { n++; le[n] = $1; cum[n] = d }
+    END { if (c == 0) { print "none seen"; exit }
+      m = "?"; for (i = 1; i <= n; i++) if (cum[i] >= c / 2) { m = le[i]; sub(/.*le="/, "", m); sub(/".*/, "", m); break }
+      printf "%d fsyncs, mean %.0f us, median <= %.0f us", c, s / c * 1e6, m * 1e6 }'
 }
 # busy: CPU ticks the whole machine spent busy (user nice system irq softirq steal)
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
@@ -149,7 +163,9 @@ unset 'pids[-1]'
 if [ -n "${PEER:-}" ]; then
   srv_pid=${PEER_PID:-}
   echo "(b) peer at $PEER"
+  fsync_snap "$work/fsync.0"
   lg peer/loadgen-incr --mode incr --target "$PEER"
+  fsync_snap "$work/fsync.1"
   lg peer/loadgen-batch --mode batch --batch 100 --target "$PEER"
   wrkrun peer/wrk-incr "http://$PEER"
 fi
@@ -164,3 +180,15 @@ echo "(c) redis-server 127.0.0.1:$redis_port, $(redis-cli -p "$redis_port" confi
 lg redis/loadgen-redis --mode redis --redis-addr "127.0.0.1:$redis_port"
 echo "  loadgen saw $(cut -d' ' -f5 "$work/redis_loadgen-redis.runs" | paste -sd+ | bc) INCRs succeed; redis counted $(redis-cli -p "$redis_port" eval "local s = 0 for _, k in ipairs(redis.call('keys', 'lg:*')) do s = s + redis.call('get', k) end return s" 0) in all"
 rbrun redis/redis-benchmark "$redis_port"
+
+# dsync_us: mean microseconds of one 4 KiB write + fdatasync, over 1,000
+# overwrites of a preallocated file (no file growth, as pebble's recycled log)
+dsync_us() {
+  /usr/bin/time -f '%e' -o "$work/dsync.time" dd if=/dev/zero of="$work/dsync" bs=4k count=1000 oflag=dsync conv=notrunc 2>/dev/null
+  awk '{ printf "%.0f", $1 * 1000 }' "$work/dsync.time"
+}
+dd if=/dev/zero of="$work/dsync" bs=1M count=4 conv=fsync 2>/dev/null
+echo "(d) the disk under $work, idle: 4 KiB write + fdatasync (dd oflag=dsync) $(dsync_us) us each"
+if [ -n "${PEER:-}" ]; then
+  echo "  the peer's own log fsyncs during its single-increment runs: $(fsync_stats)"
+fi
