@@ -69,6 +69,7 @@ type Agent struct {
 	mu        sync.Mutex
 	state     lifecycle
 	serf      *serf.Serf
+	serfQuit  bool // serf stopped by itself (watchSerfQuit)
 	rpcServer *peerrpc.Server
 	rpcClient *peerrpc.Client
 	// db is the store (on disk in the data dir, or in memory without one);
@@ -311,9 +312,10 @@ func (a *Agent) startSerf() error {
 	a.serf = s
 	a.mu.Unlock()
 	a.rebuildView(s.Members())
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go a.watchMembers(events)
 	go a.healReconnectLoop()
+	go a.watchSerfQuit(s)
 	if a.cfg.DataDir != "" && len(a.cfg.StartJoin) == 0 {
 		known, err := loadKnownPeers(a.db)
 		if err != nil {
@@ -466,6 +468,30 @@ func (a *Agent) reportFatal(err error) {
 	a.fatalErr.Do(func() { a.fatal <- err })
 }
 
+// watchSerfQuit reports serf stopping by itself as fatal. Serf shuts down
+// when it loses a name conflict: another member already has this peer's
+// name. Such a peer is no member, and must not go on answering as one, nor
+// leave (its leave would take the other's place in the voter set). It is
+// counted in a.wg.
+func (a *Agent) watchSerfQuit(s *serf.Serf) {
+	defer a.wg.Done()
+	select {
+	case <-a.stop:
+		return
+	case <-s.ShutdownCh():
+	}
+	select {
+	case <-a.stop: // Shutdown closes stop before it shuts serf down
+		return
+	default:
+	}
+	a.mu.Lock()
+	a.serfQuit = true
+	a.mu.Unlock()
+	a.log.Error("the gossip layer stopped by itself; is another peer using this --name?", "name", a.cfg.NodeName)
+	a.reportFatal(fmt.Errorf("%w: the gossip layer (serf) stopped by itself, most likely because another member already has the name %q (see the log line before this); give each peer its own --name", ErrShutdown, a.cfg.NodeName))
+}
+
 // Leave leaves the cluster gracefully: it stops taking counter writes,
 // hands every counter change not yet spread to the alive peers (handOff),
 // then leaves, so the others see this peer as "left", not "failed". Call
@@ -477,10 +503,13 @@ func (a *Agent) Leave(ctx context.Context) error {
 		return nil
 	}
 	a.state = leftCluster
-	s := a.serf
+	s, quit := a.serf, a.serfQuit
 	a.mu.Unlock()
 	if s == nil {
 		return nil
+	}
+	if quit {
+		return fmt.Errorf("agent: leave: %w: this peer is no member (its gossip layer stopped by itself), so it leaves nothing", ErrShutdown)
 	}
 	// Each step before the serf leave gets a share of what is left of ctx:
 	// peers that cannot be reached (a partition) must not use up the time
@@ -607,6 +636,8 @@ func (a *Agent) serfOrErr() (*serf.Serf, error) {
 		return nil, ErrShutdown
 	case a.serf == nil:
 		return nil, ErrNotStarted
+	case a.serfQuit:
+		return nil, fmt.Errorf("%w: the gossip layer stopped by itself (another member has the name %q?)", ErrShutdown, a.cfg.NodeName)
 	}
 	return a.serf, nil
 }
