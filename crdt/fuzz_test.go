@@ -243,3 +243,26 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		}
 	}
 }
+
+// FuzzJoinRecordsFast: for any two or three records, JoinRecords' fast path answers only
+// what the State decoder answers too (checkJoinPaths).
+func FuzzJoinRecordsFast(f *testing.F) {
+	s := mustStore(f)
+	var recs [][]byte
+	for i, r := range []ReplicaID{ra, rb, ra, rb} {
+		mustApply(f, s, "k", r, int64(i+1))
+		rec, err := s.AppendKeyRecord(nil, "k")
+		if err != nil {
+			f.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	f.Add(recs[0], recs[1], recs[2])
+	f.Add(recs[3], recs[1], recs[2])
+	f.Add(recs[1], recs[1], []byte{})
+	f.Add(recs[2], []byte("garbage"), recs[3])
+	f.Fuzz(func(t *testing.T, a, b, c []byte) {
+		checkJoinPaths(t, [][]byte{a, b})
+		checkJoinPaths(t, [][]byte{a, b, c})
+	})
+}
