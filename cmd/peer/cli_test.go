@@ -27,6 +27,8 @@ func TestCLI(t *testing.T) {
 		{name: "version", args: []string{"version"}, wantCode: 0, stdout: "peer "},
 		{name: "force-leave without name", args: []string{"force-leave"}, wantCode: 2, stderr: "exactly one member"},
 		{name: "ring bad args", args: []string{"ring", "who"}, wantCode: 2, stderr: "owner KEY"},
+		{name: "ring owner preference 0", args: []string{"ring", "owner", "k", "-n", "0"}, wantCode: 2, stderr: "must be at least 1, got 0"},
+		{name: "ring owner negative preference", args: []string{"ring", "owner", "k", "-n", "-1"}, wantCode: 2, stderr: "must be at least 1, got -1"},
 		{name: "agent bad log level", args: []string{"agent", "--log-level", "loud"}, wantCode: 2, stderr: "--log-level"},
 		{name: "agent bad key", args: []string{"agent", "--name", "x", "--encrypt", "short"}, wantCode: 2, stderr: "encrypt"},
 		{name: "agent bad vnodes from env", args: []string{"agent", "--name", "x"}, env: map[string]string{"PEER_VNODES": "0"}, wantCode: 2, stderr: "vnodes"},

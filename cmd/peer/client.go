@@ -93,6 +93,9 @@ func ringCommand(fs *pflag.FlagSet) func([]string) error {
 		if len(args) != 0 && (args[0] != "owner" || len(args) != 2) {
 			return usagef("want no arguments, or 'owner KEY'")
 		}
+		if *n < 1 {
+			return usagef("--preference (-n) must be at least 1, got %d", *n)
+		}
 		cl, err := c.client()
 		if err != nil {
 			return err

@@ -110,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				commandUsage(stdout, c, fs)
 				return exitOK
 			}
-			fmt.Fprintf(stderr, "peer %s: %v\n\n", c.name, err)
+			fmt.Fprintf(stderr, "peer %s: %v%s\n\n", c.name, err, negativeHint(args[1:]))
 			commandUsage(stderr, c, fs)
 			return exitUsage
 		}
@@ -202,6 +202,20 @@ func commandUsage(w io.Writer, c command, fs *pflag.FlagSet) {
 	if c.notes != "" {
 		fmt.Fprintf(w, "\n%s", c.notes)
 	}
+}
+
+// negativeHint explains a flag error when an argument is a negative
+// number, which the flag parser reads as flags.
+func negativeHint(args []string) string {
+	for _, a := range args {
+		if a == "--" {
+			return ""
+		}
+		if len(a) > 1 && a[0] == '-' && strings.Trim(a[1:], "0123456789") == "" {
+			return fmt.Sprintf(" (%s is read as flags: put numbers that start with '-' after --)", a)
+		}
+	}
+	return ""
 }
 
 func upperFirst(s string) string {
