@@ -513,7 +513,7 @@ func unlock(h *client.HeldLock) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := h.Unlock(ctx); err != nil {
-		fmt.Fprintf(errOut, "peer lock: releasing %q: %v (the lease runs out by itself within %v)\n", h.Key(), err, h.TTL())
+		fmt.Fprintf(errOut, "peer lock: releasing %q: %v (the lease runs out by itself, at the latest %v after its last renewal)\n", h.Key(), err, h.TTL())
 	}
 }
 
