@@ -180,7 +180,11 @@ func parseBatchStrict(b []byte) ([]CounterItem, error) {
 			return nil, fmt.Errorf("item %d: %w: key is not valid UTF-8 (it has a byte that is not UTF-8 or a \\u escape of half a surrogate pair)", i, ErrBadKey)
 		}
 		if it.IdempotencyKey.invalid {
-			return nil, fmt.Errorf("item %d (%q): %w: idempotency_key is not valid UTF-8; give 1 to %d bytes of printable ASCII", i, it.Key.s, ErrBadKey, MaxIdempotencyKeyLen)
+			return nil, fmt.Errorf("item %d (%q): %w: idempotency_key is not valid UTF-8; give 1 to %d bytes of printable ASCII", i, it.Key.s, ErrBadIdempotencyKey, MaxIdempotencyKeyLen)
+		}
+		if it.IdempotencyKey.set && it.IdempotencyKey.s == "" {
+			// Not "no key": leave the field out for that.
+			return nil, fmt.Errorf("item %d (%q): %w", i, it.Key.s, validateIdempotencyKey(""))
 		}
 		d, err := parseDelta(it.Delta, "item "+strconv.Itoa(i)+" ("+strconv.Quote(it.Key.s)+")")
 		if err != nil {
