@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
@@ -158,13 +159,16 @@ func (p *fastParser) integer() (int64, bool) {
 }
 
 // parseBatchStrict parses a batch body with encoding/json, for the error
-// messages and every form parseBatchFast leaves alone.
+// messages and every form parseBatchFast leaves alone. A key or
+// idempotency_key that is not valid UTF-8 (a byte that is not, or a \u
+// escape of half a surrogate pair) refuses the batch: encoding/json would
+// replace it with U+FFFD and count under another key.
 func parseBatchStrict(b []byte) ([]CounterItem, error) {
 	var body struct {
 		Items []struct {
-			Key            string          `json:"key"`
+			Key            jsonText        `json:"key"`
 			Delta          json.RawMessage `json:"delta"`
-			IdempotencyKey string          `json:"idempotency_key"`
+			IdempotencyKey jsonText        `json:"idempotency_key"`
 		} `json:"items"`
 	}
 	if err := decodeJSON(bytes.NewReader(b), &body); err != nil {
@@ -172,11 +176,21 @@ func parseBatchStrict(b []byte) ([]CounterItem, error) {
 	}
 	items := make([]CounterItem, len(body.Items))
 	for i, it := range body.Items {
-		d, err := parseDelta(it.Delta, "item "+strconv.Itoa(i)+" ("+strconv.Quote(it.Key)+")")
+		if it.Key.invalid {
+			return nil, fmt.Errorf("item %d: %w: key is not valid UTF-8 (it has a byte that is not UTF-8 or a \\u escape of half a surrogate pair)", i, ErrBadKey)
+		}
+		if it.IdempotencyKey.invalid {
+			return nil, fmt.Errorf("item %d (%q): %w: idempotency_key is not valid UTF-8; give 1 to %d bytes of printable ASCII", i, it.Key.s, ErrBadIdempotencyKey, MaxIdempotencyKeyLen)
+		}
+		if it.IdempotencyKey.set && it.IdempotencyKey.s == "" {
+			// Not "no key": leave the field out for that.
+			return nil, fmt.Errorf("item %d (%q): %w", i, it.Key.s, validateIdempotencyKey(""))
+		}
+		d, err := parseDelta(it.Delta, "item "+strconv.Itoa(i)+" ("+strconv.Quote(it.Key.s)+")")
 		if err != nil {
 			return nil, err
 		}
-		items[i] = CounterItem{Key: it.Key, Delta: d, IdempotencyKey: it.IdempotencyKey}
+		items[i] = CounterItem{Key: it.Key.s, Delta: d, IdempotencyKey: it.IdempotencyKey.s}
 	}
 	return items, nil
 }

@@ -31,10 +31,23 @@ var (
 	// ErrIdempotencyConflict is returned when an Idempotency-Key is reused
 	// within its window for a different request (another key or delta).
 	ErrIdempotencyConflict = errors.New("idempotency key reused for a different request")
+	// ErrBadIdempotencyKey is returned (wrapped, saying why) for an
+	// Idempotency-Key, or a batch item's idempotency_key, that is empty,
+	// longer than MaxIdempotencyKeyLen, not printable ASCII or repeated
+	// within one batch; nothing was applied. It also matches ErrBadKey,
+	// which these errors matched before it existed.
+	ErrBadIdempotencyKey error = badIdempotencyKey{}
 	// ErrUnavailable is returned when a peer this request needs (the owner
 	// of an Idempotency-Key) cannot be reached; the write was not applied.
 	ErrUnavailable = errors.New("unavailable")
 )
+
+// badIdempotencyKey is ErrBadIdempotencyKey: its own text, so that the
+// error does not read as a bad counter key, yet a kind of ErrBadKey.
+type badIdempotencyKey struct{}
+
+func (badIdempotencyKey) Error() string        { return "bad Idempotency-Key" }
+func (badIdempotencyKey) Is(target error) bool { return target == ErrBadKey }
 
 // Consistency is how many peers a counter write waits for, or a read asks.
 type Consistency int

@@ -118,6 +118,8 @@ func TestCountersRefuseBadWrites(t *testing.T) {
 		{"no items", nil, agent.ErrBadDelta},
 		{"bad idempotency key", []agent.CounterItem{{Key: "k", Delta: 1, IdempotencyKey: "a\x00"}}, agent.ErrBadKey},
 		{"idempotency key twice", []agent.CounterItem{{Key: "k", Delta: 1, IdempotencyKey: "x"}, {Key: "j", Delta: 1, IdempotencyKey: "x"}}, agent.ErrBadKey},
+		{"bad idempotency key has its own error", []agent.CounterItem{{Key: "k", Delta: 1, IdempotencyKey: "a\x00"}}, agent.ErrBadIdempotencyKey},
+		{"idempotency key twice has its own error", []agent.CounterItem{{Key: "k", Delta: 1, IdempotencyKey: "x"}, {Key: "j", Delta: 1, IdempotencyKey: "x"}}, agent.ErrBadIdempotencyKey},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -115,6 +115,11 @@ func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
 				}
 			}
 		}
+		// Wherever GET is served, HEAD is too: ServeMux matches HEAD to its
+		// GET patterns, and the key routes above do the same.
+		if slices.Contains(allowed, http.MethodGet) {
+			allowed = append(allowed, http.MethodHead)
+		}
 		switch {
 		case r.ContentLength > MaxRequestBody:
 			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxRequestBody))

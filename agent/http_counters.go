@@ -111,12 +111,17 @@ func (a *Agent) handlePostCounter(w http.ResponseWriter, r *http.Request, key st
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	idemKey, err := idempotencyHeader(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	delta, err := readDelta(r)
 	if err != nil {
 		writeBodyError(w, err)
 		return
 	}
-	item := CounterItem{Key: key, Delta: delta, IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	item := CounterItem{Key: key, Delta: delta, IdempotencyKey: idemKey}
 	res, err := a.Add(r.Context(), []CounterItem{item}, cons)
 	if err != nil {
 		if errors.Is(err, ErrNoMajority) && len(res) == 1 {
@@ -130,6 +135,24 @@ func (a *Agent) handlePostCounter(w http.ResponseWriter, r *http.Request, key st
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	writeCounter(w, key, res[0].Value)
+}
+
+// idempotencyHeader returns a single write's Idempotency-Key header, ""
+// when it has none. A header that is present but empty is refused, not
+// taken for none (the client expects its retries to apply once), and so
+// are two of them (which one is meant is unclear).
+func idempotencyHeader(r *http.Request) (string, error) {
+	vs, ok := r.Header["Idempotency-Key"]
+	switch {
+	case !ok:
+		return "", nil
+	case len(vs) > 1:
+		return "", fmt.Errorf("%w: the request has %d Idempotency-Key headers; send one", ErrBadIdempotencyKey, len(vs))
+	}
+	if err := validateIdempotencyKey(vs[0]); err != nil {
+		return "", err
+	}
+	return vs[0], nil
 }
 
 // bodyPool holds buffers for request bodies of single writes.
@@ -282,8 +305,8 @@ func (a *Agent) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if r.Header.Get("Idempotency-Key") != "" {
-		writeError(w, http.StatusBadRequest, `a batch takes no Idempotency-Key header (it would not make the batch idempotent); give each item its own "idempotency_key"`)
+	if _, ok := r.Header["Idempotency-Key"]; ok {
+		writeError(w, http.StatusBadRequest, `a batch takes no Idempotency-Key header, not even an empty one (it would not make the batch idempotent); give each item its own "idempotency_key"`)
 		return
 	}
 	body, err := io.ReadAll(r.Body)

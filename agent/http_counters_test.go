@@ -64,6 +64,13 @@ func TestCounterHTTPAPI(t *testing.T) {
 		{"batch idempotent", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1,"idempotency_key":"bk"}]}`, "", 200, `"value": 6`},
 		{"batch idempotent retry", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1,"idempotency_key":"bk"}]}`, "", 200, `"replayed": true`},
 		{"batch bad item", "POST", "/v1/counters:batch", `{"items":[{"key":"b1","delta":1},{"key":"b2","delta":0}]}`, "", 400, `item 1`},
+		{"batch key with a lone surrogate escape", "POST", "/v1/counters:batch", `{"items":[{"key":"bj-ok","delta":1},{"key":"bj\ud83d","delta":1}]}`, "", 400, `item 1: bad key: key is not valid UTF-8`},
+		{"batch key with a lone low surrogate", "POST", "/v1/counters:batch", `{"items":[{"key":"bj\ude00x","delta":1}]}`, "", 400, `item 0: bad key: key is not valid UTF-8`},
+		{"batch key with a byte not UTF-8", "POST", "/v1/counters:batch", "{\"items\":[{\"key\":\"bj-ok\",\"delta\":1},{\"key\":\"bj\xff\",\"delta\":1}]}", "", 400, `item 1: bad key: key is not valid UTF-8`},
+		{"batch idempotency key with a lone surrogate escape", "POST", "/v1/counters:batch", `{"items":[{"key":"bj-ok","delta":1,"idempotency_key":"i\ud83d"}]}`, "", 400, `idempotency_key is not valid UTF-8`},
+		{"nothing of a refused batch applied", "GET", "/v1/counters/bj-ok", "", "", 200, `"value":0`},
+		{"no key repaired to U+FFFD", "GET", "/v1/counters/bj%EF%BF%BD", "", "", 200, `"value": 0`},
+		{"batch key with a surrogate pair", "POST", "/v1/counters:batch", `{"items":[{"key":"bj\ud83d\ude00","delta":1}]}`, "", 200, `"key": "bj😀"`},
 		{"batch empty", "POST", "/v1/counters:batch", `{"items":[]}`, "", 400, `no items`},
 		{"batch overflow mid-way", "POST", "/v1/counters:batch", `{"items":[{"key":"b2","delta":1},{"key":"hits","delta":9223372036854775807}]}`, "", 400, `"applied":[{"key":"b2","value":-2}]`},
 		{"list", "GET", "/v1/counters?prefix=b", "", "", 200, `{"key": "b2", "value": -2}`},
@@ -139,5 +146,63 @@ func TestCounterWritesRefusedUntilReady(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "replica identity") {
 		t.Fatalf("write before the identity check: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestCounterIdempotencyKeyRefused checks that an Idempotency-Key that is
+// present but empty, repeated or malformed is refused, not taken for no
+// key, and that the error names the Idempotency-Key, not the counter key.
+func TestCounterIdempotencyKeyRefused(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	waitWritable(t, c.agents...)
+	srv := httptest.NewServer(c.agents[0].Handler())
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name     string
+		path     string
+		body     string
+		header   []string // Idempotency-Key values; nil: no header
+		wantCode int
+		want     string // a substring of the body
+	}{
+		{"empty header", "/v1/counters/ik", `{"delta":1}`, []string{""}, 400, `bad Idempotency-Key: it is empty`},
+		{"two headers", "/v1/counters/ik", `{"delta":1}`, []string{"a", "b"}, 400, `bad Idempotency-Key: the request has 2 Idempotency-Key headers; send one`},
+		{"two headers, one empty", "/v1/counters/ik", `{"delta":1}`, []string{"a", ""}, 400, `2 Idempotency-Key headers`},
+		{"header too long", "/v1/counters/ik", `{"delta":1}`, []string{strings.Repeat("i", 256)}, 400, `bad Idempotency-Key: it is 256 bytes, limit 255`},
+		{"header not ASCII", "/v1/counters/ik", `{"delta":1}`, []string{"ik-é"}, 400, `bad Idempotency-Key: byte 3 (0xc3) is not printable ASCII`},
+		{"batch item empty", "/v1/counters:batch", `{"items":[{"key":"ik","delta":1},{"key":"ik","delta":1,"idempotency_key":""}]}`, nil, 400, `item 1 (\"ik\"): bad Idempotency-Key: it is empty`},
+		{"batch item too long", "/v1/counters:batch", `{"items":[{"key":"ik","delta":1,"idempotency_key":"` + strings.Repeat("i", 256) + `"}]}`, nil, 400, `item 0 (\"ik\"): bad Idempotency-Key: it is 256 bytes`},
+		{"batch item repeated", "/v1/counters:batch", `{"items":[{"key":"ik","delta":1,"idempotency_key":"r"},{"key":"ik","delta":1,"idempotency_key":"r"}]}`, nil, 400, `bad Idempotency-Key: item 1 repeats`},
+		{"batch empty header", "/v1/counters:batch", `{"items":[{"key":"ik","delta":1}]}`, []string{""}, 400, `a batch takes no Idempotency-Key header`},
+		{"nothing applied", "/v1/counters/ik", "", nil, 200, `"value":0`},
+		{"a good header", "/v1/counters/ik", `{"delta":1}`, []string{"ik-1"}, 200, `"value":1`},
+		{"batch item null is no key", "/v1/counters:batch", `{"items":[{"key":"ik","delta":1,"idempotency_key":null}]}`, nil, 200, `"value":2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method := "POST"
+			if tc.body == "" {
+				method = "GET"
+			}
+			req, err := http.NewRequest(method, srv.URL+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.header != nil {
+				req.Header["Idempotency-Key"] = tc.header
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.wantCode || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("%s %s with Idempotency-Key %q: %d %s\nwant %d and %q", method, tc.path, tc.header, resp.StatusCode, b, tc.wantCode, tc.want)
+			}
+			if strings.Contains(string(b), "bad key") {
+				t.Fatalf("the error calls a bad Idempotency-Key a bad key: %s", b)
+			}
+		})
 	}
 }

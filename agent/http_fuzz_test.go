@@ -36,7 +36,8 @@ func FuzzParseDelta(f *testing.F) {
 func FuzzParseBatch(f *testing.F) {
 	for _, s := range []string{`{"items":[{"key":"a","delta":1}]}`, `{"items": [ {"key": "a/b", "delta": -5, "idempotency_key": "x"}, {"delta":2,"key":"c"} ] }`,
 		`{"items":[]}`, `{"items":[{"key":"a","delta":0}]}`, `{"items":[{"key":"a\"b","delta":1}]}`, `{"items":[{"key":"a","delta":1,"key":"b"}]}`,
-		`{"items":[{"key":"a","delta":1.0}]}`, `{"items":[{"key":"a"}]}`, `{"items":[{"key":"a","delta":1}]} x`, `{"items":[{"key":"é","delta":1e2}]}`} {
+		`{"items":[{"key":"a","delta":1.0}]}`, `{"items":[{"key":"a"}]}`, `{"items":[{"key":"a","delta":1}]} x`, `{"items":[{"key":"é","delta":1e2}]}`,
+		`{"items":[{"key":"a\ud83d","delta":1}]}`, "{\"items\":[{\"key\":\"a\xff\",\"delta\":1}]}", `{"items":[{"key":"a\ud83d\ude00","delta":1}]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -64,7 +65,8 @@ func FuzzParseBatch(f *testing.F) {
 // accepts with the same fields.
 func FuzzParseLockBody(f *testing.F) {
 	for _, s := range []string{``, ` `, `{}`, `{"ttl":"10s"}`, `{"ttl":"4s","wait":"1s","holder":"cron@h1"}`, `{"lease":"00ff","ttl":"2s"}`,
-		`{"ttl":"1s","ttl":"2s"}`, `{"TTL":"1s"}`, `{"ttl":1}`, `{"ttl":"a\"b"}`, `{"x":"y"}`, `{"ttl":"1s"} {}`, `{"holder":"é"}`, `null`, `{"ttl":"1s",}`} {
+		`{"ttl":"1s","ttl":"2s"}`, `{"TTL":"1s"}`, `{"ttl":1}`, `{"ttl":"a\"b"}`, `{"x":"y"}`, `{"ttl":"1s"} {}`, `{"holder":"é"}`, `null`, `{"ttl":"1s",}`,
+		`{"holder":"\ud83d"}`, "{\"holder\":\"\xff\"}"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -137,21 +137,31 @@ func parseLockBodyFast(raw []byte) (b lockBody, ok bool) {
 }
 
 // parseLockBodyStrict decodes a body with encoding/json: known fields
-// only, one value.
+// only, one value. A holder label that is not valid UTF-8 is refused here:
+// encoding/json would replace its bad bytes or unpaired surrogate escapes
+// with U+FFFD.
 func parseLockBodyStrict(raw []byte) (lockBody, error) {
-	var b lockBody
+	var body struct {
+		TTL    *string  `json:"ttl"`
+		Wait   *string  `json:"wait"`
+		Holder jsonText `json:"holder"`
+		Lease  string   `json:"lease"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
+	if err := dec.Decode(&body); err != nil {
 		if errors.Is(err, io.EOF) {
 			return lockBody{}, nil
 		}
-		return b, fmt.Errorf("%w: body is not the expected JSON (%v); send {\"ttl\":\"10s\",\"wait\":\"5s\",\"holder\":\"label\"}", ErrBadLock, err)
+		return lockBody{}, fmt.Errorf("%w: body is not the expected JSON (%v); send {\"ttl\":\"10s\",\"wait\":\"5s\",\"holder\":\"label\"}", ErrBadLock, err)
 	}
 	if dec.More() {
-		return b, fmt.Errorf("%w: body has more than one JSON value", ErrBadLock)
+		return lockBody{}, fmt.Errorf("%w: body has more than one JSON value", ErrBadLock)
 	}
-	return b, nil
+	if body.Holder.invalid {
+		return lockBody{}, fmt.Errorf("%w: holder label is not valid UTF-8 (it has a byte that is not UTF-8 or a \\u escape of half a surrogate pair)", ErrBadLock)
+	}
+	return lockBody{TTL: body.TTL, Wait: body.Wait, Holder: body.Holder.s, Lease: body.Lease}, nil
 }
 
 // parseLockDuration reads an optional Go duration string.

@@ -66,6 +66,8 @@ func TestLockHTTPAPI(t *testing.T) {
 		{"holder with control characters", "POST", srv.URL + "/v1/locks/other", `{"holder":"line\nbreak\u001b[31mred"}`, 400, "holder label has control character U+000A"},
 		{"holder with an escape sequence", "POST", srv.URL + "/v1/locks/other", `{"holder":"\u001b[31mred"}`, 400, "holder label has control character U+001B"},
 		{"holder with DEL", "POST", srv.URL + "/v1/locks/other", "{\"holder\":\"a\x7f\"}", 400, "control character U+007F"},
+		{"holder with a lone surrogate escape", "POST", srv.URL + "/v1/locks/other", `{"holder":"cron\ud83d"}`, 400, "holder label is not valid UTF-8"},
+		{"holder with a byte not UTF-8", "POST", srv.URL + "/v1/locks/other", "{\"holder\":\"cron\xff\"}", 400, "holder label is not valid UTF-8"},
 		{"holder too long", "POST", srv.URL + "/v1/locks/other", `{"holder":"` + strings.Repeat("h", 257) + `"}`, 400, "at most 256 bytes"},
 		{"ttl not a duration", "POST", srv.URL + "/v1/locks/other", `{"ttl":10}`, 400, "not the expected JSON"},
 		{"bad duration", "POST", srv.URL + "/v1/locks/other", `{"wait":"soon"}`, 400, "is not a duration"},
@@ -85,6 +87,7 @@ func TestLockHTTPAPI(t *testing.T) {
 		{"info when free", "GET", u, "", 200, "held=false"},
 		{"acquire after release", "POST", u, `{}`, 200, "owner=n1"},
 		{"holder with printable non-ASCII", "POST", srv.URL + "/v1/locks/other-holder", `{"holder":"crön@wéb1 ✓"}`, 200, "owner=n1"},
+		{"holder with a surrogate pair", "POST", srv.URL + "/v1/locks/pair-holder", `{"holder":"cron\ud83d\ude00"}`, 200, "owner=n1"},
 		{"holder of 256 bytes", "POST", srv.URL + "/v1/locks/long-holder", `{"holder":"` + strings.Repeat("h", 256) + `"}`, 200, "owner=n1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,3 +95,53 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatalf("owner %q, n2's ring says %q (%v)", oi.Owner, want, err)
 	}
 }
+
+// TestHTTPHead checks that HEAD is served wherever GET is, on the ServeMux
+// routes as on the key routes, and that an Allow header lists HEAD with GET.
+func TestHTTPHead(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	waitWritable(t, c.agents...)
+	srv := httptest.NewServer(c.agents[0].Handler())
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name      string
+		method    string
+		path      string
+		wantCode  int
+		wantAllow string // "" for no Allow header
+	}{
+		{"health", "HEAD", "/v1/health", 200, ""},
+		{"status", "HEAD", "/v1/status", 200, ""},
+		{"members", "HEAD", "/v1/members", 200, ""},
+		{"metrics", "HEAD", "/metrics", 200, ""},
+		{"counter list", "HEAD", "/v1/counters", 200, ""},
+		{"counter", "HEAD", "/v1/counters/k", 200, ""},
+		{"owner", "HEAD", "/v1/ring/owner/k", 200, ""},
+		{"post-only route", "HEAD", "/v1/counters:batch", 405, "POST"},
+		{"wrong method on a get route", "DELETE", "/v1/health", 405, "GET, HEAD"},
+		{"wrong method on a key route", "PUT", "/v1/counters/k", 405, "GET, POST, HEAD"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.wantCode {
+				t.Fatalf("%s %s: %d %s, want %d", tc.method, tc.path, resp.StatusCode, body, tc.wantCode)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.wantAllow {
+				t.Fatalf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.wantAllow)
+			}
+			if tc.method == "HEAD" && len(body) != 0 {
+				t.Fatalf("HEAD %s answered a body: %s", tc.path, body)
+			}
+		})
+	}
+}

@@ -51,14 +51,19 @@ const (
 
 // validateIdempotencyKey checks an Idempotency-Key: 1-255 bytes of
 // printable ASCII (space to '~'), the same rule for the header and for a
-// batch item's idempotency_key, and what the CLI checks.
+// batch item's idempotency_key, and what the CLI checks. An empty key is
+// an error, not "no key": a client that sent one expects its retries to
+// apply once.
 func validateIdempotencyKey(k string) error {
-	if k == "" || len(k) > MaxIdempotencyKeyLen {
-		return fmt.Errorf("%w: an Idempotency-Key must be 1 to %d bytes, got %d", ErrBadKey, MaxIdempotencyKeyLen, len(k))
+	switch {
+	case k == "":
+		return fmt.Errorf("%w: it is empty; give 1 to %d bytes of printable ASCII, or leave it out to write without one", ErrBadIdempotencyKey, MaxIdempotencyKeyLen)
+	case len(k) > MaxIdempotencyKeyLen:
+		return fmt.Errorf("%w: it is %d bytes, limit %d", ErrBadIdempotencyKey, len(k), MaxIdempotencyKeyLen)
 	}
 	for i := 0; i < len(k); i++ {
 		if k[i] < 0x20 || k[i] > 0x7e {
-			return fmt.Errorf("%w: Idempotency-Key byte %d (%#02x) is not printable ASCII", ErrBadKey, i, k[i])
+			return fmt.Errorf("%w: byte %d (%#02x) is not printable ASCII", ErrBadIdempotencyKey, i, k[i])
 		}
 	}
 	return nil

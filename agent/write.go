@@ -43,7 +43,7 @@ func (a *Agent) Add(ctx context.Context, items []CounterItem, cons Consistency) 
 			seen = map[string]bool{}
 		}
 		if seen[it.IdempotencyKey] {
-			return nil, fmt.Errorf("%w: item %d repeats Idempotency-Key %q within one batch", ErrBadKey, i, it.IdempotencyKey)
+			return nil, fmt.Errorf("%w: item %d repeats Idempotency-Key %q within one batch", ErrBadIdempotencyKey, i, it.IdempotencyKey)
 		}
 		seen[it.IdempotencyKey] = true
 	}
