@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,12 +181,36 @@ func TestMajorityWriteNeedsMajority(t *testing.T) {
 	if _, err := c.agents[1].Value(ctx, "m", agent.Majority); !errors.Is(err, agent.ErrNoMajority) {
 		t.Fatalf("majority read on the minority side: %v", err)
 	}
+	// Over HTTP with an Idempotency-Key: the retry of a write refused for
+	// want of a majority is refused again, marked as a replay, and not
+	// applied twice.
+	srv := httptest.NewServer(c.agents[0].Handler())
+	defer srv.Close()
+	for i, wantReplayed := range []string{"", "true"} {
+		req, err := http.NewRequest("POST", srv.URL+"/v1/counters/m?consistency=majority", strings.NewReader(`{"delta":1000}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Idempotency-Key", "retry-after-503")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"value": 1011`) {
+			t.Fatalf("idempotent majority write %d: %d %s, want 503 with value 1011", i, resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("Idempotent-Replayed"); got != wantReplayed {
+			t.Fatalf("idempotent majority write %d: Idempotent-Replayed %q, want %q", i, got, wantReplayed)
+		}
+	}
 	add(t, c.agents[3], "m", 100, agent.Majority) // the majority side writes on
 	c.net.Heal()
 	waitFor(t, 30*time.Second, "values converge after heal", func() error {
-		return converged(c.agents, map[string]int64{"m": 111})
+		return converged(c.agents, map[string]int64{"m": 1111})
 	})
-	if v, err := c.agents[4].Value(ctx, "m", agent.Majority); err != nil || v != 111 {
+	if v, err := c.agents[4].Value(ctx, "m", agent.Majority); err != nil || v != 1111 {
 		t.Fatalf("majority read after heal: %d, %v", v, err)
 	}
 }

@@ -123,6 +123,10 @@ func (a *Agent) handlePostCounter(w http.ResponseWriter, r *http.Request, key st
 	}
 	item := CounterItem{Key: key, Delta: delta, IdempotencyKey: idemKey}
 	res, err := a.Add(r.Context(), []CounterItem{item}, cons)
+	if len(res) == 1 && res[0].Replayed {
+		// Also on a 503 for want of a majority: the write is the earlier one.
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	if err != nil {
 		if errors.Is(err, ErrNoMajority) && len(res) == 1 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "key": key, "value": res[0].Value})
@@ -130,9 +134,6 @@ func (a *Agent) handlePostCounter(w http.ResponseWriter, r *http.Request, key st
 		}
 		writeError(w, counterStatus(err), err.Error())
 		return
-	}
-	if res[0].Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	writeCounter(w, key, res[0].Value)
 }

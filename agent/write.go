@@ -105,12 +105,11 @@ func (a *Agent) add(ctx context.Context, items []CounterItem, cons Consistency, 
 	}
 	for owner, g := range remote {
 		res, err := a.forwardAdd(ctx, v, owner, g.items, cons, hops+1)
+		for j, r := range res { // also with ErrNoMajority: applied at the owner
+			results[g.at[j]] = r
+		}
 		if err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		for j, r := range res {
-			results[g.at[j]] = r
 		}
 	}
 	if len(errs) == 0 && cons == Majority && len(keys) > 0 {
@@ -128,6 +127,11 @@ type addRequest struct {
 	Items       []CounterItem `msgpack:"items"`
 	Consistency int           `msgpack:"cons"`
 	Hops        int           `msgpack:"hops"`
+	// Partial says the caller reads addResponse.NoMajority: a majority
+	// write the owner applied but no majority confirmed comes back with
+	// its results. A caller without it (an older peer) gets the error
+	// alone, as it would otherwise take the results for a success.
+	Partial bool `msgpack:"partial,omitempty"`
 }
 
 type addResponse struct {
@@ -137,29 +141,36 @@ type addResponse struct {
 	// them, so a read there right after includes the write. The answer
 	// itself is the owner's value, the one a retry replays.
 	States [][]byte `msgpack:"states,omitempty"`
+	// NoMajority, when set, is the owner's ErrNoMajority message: the
+	// items were applied there (Results) but not confirmed by a majority.
+	NoMajority string `msgpack:"nomaj,omitempty"`
 }
 
 // forwardAdd sends idempotent items to the owner of their keys.
 func (a *Agent) forwardAdd(ctx context.Context, v *View, owner string, items []CounterItem, cons Consistency, hops int) ([]CounterResult, error) {
 	addr := v.RPC[owner]
 	var resp addResponse
-	err := a.call(ctx, addr, methodAdd, &addRequest{Items: items, Consistency: int(cons), Hops: hops}, &resp)
+	err := a.call(ctx, addr, methodAdd, &addRequest{Items: items, Consistency: int(cons), Hops: hops, Partial: true}, &resp)
 	if err != nil {
 		return nil, fromRemote(err, owner)
 	}
 	if len(resp.Results) != len(items) {
 		return nil, fmt.Errorf("agent: peer %s answered %d results for %d items", owner, len(resp.Results), len(items))
 	}
+	var noMajority error
+	if resp.NoMajority != "" {
+		noMajority = &remoteError{is: ErrNoMajority, msg: fmt.Sprintf("%s (at peer %s, the owner of the Idempotency-Key)", resp.NoMajority, owner)}
+	}
 	for _, b := range resp.States {
 		var st crdt.State
 		if err := st.UnmarshalBinary(b); err != nil {
-			return resp.Results, nil // keep the owner's values
+			break // keep the owner's values
 		}
 		if _, err := a.ctr.mergeRemote(st, false); err != nil {
-			return resp.Results, nil
+			break
 		}
 	}
-	return resp.Results, nil
+	return resp.Results, noMajority
 }
 
 func (a *Agent) handleAdd(ctx context.Context, req *addRequest) (*addResponse, error) {
@@ -171,10 +182,13 @@ func (a *Agent) handleAdd(ctx context.Context, req *addRequest) (*addResponse, e
 		cons = Majority
 	}
 	res, err := a.add(ctx, req.Items, cons, req.Hops)
-	if err != nil {
+	resp := &addResponse{Results: res}
+	switch {
+	case err != nil && req.Partial && errors.Is(err, ErrNoMajority) && len(res) == len(req.Items):
+		resp.NoMajority = err.Error()
+	case err != nil:
 		return nil, toRemote(err)
 	}
-	resp := &addResponse{Results: res}
 	var keys []string
 	for _, r := range res {
 		if !r.Replayed {
