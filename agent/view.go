@@ -58,7 +58,7 @@ func buildViewFrom(members []serf.Member, vnodes int, old *ring.Ring) (*View, er
 	v := &View{RPC: make(map[string]string)}
 	var rm []ring.Member
 	for _, m := range members {
-		if m.Status != serf.StatusAlive || m.Tags[TagRole] != RolePeer {
+		if !inRing(m) {
 			continue
 		}
 		rm = append(rm, ring.Member{Name: m.Name, Weight: 1})
@@ -89,21 +89,58 @@ func buildViewFrom(members []serf.Member, vnodes int, old *ring.Ring) (*View, er
 	return v, nil
 }
 
+// inRing reports whether m belongs in the ring: an alive role=peer member.
+func inRing(m serf.Member) bool {
+	return m.Status == serf.StatusAlive && m.Tags[TagRole] == RolePeer
+}
+
+// isOtherPeer reports whether m belongs in View.peers: a role=peer member
+// other than self that has not left.
+func isOtherPeer(m serf.Member, self string) bool {
+	return m.Name != self && m.Tags[TagRole] == RolePeer && m.Status != serf.StatusLeft
+}
+
+// peerAddr is m's address in View.peers: its RPC address while alive, else
+// empty.
+func peerAddr(m serf.Member) string {
+	if m.Status != serf.StatusAlive {
+		return ""
+	}
+	return m.Tags[TagRPC]
+}
+
 // peerAddrs returns the peer members (role=peer, not left, not self) with
 // their RPC address, empty for members that are not alive.
 func peerAddrs(members []serf.Member, self string) map[string]string {
 	out := make(map[string]string, len(members))
 	for _, m := range members {
-		if m.Name == self || m.Tags[TagRole] != RolePeer || m.Status == serf.StatusLeft {
-			continue
+		if isOtherPeer(m, self) {
+			out[m.Name] = peerAddr(m)
 		}
-		addr := ""
-		if m.Status == serf.StatusAlive {
-			addr = m.Tags[TagRPC]
-		}
-		out[m.Name] = addr
 	}
 	return out
+}
+
+// viewStale reports whether v is not what rebuildView would make of
+// members: another ring, other RPC addresses or other peers. It allocates
+// nothing, so watchMembers can ask it every probe interval.
+func viewStale(v *View, members []serf.Member, self string) bool {
+	ring, peers := 0, 0
+	for _, m := range members {
+		if inRing(m) {
+			ring++
+			if addr, ok := v.RPC[m.Name]; !ok || addr != m.Tags[TagRPC] {
+				return true
+			}
+		}
+		if isOtherPeer(m, self) {
+			peers++
+			if addr, ok := v.peers[m.Name]; !ok || addr != peerAddr(m) {
+				return true
+			}
+		}
+	}
+	return ring != len(v.RPC) || peers != len(v.peers)
 }
 
 // rebuildView rebuilds the ring from serf's members and swaps it in.
@@ -153,10 +190,29 @@ func mapsEqual(a, b map[string]string) bool {
 
 // watchMembers rebuilds the view on every member event, draining bursts so a
 // storm of events costs one rebuild, and keeps the saved known peers current.
+//
+// Serf also changes member statuses with no event: a leave intent turns an
+// alive member leaving, and a join intent newer than the leave intent turns
+// it alive again (serf.go, handleNodeLeaveIntent and handleNodeJoinIntent).
+// A peer pruned with force-leave and restarted hits the second: serf keeps
+// the prune's leave intent, lists the returning member as leaving with its
+// EventMemberJoin, and turns it alive when its join intent comes. So every
+// probe interval watchMembers also compares serf's members with the view
+// and rebuilds when they differ; otherwise the ring would miss the member
+// until some unrelated event, 12-15 s later in a test with real processes.
 func (a *Agent) watchMembers(events <-chan serf.Event) {
 	defer a.wg.Done()
 	var known []string
 	var before []serf.Member // the members at the last rebuild
+	apply := func(members []serf.Member) {
+		a.rebuildView(members)
+		known = a.recordKnownPeers(members, known)
+		a.noteReturns(before, members)
+		before = members
+	}
+	every := a.cfg.Timings.ProbeInterval
+	recheck := a.clock.NewTimer(every)
+	defer func() { recheck.Stop() }()
 	for {
 		select {
 		case e := <-events:
@@ -172,11 +228,17 @@ func (a *Agent) watchMembers(events <-chan serf.Event) {
 			}
 			s, err := a.serfOrErr()
 			if rebuild && err == nil {
-				members := s.Members()
-				a.rebuildView(members)
-				known = a.recordKnownPeers(members, known)
-				a.noteReturns(before, members)
-				before = members
+				apply(s.Members())
+			}
+		case <-recheck.C():
+			recheck = a.clock.NewTimer(every)
+			s, err := a.serfOrErr()
+			if err != nil {
+				continue
+			}
+			if members := s.Members(); viewStale(a.view.load(), members, a.cfg.NodeName) {
+				a.log.Debug("serf changed a member status with no event; rebuilding the ring")
+				apply(members)
 			}
 		case <-a.stop:
 			return
