@@ -159,10 +159,11 @@ func (a *Agent) rebuildView(members []serf.Member) {
 	now := a.clock.Now()
 	v.since = make(map[string]time.Time, len(v.RPC))
 	for name := range v.RPC {
-		if t, ok := old.since[name]; ok && old != nil {
-			v.since[name] = t
-		} else {
-			v.since[name] = now
+		v.since[name] = now
+		if old != nil {
+			if t, ok := old.since[name]; ok {
+				v.since[name] = t
+			}
 		}
 	}
 	a.view.store(v)
