@@ -335,7 +335,7 @@ func TestCounterCLI(t *testing.T) {
 		{name: "incr too many", args: []string{"incr", "k", "1", "2"}, wantCode: 2, stderr: "incr: want KEY [N]"},
 		{name: "incr zero", args: []string{"incr", "k", "0"}, wantCode: 2, stderr: `N "0": want a positive integer`},
 		{name: "incr negative", args: []string{"incr", "k", "--", "-4"}, wantCode: 2, stderr: `N "-4": want a positive integer`},
-		{name: "incr negative as a flag", args: []string{"incr", "k", "-4"}, wantCode: 2, stderr: "-4 is read as flags: put numbers that start with '-' after --"},
+		{name: "incr negative as a flag", args: []string{"incr", "k", "-4"}, wantCode: 2, stderr: "-4 is read as flags; N is positive: to subtract, use 'peer counter decr KEY N'"},
 		{name: "incr not a number", args: []string{"incr", "k", "lots"}, wantCode: 2, stderr: `N "lots"`},
 		{name: "incr too big", args: []string{"incr", "k", "9223372036854775808"}, wantCode: 2, stderr: "want a positive integer up to 9223372036854775807"},
 		{name: "decr zero", args: []string{"decr", "k", "0"}, wantCode: 2, stderr: "decr: N"},

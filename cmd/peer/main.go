@@ -110,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				commandUsage(stdout, c, fs)
 				return exitOK
 			}
-			fmt.Fprintf(stderr, "peer %s: %v%s\n\n", c.name, err, negativeHint(args[1:]))
+			fmt.Fprintf(stderr, "peer %s: %v%s\n\n", c.name, err, negativeHint(c.name, args[1:]))
 			commandUsage(stderr, c, fs)
 			return exitUsage
 		}
@@ -204,15 +204,19 @@ func commandUsage(w io.Writer, c command, fs *pflag.FlagSet) {
 	}
 }
 
-// negativeHint explains a flag error when an argument is a negative
-// number, which the flag parser reads as flags.
-func negativeHint(args []string) string {
+// negativeHint explains a flag error of 'peer counter' when an argument is
+// a negative number, which the flag parser reads as flags: the only
+// command with a number among its arguments.
+func negativeHint(command string, args []string) string {
+	if command != "counter" {
+		return ""
+	}
 	for _, a := range args {
 		if a == "--" {
 			return ""
 		}
 		if len(a) > 1 && a[0] == '-' && strings.Trim(a[1:], "0123456789") == "" {
-			return fmt.Sprintf(" (%s is read as flags: put numbers that start with '-' after --)", a)
+			return fmt.Sprintf(" (%s is read as flags; N is positive: to subtract, use 'peer counter decr KEY N')", a)
 		}
 	}
 	return ""
