@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -171,7 +170,7 @@ func parseBatchStrict(b []byte) ([]CounterItem, error) {
 			IdempotencyKey jsonText        `json:"idempotency_key"`
 		} `json:"items"`
 	}
-	if err := decodeJSON(bytes.NewReader(b), &body); err != nil {
+	if err := decodeJSON(b, &body); err != nil {
 		return nil, err
 	}
 	items := make([]CounterItem, len(body.Items))

@@ -64,11 +64,13 @@ func parseDelta(raw json.RawMessage, where string) (int64, error) {
 	return d, nil
 }
 
-// decodeBody decodes a JSON body strictly: known fields only, one value.
-func decodeBody(r *http.Request, v any) error { return decodeJSON(r.Body, v) }
-
-func decodeJSON(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
+// decodeJSON decodes a JSON body strictly: known fields only, each once and
+// in lower case (checkObjectKeys), one value.
+func decodeJSON(body []byte, v any) error {
+	if err := checkObjectKeys(body); err != nil {
+		return fmt.Errorf("%w: body is not the expected JSON: %v", ErrBadDelta, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -186,7 +188,7 @@ func readDelta(r *http.Request) (int64, error) {
 	var body struct {
 		Delta json.RawMessage `json:"delta"`
 	}
-	if err := decodeJSON(bytes.NewReader(buf), &body); err != nil {
+	if err := decodeJSON(buf, &body); err != nil {
 		return 0, err
 	}
 	return parseDelta(body.Delta, "the body")

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -19,7 +18,7 @@ func FuzzParseDelta(f *testing.F) {
 		var body struct {
 			Delta json.RawMessage `json:"delta"`
 		}
-		strictErr := decodeJSON(bytes.NewReader(b), &body)
+		strictErr := decodeJSON(b, &body)
 		var strict int64
 		if strictErr == nil {
 			strict, strictErr = parseDelta(body.Delta, "body")

@@ -147,6 +147,9 @@ func parseLockBodyStrict(raw []byte) (lockBody, error) {
 		Holder jsonText `json:"holder"`
 		Lease  string   `json:"lease"`
 	}
+	if err := checkObjectKeys(raw); err != nil {
+		return lockBody{}, fmt.Errorf("%w: body is not the expected JSON (%v); send {\"ttl\":\"10s\",\"wait\":\"5s\",\"holder\":\"label\"}", ErrBadLock, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {

@@ -64,6 +64,8 @@ func TestLockHTTPAPI(t *testing.T) {
 		{"ttl zero says how to get the default", "POST", srv.URL + "/v1/locks/other", `{"ttl":"0"}`, 400, "leave ttl out for the default 1s"},
 		{"ttl too long says to renew", "POST", srv.URL + "/v1/locks/other", `{"ttl":"2s"}`, 400, "for a longer job, renew the lease"},
 		{"holder with control characters", "POST", srv.URL + "/v1/locks/other", `{"holder":"line\nbreak\u001b[31mred"}`, 400, "holder label has control character U+000A"},
+		{"repeated field", "POST", srv.URL + "/v1/locks/other", `{"holder":"a","holder":"b"}`, 400, `repeats the field "holder"`},
+		{"field in upper case", "POST", srv.URL + "/v1/locks/other", `{"TTL":"1s"}`, 400, "field names are lower case"},
 		{"holder with an escape sequence", "POST", srv.URL + "/v1/locks/other", `{"holder":"\u001b[31mred"}`, 400, "holder label has control character U+001B"},
 		{"holder with DEL", "POST", srv.URL + "/v1/locks/other", "{\"holder\":\"a\x7f\"}", 400, "control character U+007F"},
 		{"holder with a lone surrogate escape", "POST", srv.URL + "/v1/locks/other", `{"holder":"cron\ud83d"}`, 400, "holder label is not valid UTF-8"},
