@@ -38,7 +38,9 @@ var (
 	// which these errors matched before it existed.
 	ErrBadIdempotencyKey error = badIdempotencyKey{}
 	// ErrUnavailable is returned when a peer this request needs (the owner
-	// of an Idempotency-Key) cannot be reached; the write was not applied.
+	// of an Idempotency-Key) cannot be reached; the write was not applied,
+	// unless that peer got it before the call failed (a timeout, a broken
+	// connection): a retry with the same key applies it at most once.
 	ErrUnavailable = errors.New("unavailable")
 )
 

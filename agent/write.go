@@ -234,7 +234,7 @@ func fromRemote(err error, owner string) error {
 		}
 		return fmt.Errorf("agent: peer %s: %w", owner, err)
 	}
-	return fmt.Errorf("%w: peer %s owns the Idempotency-Key and cannot be reached (%v); what was sent to it was not applied: retry, or write without the key", ErrUnavailable, owner, err)
+	return fmt.Errorf("%w: peer %s owns the Idempotency-Key and cannot be reached (%v); the write was not applied unless %s got it before that: retry with the same key, which applies it at most once, or write without the key", ErrUnavailable, owner, err, owner)
 }
 
 // remoteError is a peer's error as this peer passes it on: its message
