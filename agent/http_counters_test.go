@@ -12,13 +12,21 @@ import (
 	"github.com/ringleader/ringleader/agent"
 )
 
-// TestCounterHTTPAPI runs a sequence of requests against one peer's API;
-// each step sees the effects of the ones before.
-func TestCounterHTTPAPI(t *testing.T) {
+// onePeerServer starts a one-peer cluster, waits until it takes writes, and
+// serves its HTTP API until the test ends.
+func onePeerServer(t *testing.T) *httptest.Server {
+	t.Helper()
 	c := newCluster(t, 1, nil)
 	waitWritable(t, c.agents...)
 	srv := httptest.NewServer(c.agents[0].Handler())
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestCounterHTTPAPI runs a sequence of requests against one peer's API;
+// each step sees the effects of the ones before.
+func TestCounterHTTPAPI(t *testing.T) {
+	srv := onePeerServer(t)
 
 	for _, tc := range []struct {
 		name     string
@@ -157,10 +165,7 @@ func TestCounterWritesRefusedUntilReady(t *testing.T) {
 // present but empty, repeated or malformed is refused, not taken for no
 // key, and that the error names the Idempotency-Key, not the counter key.
 func TestCounterIdempotencyKeyRefused(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	waitWritable(t, c.agents...)
-	srv := httptest.NewServer(c.agents[0].Handler())
-	defer srv.Close()
+	srv := onePeerServer(t)
 
 	for _, tc := range []struct {
 		name     string

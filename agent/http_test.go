@@ -99,10 +99,7 @@ func TestHTTPAPI(t *testing.T) {
 // TestHTTPHead checks that HEAD is served wherever GET is, on the ServeMux
 // routes as on the key routes, and that an Allow header lists HEAD with GET.
 func TestHTTPHead(t *testing.T) {
-	c := newCluster(t, 1, nil)
-	waitWritable(t, c.agents...)
-	srv := httptest.NewServer(c.agents[0].Handler())
-	defer srv.Close()
+	srv := onePeerServer(t)
 
 	for _, tc := range []struct {
 		name      string
