@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // checkObjectKeys refuses a JSON body in which an object repeats a key, or
@@ -33,7 +34,7 @@ func checkObjectKeys(raw []byte) error {
 				switch {
 				case stack[top].keys[key]:
 					return fmt.Errorf("the body repeats the field %q", key)
-				case bytes.ContainsAny([]byte(key), "ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+				case strings.ContainsAny(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
 					return fmt.Errorf("unknown field %q (field names are lower case)", key)
 				}
 				stack[top].keys[key] = true
