@@ -23,10 +23,11 @@ import (
 // other core about half the time, and Apply, which returns the new value, must fetch it from
 // there. Each line that moves costs a core-to-core transfer; with the lock and the counts on
 // separate lines (and 64-byte entries) two goroutines went barely faster than one (1.1x),
-// with this layout 1.4x (BenchmarkStoreApplyParallel/keys=10000 on a 2-vCPU VM). One line
-// a write is the floor: a bare lock and counter on one line per key, with as much other
-// work a write, also reach only 1.3x there, while goroutines that keep to their own keys
-// (the /split benchmark) go 2x or more.
+// with this layout 1.4-1.55x (BenchmarkStoreApplyParallel/keys=10000 on a 2-vCPU VM), while
+// goroutines that keep to their own keys (the /split benchmark) go 2x or more. One line a
+// write is the floor: Apply must wait for that line before it can read the key's value, so
+// half the writes wait one core-to-core transfer, which BenchmarkCoreHandoff measures (about
+// 60 ns there, as long as a whole Apply on one core).
 type entry struct {
 	lock entryLock
 	// flags holds entryPending and entryDead, and above them (flags >> mergeShift) the shard's
