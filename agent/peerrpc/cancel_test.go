@@ -42,14 +42,14 @@ func startHoldServer(t *testing.T) (addr string, started chan struct{}, ended ch
 }
 
 // TestCallerGivingUpCancelsHandler checks that a handler stops serving a
-// caller that gave up, long before the deadline it was given: by a cancel
-// frame on a connection that still answers, and by the connection's end
-// when it does not.
+// caller that gave up, long before the deadline it was given, whether or
+// not the connection answered anything meanwhile; and that the connection
+// stays usable.
 func TestCallerGivingUpCancelsHandler(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		busy bool // another call is answered while the held one waits
-	}{{"cancel frame", true}, {"connection dropped", false}} {
+	}{{"connection answered meanwhile", true}, {"connection silent meanwhile", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, started, ended := startHoldServer(t)
 			c := newClient(t, DefaultConfig())
@@ -76,14 +76,112 @@ func TestCallerGivingUpCancelsHandler(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("the handler kept serving a caller that gave up")
 			}
-			if tc.busy {
-				// The connection stays usable.
-				var resp echoResp
-				if err := c.Call(context.Background(), addr, "echo", &echoReq{Text: "y"}, &resp); err != nil || resp.Text != "y" {
-					t.Fatalf("echo after the cancel: %v %q", err, resp.Text)
-				}
+			var resp echoResp
+			if err := c.Call(context.Background(), addr, "echo", &echoReq{Text: "y"}, &resp); err != nil || resp.Text != "y" {
+				t.Fatalf("echo after the cancel: %v %q", err, resp.Text)
 			}
 		})
+	}
+}
+
+// pooled returns the client's connection to addr, or nil.
+func pooled(c *Client, addr string) *clientConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conns[addr]
+}
+
+// TestCancelledCallKeepsSharedConnection checks that a call its caller
+// cancels soon, on a connection that has answered nothing since, does not
+// drop the connection: other calls share it. Dropping it failed them all
+// with "did not answer" from a live peer whenever a majority write
+// cancelled its call to the slowest voter.
+func TestCancelledCallKeepsSharedConnection(t *testing.T) {
+	addr, started, ended := startHoldServer(t)
+	c := newClient(t, DefaultConfig())
+	ctxA, cancelA := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelA()
+	ctxB, cancelB := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelB()
+	doneA, doneB := make(chan error, 1), make(chan error, 1)
+	go func() { doneA <- c.Call(ctxA, addr, "hold", &echoReq{}, nil) }()
+	waitFor(t, started, "call A to reach its handler")
+	go func() { doneB <- c.Call(ctxB, addr, "hold", &echoReq{}, nil) }()
+	waitFor(t, started, "call B to reach its handler")
+	cc := pooled(c, addr)
+	if cc == nil {
+		t.Fatal("no pooled connection")
+	}
+	cancelA()
+	if err := <-doneA; err == nil {
+		t.Fatal("the cancelled call succeeded")
+	}
+	cc.mu.Lock()
+	err := cc.err
+	cc.mu.Unlock()
+	if err != nil {
+		t.Fatalf("cancelling call A failed the shared connection: %v", err)
+	}
+	if got := pooled(c, addr); got != cc {
+		t.Fatal("cancelling call A dropped the pooled connection")
+	}
+	select {
+	case err := <-doneB:
+		t.Fatalf("call B ended when call A was cancelled: %v", err)
+	default:
+	}
+	cancelB()
+	if err := <-doneB; err == nil {
+		t.Fatal("the cancelled call B succeeded")
+	}
+	for range 2 {
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a handler kept serving a caller that gave up")
+		}
+	}
+}
+
+// TestSilentConnectionDropped checks that a call that waited stuckAfter or
+// longer with nothing read on its connection drops the connection, so the
+// next call dials afresh instead of queueing behind a stuck one.
+func TestSilentConnectionDropped(t *testing.T) {
+	addr, started, _ := startHoldServer(t)
+	cfg := DefaultConfig()
+	cfg.DefaultTimeout = 400 * time.Millisecond
+	c := newClient(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Call(ctx, addr, "hold", &echoReq{}, nil) }()
+	waitFor(t, started, "the held call to reach its handler")
+	cc := pooled(c, addr)
+	if cc == nil {
+		t.Fatal("no pooled connection")
+	}
+	// Cancel once the call has waited stuckAfter, measured by the clock, not a sleep.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		cc.mu.Lock()
+		waiting := len(cc.pending) > 0
+		cc.mu.Unlock()
+		if !waiting {
+			t.Fatal("the held call is no longer pending")
+		}
+		if time.Since(time.Unix(0, cc.lastRead.Load())) > cfg.stuckAfter()+50*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the clock
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled call succeeded")
+	}
+	if got := pooled(c, addr); got == cc {
+		t.Fatal("a connection silent for longer than stuckAfter stayed pooled")
 	}
 }
 

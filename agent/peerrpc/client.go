@@ -228,10 +228,15 @@ func (cc *clientConn) call(ctx context.Context, method string, body []byte) ([]b
 		}
 		return resp.Body, nil
 	case <-ctx.Done():
-		// A connection that has said nothing since this call began may be
-		// stuck behind a partition or a dead host: drop it so the next call
-		// dials afresh instead of queueing behind it.
-		if cc.lastRead.Load() < start.UnixNano() {
+		// A connection that has said nothing for as long as this call waited,
+		// and that was long enough, may be stuck behind a partition or a dead
+		// host: drop it so the next call dials afresh instead of queueing
+		// behind it. A call that ends sooner (its caller had a majority
+		// already, or a short deadline) says nothing about the connection,
+		// which other calls share: dropping it would fail them all with
+		// "did not answer" from a peer that is fine. It only tells the
+		// server to stop the handler.
+		if cc.lastRead.Load() < start.UnixNano() && time.Since(start) >= cfg.stuckAfter() {
 			cc.fail(fmt.Errorf("%w: %s did not answer", ErrUnreachable, cc.addr))
 		} else if c := cc.client; c.track() {
 			go cc.cancel(req.ID)

@@ -32,7 +32,9 @@ type Config struct {
 	MaxInFlight int
 	// MaxHandlerTime caps the deadline a caller may ask of a handler.
 	MaxHandlerTime time.Duration
-	// DefaultTimeout is a call's deadline when its context has none.
+	// DefaultTimeout is a call's deadline when its context has none. A
+	// call that waits half of it (at most a second) with nothing read on its
+	// connection meanwhile drops the connection as stuck.
 	DefaultTimeout time.Duration
 	// Self is the address clients dial this server at (Server only, with
 	// Auth): signed requests name the address they were sent to, so a
@@ -93,6 +95,10 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// stuckAfter is how long a call waits, with nothing read on its connection
+// meanwhile, before the client takes the connection for stuck.
+func (c Config) stuckAfter() time.Duration { return min(c.DefaultTimeout/2, time.Second) }
 
 func (c Config) logger() *slog.Logger {
 	if c.Logger == nil {
