@@ -64,12 +64,17 @@ type Agent struct {
 	wg       sync.WaitGroup
 	fatal    chan error
 	fatalErr sync.Once
+	// joins counts this peer's joins in progress, and lastJoin is when
+	// (Clock, Unix nanoseconds) the last one ended: a name conflict then
+	// means this peer is the one that came later (nameConflict).
+	joins    atomic.Int32
+	lastJoin atomic.Int64
 
 	// mu guards the lifecycle fields below.
 	mu        sync.Mutex
 	state     lifecycle
 	serf      *serf.Serf
-	serfQuit  bool // serf stopped by itself (watchSerfQuit)
+	serfQuit  bool // serf stopped by itself (watchSerfQuit), or this peer gave way in a name conflict
 	rpcServer *peerrpc.Server
 	rpcClient *peerrpc.Client
 	// db is the store (on disk in the data dir, or in memory without one);
@@ -262,7 +267,7 @@ func (a *Agent) startSerf() error {
 		a.rpcAddr = net.JoinHostPort(advIP.String(), rpcPort)
 	}
 
-	logger := log.New(&logWriter{log: a.log}, "", 0)
+	logger := log.New(&logWriter{log: a.log, nameConflict: a.nameConflict}, "", 0)
 	ml := memberlist.DefaultLANConfig()
 	ml.Transport = transport
 	ml.AdvertiseAddr = advIP.String()
@@ -294,6 +299,11 @@ func (a *Agent) startSerf() error {
 	sc.EventCh = events
 	sc.Merge = a.guard
 	sc.RejoinAfterLeave = a.cfg.RejoinAfterLeave
+	// Serf's own resolution of a name conflict is a vote of the other
+	// members, and in a one-peer cluster there are none: the running peer
+	// lost too and stopped. The peer that joined last gives way instead
+	// (nameConflict).
+	sc.EnableNameConflictResolution = false
 	sc.ReconnectInterval = t.ReconnectInterval
 	sc.ReconnectTimeout = t.ReconnectTimeout
 	sc.LeavePropagateDelay = t.LeavePropagateDelay
@@ -378,7 +388,10 @@ func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
 	for _, addr := range addrs {
 		go func() {
 			defer a.wg.Done()
+			a.joins.Add(1)
 			n, err := s.Join([]string{addr}, false)
+			a.lastJoin.Store(a.clock.Now().UnixNano())
+			a.joins.Add(-1)
 			results <- result{n, err}
 		}()
 	}
@@ -468,11 +481,12 @@ func (a *Agent) reportFatal(err error) {
 	a.fatalErr.Do(func() { a.fatal <- err })
 }
 
-// watchSerfQuit reports serf stopping by itself as fatal. Serf shuts down
-// when it loses a name conflict: another member already has this peer's
-// name. Such a peer is no member, and must not go on answering as one, nor
-// leave (its leave would take the other's place in the voter set). It is
-// counted in a.wg.
+// watchSerfQuit reports serf stopping by itself as fatal. Serf shut down
+// when it lost a name conflict, before the agent turned its resolution off
+// (see nameConflict); it is kept for any other way serf may stop. Such a
+// peer is no member, and must not go on answering as one, nor leave (its
+// leave could take another's place in the voter set). It is counted in
+// a.wg.
 func (a *Agent) watchSerfQuit(s *serf.Serf) {
 	defer a.wg.Done()
 	select {
@@ -488,8 +502,33 @@ func (a *Agent) watchSerfQuit(s *serf.Serf) {
 	a.mu.Lock()
 	a.serfQuit = true
 	a.mu.Unlock()
-	a.log.Error("the gossip layer stopped by itself; is another peer using this --name?", "name", a.cfg.NodeName)
-	a.reportFatal(fmt.Errorf("%w: the gossip layer (serf) stopped by itself, most likely because another member already has the name %q (see the log line before this); give each peer its own --name", ErrShutdown, a.cfg.NodeName))
+	a.log.Error("the gossip layer stopped by itself; this peer is no member any more", "name", a.cfg.NodeName)
+	a.reportFatal(fmt.Errorf("%w: the gossip layer (serf) stopped by itself, so this peer is no member any more (see the log lines before this); restart it", ErrShutdown))
+}
+
+// nameConflictWindow is how long after its last join a peer that meets
+// another node with its name takes itself for the newcomer and gives way.
+const nameConflictWindow = 10 * time.Second
+
+// nameConflict is called (from serf's log, with memberlist's locks held) when
+// the node at other claims this peer's name. A peer that is joining, or
+// joined within nameConflictWindow, came later: it is no member, reports
+// that on Fatal and must not leave (its leave would take the name's place
+// in the voter set). A peer that was there before stays and says so; the
+// other one gives way on its side.
+func (a *Agent) nameConflict(other string) {
+	newcomer := a.joins.Load() > 0 || a.clock.Now().UnixNano()-a.lastJoin.Load() < int64(nameConflictWindow)
+	go func() {
+		if !newcomer {
+			a.log.Error("another node claims this peer's name; it joined later and gives way", "name", a.cfg.NodeName, "other", other)
+			return
+		}
+		a.mu.Lock()
+		a.serfQuit = true
+		a.mu.Unlock()
+		a.log.Error("another member already has this peer's name; this peer joined later and gives way", "name", a.cfg.NodeName, "other", other)
+		a.reportFatal(fmt.Errorf("%w: another member, at %s, already has the name %q; give each peer its own --name", ErrShutdown, other, a.cfg.NodeName))
+	}()
 }
 
 // Leave leaves the cluster gracefully: it stops taking counter writes,
@@ -509,7 +548,7 @@ func (a *Agent) Leave(ctx context.Context) error {
 		return nil
 	}
 	if quit {
-		return fmt.Errorf("agent: leave: %w: this peer is no member (its gossip layer stopped by itself), so it leaves nothing", ErrShutdown)
+		return fmt.Errorf("agent: leave: %w: this peer is no member (another member has its name, or its gossip layer stopped by itself), so it leaves nothing", ErrShutdown)
 	}
 	// Each step before the serf leave gets a share of what is left of ctx:
 	// peers that cannot be reached (a partition) must not use up the time
@@ -637,7 +676,7 @@ func (a *Agent) serfOrErr() (*serf.Serf, error) {
 	case a.serf == nil:
 		return nil, ErrNotStarted
 	case a.serfQuit:
-		return nil, fmt.Errorf("%w: the gossip layer stopped by itself (another member has the name %q?)", ErrShutdown, a.cfg.NodeName)
+		return nil, fmt.Errorf("%w: this peer is no member (another member has the name %q, or the gossip layer stopped by itself)", ErrShutdown, a.cfg.NodeName)
 	}
 	return a.serf, nil
 }

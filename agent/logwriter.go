@@ -10,7 +10,16 @@ import (
 // records, so one --log-level and --log-json governs every line.
 type logWriter struct {
 	log *slog.Logger
+	// nameConflict, if set, is called with the other node's address when
+	// serf logs that another node claims this peer's name: serf reports
+	// that only in its log. It is called with memberlist's locks held, so
+	// it must not call into serf or memberlist.
+	nameConflict func(other string)
 }
+
+// serfNameConflict starts serf's log line (v0.11) for another node that
+// claims this peer's name; the address and ". Names must be unique!" follow.
+const serfNameConflict = "serf: Node name conflicts with another node at "
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	line := bytes.TrimSpace(p)
@@ -29,5 +38,11 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		}
 	}
 	w.log.Log(context.Background(), level, string(line), "from", "gossip")
+	if w.nameConflict != nil {
+		if rest, ok := bytes.CutPrefix(line, []byte(serfNameConflict)); ok {
+			other, _, _ := bytes.Cut(rest, []byte(". "))
+			w.nameConflict(string(other))
+		}
+	}
 	return len(p), nil
 }
