@@ -81,7 +81,7 @@ func decodeJSON(body []byte, v any) error {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("%w: empty body; send JSON", ErrBadDelta)
 		}
-		return fmt.Errorf("%w: body is not the expected JSON: %v", ErrBadDelta, err)
+		return fmt.Errorf("%w: body is not the expected JSON: %s", ErrBadDelta, jsonBodyError(err))
 	}
 	if dec.More() {
 		return fmt.Errorf("%w: body has more than one JSON value", ErrBadDelta)

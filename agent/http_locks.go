@@ -156,7 +156,7 @@ func parseLockBodyStrict(raw []byte) (lockBody, error) {
 		if errors.Is(err, io.EOF) {
 			return lockBody{}, nil
 		}
-		return lockBody{}, fmt.Errorf("%w: body is not the expected JSON (%v); send {\"ttl\":\"10s\",\"wait\":\"5s\",\"holder\":\"label\"}", ErrBadLock, err)
+		return lockBody{}, fmt.Errorf("%w: body is not the expected JSON (%s); send {\"ttl\":\"10s\",\"wait\":\"5s\",\"holder\":\"label\"}", ErrBadLock, jsonBodyError(err))
 	}
 	if dec.More() {
 		return lockBody{}, fmt.Errorf("%w: body has more than one JSON value", ErrBadLock)

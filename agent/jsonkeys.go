@@ -3,7 +3,9 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -58,4 +60,60 @@ func checkObjectKeys(raw []byte) error {
 			stack[top].expectKey = true
 		}
 	}
+}
+
+// jsonBodyError says why encoding/json refused a request body, in the
+// API's terms rather than Go's: a wrong type names the field and the JSON
+// type it takes, not a Go struct type.
+func jsonBodyError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		got := jsonKind(te.Value)
+		if te.Field == "" {
+			return "the body must be a JSON object, not " + got
+		}
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonTypeOf(te.Type), got)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonKind turns encoding/json's description of a value ("array",
+// "number 1.5") into "an array", "a number".
+func jsonKind(v string) string {
+	kind, _, _ := strings.Cut(v, " ")
+	switch kind {
+	case "":
+		return "something else"
+	case "array", "object":
+		return "an " + kind
+	case "bool":
+		return "true or false"
+	}
+	return "a " + kind
+}
+
+// jsonTypeOf names the JSON type that a Go type decodes from.
+func jsonTypeOf(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another JSON type"
 }

@@ -30,6 +30,7 @@ func TestCLI(t *testing.T) {
 		{name: "ring owner preference 0", args: []string{"ring", "owner", "k", "-n", "0"}, wantCode: 2, stderr: "must be at least 1, got 0"},
 		{name: "ring owner negative preference", args: []string{"ring", "owner", "k", "-n", "-1"}, wantCode: 2, stderr: "must be at least 1, got -1"},
 		{name: "agent bad log level", args: []string{"agent", "--log-level", "loud"}, wantCode: 2, stderr: "--log-level"},
+		{name: "agent bad name, said once", args: []string{"agent", "--name", "bad name!"}, wantCode: 2, stderr: "peer agent: node name \"bad name!\""},
 		{name: "agent bad key", args: []string{"agent", "--name", "x", "--encrypt", "short"}, wantCode: 2, stderr: "encrypt"},
 		{name: "agent bad vnodes from env", args: []string{"agent", "--name", "x"}, env: map[string]string{"PEER_VNODES": "0"}, wantCode: 2, stderr: "vnodes"},
 		{name: "env var with bad value", args: []string{"members"}, env: map[string]string{"PEER_JSON": "sure"}, wantCode: 2, stderr: "PEER_JSON"},

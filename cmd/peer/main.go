@@ -129,11 +129,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			var ue *usageError
 			if errors.As(err, &ue) {
-				fmt.Fprintf(stderr, "peer %s: %v\n\n", c.name, err)
+				fmt.Fprintf(stderr, "peer %s: %s\n\n", c.name, cliMessage(err))
 				commandUsage(stderr, c, fs)
 				return exitUsage
 			}
-			fmt.Fprintf(stderr, "peer %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "peer %s: %s\n", c.name, cliMessage(err))
 			return exitFailure
 		}
 		return exitOK
@@ -228,3 +228,7 @@ func upperFirst(s string) string {
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
+
+// cliMessage is err's text without the agent package's "agent: " prefix,
+// which would follow "peer COMMAND: " to no purpose.
+func cliMessage(err error) string { return strings.TrimPrefix(err.Error(), "agent: ") }
