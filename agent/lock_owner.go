@@ -117,9 +117,12 @@ func (ls *lockService) claimRound(ctx context.Context, key string, c *claim) err
 	if !live {
 		// A failed round's promises to this incarnation may still be live
 		// at some acceptors: asking again under the same epoch renews them
-		// there, so retries do not burn epochs.
+		// there, so retries do not burn epochs. This peer's own acceptor
+		// is one of them, so its highest is often the tried epoch itself:
+		// that is no reason to go above it (an acceptor that promised the
+		// epoch to another owner refuses the retry, as it must).
 		known := max(epoch, tableEpoch, ls.acceptor.highest(key))
-		if reuse && tried > known {
+		if reuse && tried >= known {
 			epoch = tried
 		} else {
 			epoch = known + 1
