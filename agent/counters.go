@@ -40,7 +40,9 @@ var (
 	// ErrUnavailable is returned when a peer this request needs (the owner
 	// of an Idempotency-Key) cannot be reached; the write was not applied,
 	// unless that peer got it before the call failed (a timeout, a broken
-	// connection): a retry with the same key applies it at most once.
+	// connection): a retry with the same key that reaches that peer
+	// applies it at most once (one that reaches another owner, across a
+	// partition, applies it again).
 	ErrUnavailable = errors.New("unavailable")
 )
 

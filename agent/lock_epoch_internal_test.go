@@ -20,8 +20,10 @@ func TestFailedRoundsKeepEpochsNearTheClock(t *testing.T) {
 	for _, a := range as {
 		defer a.Shutdown()
 	}
-	acquireWhenReady(t, as[0], "warm-"+key, LockRequest{TTL: time.Second}) // past the quiet start
-	defer net.Heal() // first: no dial may be left hanging on the cut when the agents stop
+	// Past the quiet start; then the cut, healed first when the test ends
+	// so that no dial is left hanging on it when the agents stop.
+	acquireWhenReady(t, as[0], "warm-"+key, LockRequest{TTL: time.Second})
+	defer net.Heal()
 	if err := net.Isolate(ips[0]); err != nil {
 		t.Fatal(err)
 	}

@@ -234,7 +234,7 @@ func fromRemote(err error, owner string) error {
 		}
 		return fmt.Errorf("agent: peer %s: %w", owner, err)
 	}
-	return fmt.Errorf("%w: peer %s owns the Idempotency-Key and cannot be reached (%v); the write was not applied unless %s got it before that: retry with the same key, which applies it at most once, or write without the key", ErrUnavailable, owner, err, owner)
+	return fmt.Errorf("%w: peer %s owns the Idempotency-Key and cannot be reached (%v); the write was not applied unless %s got it before that. A retry with the same key applies it at most once if it reaches %s; one that reaches another owner (a partition splits the ring) applies it again", ErrUnavailable, owner, err, owner, owner)
 }
 
 // remoteError is a peer's error as this peer passes it on: its message
