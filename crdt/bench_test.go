@@ -138,13 +138,13 @@ func runParallel(b *testing.B, body func(worker int, claim func() int)) {
 }
 
 // BenchmarkCoreHandoff measures what one cache line costs to move between two cores on
-// this machine: two goroutines take turns writing one line, and ns/op is one turn. It is
-// the floor under BenchmarkStoreApplyParallel/keys=N: a key's entry was last written by
-// the other core about half the time, and Apply, which must return the key's new value,
-// waits for that line before it can do anything else. So at -cpu 2 each core spends
-// about t1 + T/2 an Apply, where t1 is the -cpu 1 ns/op and T this benchmark's, and the
-// speed-up is at most 2*t1 / (t1 + T/2). On the 2-vCPU VM this was written on, T was
-// 59 ns and t1 58 ns: 1.41x predicted, 1.41x measured. Run it with -cpu 2.
+// this machine: two goroutines take turns writing one line, and ns/op is one turn. That
+// move is what BenchmarkStoreApplyParallel/keys=N pays and /split does not: a key's entry
+// was last written by the other core about half the time, and Apply, which must return the
+// key's new value, waits for that line before it can go on. On the 2-vCPU VM this was
+// written on, a turn took 59-98 ns from one hour to the next, as long as or longer than a
+// whole Apply on one core (58-69 ns); part of the wait overlaps other work, and the
+// speed-up measured 1.39-1.55x against 2.3-2.6x for /split. Run it with -cpu 2.
 func BenchmarkCoreHandoff(b *testing.B) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		b.Skip("needs -cpu 2 or more")

@@ -26,8 +26,8 @@ import (
 // with this layout 1.4-1.55x (BenchmarkStoreApplyParallel/keys=10000 on a 2-vCPU VM), while
 // goroutines that keep to their own keys (the /split benchmark) go 2x or more. One line a
 // write is the floor: Apply must wait for that line before it can read the key's value, so
-// half the writes wait one core-to-core transfer, which BenchmarkCoreHandoff measures (about
-// 60 ns there, as long as a whole Apply on one core).
+// half the writes wait one core-to-core transfer, which BenchmarkCoreHandoff measures (60-100
+// ns there, as long as a whole Apply on one core or longer).
 type entry struct {
 	lock entryLock
 	// flags holds entryPending and entryDead, and above them (flags >> mergeShift) the shard's
