@@ -427,8 +427,12 @@ func (ls *lockService) renewClaims() {
 			switch {
 			case busy && in.Waiters > 0 && c.moving == "" && now.After(c.noRoundBefore):
 				reclaim = append(reclaim, key) // waiters queued behind a lapsed claim
-			case !busy && !now.Before(c.noRoundBefore):
-				delete(ls.claims, key) // a failed handoff's hold-off lives on until it ends
+			case !busy && !now.Before(c.noRoundBefore) && !c.triedUntil.After(now):
+				// A failed handoff's hold-off lives on until it ends, and a
+				// failed round's epoch while its promises may: a new claim
+				// would not know it, and would ask for the next epoch each
+				// time it failed again (claimRound).
+				delete(ls.claims, key)
 				ls.table.Remove(key)
 			}
 			continue
