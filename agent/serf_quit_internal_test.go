@@ -39,13 +39,19 @@ func TestSerfQuittingIsFatal(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no fatal error 10 s after serf stopped")
 	}
+	requireNoMember(t, a, "after serf stopped")
+}
+
+// requireNoMember checks that a answers as no member and refuses to leave.
+func requireNoMember(t *testing.T, a *Agent, when string) {
+	t.Helper()
 	if _, err := a.Members(); !errors.Is(err, ErrShutdown) {
-		t.Errorf("members after serf stopped: %v, want ErrShutdown", err)
+		t.Errorf("members %s: %v, want ErrShutdown", when, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.Leave(ctx); !errors.Is(err, ErrShutdown) {
-		t.Fatalf("leave after serf stopped: %v, want ErrShutdown", err)
+		t.Fatalf("leave %s: %v, want ErrShutdown", when, err)
 	}
 }
 
@@ -75,14 +81,7 @@ func TestNameConflictNewcomerGivesWay(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the newcomer reported no fatal error 20 s after it joined")
 	}
-	if _, err := newcomer.Members(); !errors.Is(err, ErrShutdown) {
-		t.Errorf("newcomer's members: %v, want ErrShutdown", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := newcomer.Leave(ctx); !errors.Is(err, ErrShutdown) {
-		t.Fatalf("newcomer's leave: %v, want ErrShutdown", err)
-	}
+	requireNoMember(t, newcomer, "of the newcomer")
 	// The running peer decides when it meets the newcomer's claim: wait for
 	// its log line, then it must still be a member, with no fatal error.
 	deadline := time.Now().Add(20 * time.Second)
