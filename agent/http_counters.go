@@ -29,7 +29,7 @@ const (
 // counterStatus maps the counter errors to HTTP status codes.
 func counterStatus(err error) int {
 	switch {
-	case errors.Is(err, ErrBadKey), errors.Is(err, ErrBadDelta):
+	case errors.Is(err, ErrBadKey), errors.Is(err, ErrBadDelta), errors.Is(err, errBadBody):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrIdempotencyConflict):
 		return http.StatusUnprocessableEntity
@@ -64,11 +64,15 @@ func parseDelta(raw json.RawMessage, where string) (int64, error) {
 	return d, nil
 }
 
+// errBadBody marks a counter write whose body is not the JSON it expects:
+// a 400, like a bad delta, but the fault is the body's shape, not a delta.
+var errBadBody = errors.New("bad request body")
+
 // decodeJSON decodes a JSON body strictly: known fields only, each once and
-// in lower case (checkObjectKeys), one value.
+// in lower case (checkObjectKeys), one value. Its errors wrap errBadBody.
 func decodeJSON(body []byte, v any) error {
 	if err := checkObjectKeys(body); err != nil {
-		return fmt.Errorf("%w: body is not the expected JSON: %v", ErrBadDelta, err)
+		return fmt.Errorf("%w: %v", errBadBody, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -79,12 +83,12 @@ func decodeJSON(body []byte, v any) error {
 			return err
 		}
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: empty body; send JSON", ErrBadDelta)
+			return fmt.Errorf("%w: empty body; send JSON", errBadBody)
 		}
-		return fmt.Errorf("%w: body is not the expected JSON: %s", ErrBadDelta, jsonBodyError(err))
+		return fmt.Errorf("%w: %s", errBadBody, jsonBodyError(err))
 	}
 	if dec.More() {
-		return fmt.Errorf("%w: body has more than one JSON value", ErrBadDelta)
+		return fmt.Errorf("%w: it has more than one JSON value", errBadBody)
 	}
 	return nil
 }

@@ -175,7 +175,7 @@ func (ls *lockService) clockEpoch(key string, epoch uint32) (uint32, error) {
 	epoch = max(epoch, clock)
 	if epoch > clock+ls.maxEpochsAhead() {
 		ls.a.metrics.lockNoQuorum.Inc()
-		return 0, fmt.Errorf("%w: epochs of %q ran %d s ahead of the clock (too many owner changes); retry in a few seconds",
+		return 0, fmt.Errorf("%w: epochs of %q ran %d s ahead of the clock (many owner changes or refused claim rounds of this key within seconds); retry in a few seconds",
 			ErrNoQuorum, key, epoch-clock)
 	}
 	return epoch, nil
