@@ -187,7 +187,7 @@ func (c *counters) applyLocal(items []CounterItem, rec func([]CounterResult, *st
 		if err != nil {
 			applyErrAt = applyErr(it.Key, it.Delta, err)
 			if len(items) > 1 {
-				applyErrAt = fmt.Errorf("%w; the batch's items before it were applied, the rest were not (see \"applied\")", applyErrAt)
+				applyErrAt = fmt.Errorf("%w; the batch's items after it were not applied, those before it were unless \"applied\" leaves them out (it lists each applied item with its index)", applyErrAt)
 			}
 			break
 		}
@@ -223,7 +223,12 @@ func (c *counters) commit(results []CounterResult, rec func([]CounterResult, *st
 			return err
 		}
 	}
-	if err := b.Commit(sync); err != nil {
+	return commitErr(b.Commit(sync))
+}
+
+// commitErr explains a failed commit of a write.
+func commitErr(err error) error {
+	if err != nil {
 		return fmt.Errorf("%w: the write could not be made durable (%v); it may still count", ErrNotReady, err)
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -21,17 +23,23 @@ import (
 // the window it answers the recorded first result (and applies nothing);
 // else it applies the increment under its own replica ID and commits the
 // record in the same synced pebble batch as the counter, so a crash keeps
-// both or neither. On a miss it first asks the next two peers of the key's
-// preference list, which were its owners before a join moved it.
+// both or neither. Before it answers, it copies the record to the next two
+// peers of the key's preference list (durably there too; replicateIdem),
+// which own the key if the owner leaves, fails, or a join passes it over.
+// On a miss it asks those next two peers, which were its owners before a
+// join moved it or hold the copy of the owner before a leave or failure;
+// if one of them does not answer, the write is refused (503), since that
+// peer may hold the record.
 //
 // Partitions: when the owner of an idempotency key cannot be reached, the
 // write is refused with 503 and not applied (retry later, or drop the key
 // to write without the guarantee); writes without a key stay available on
 // every side. Where the guarantee ends: while the two sides of a partition
-// each see a different owner (each side's ring holds only its alive
-// members), a retry through the other side is applied again; so is a retry
-// after the owner crashed between committing and answering (its successor
-// has no record). A record is kept for IdempotencyWindow.
+// each see a different owner and neither side holds a copy of the record
+// (each side's ring holds only its alive members), a retry through the
+// other side is applied again; so is a retry after the owner crashed
+// between committing and copying, or after the owner and both copies'
+// holders lost their data. A record is kept for IdempotencyWindow.
 //
 // Storage: each record is the idempotency key, the counter key, the delta
 // and the result (under 800 bytes) plus an expiry index entry. Expired
@@ -43,6 +51,10 @@ import (
 const (
 	methodAdd     = "counter.add"
 	methodIdemGet = "counter.idem-get"
+	methodIdemPut = "counter.idem-put"
+	// idemCopies is how many peers of an idempotency key's preference
+	// list hold its record: the owner and the next two.
+	idemCopies = 3
 	// maxHops bounds the forwards of one idempotent write.
 	maxHops = 3
 	// MaxIdempotencyKeyLen is the longest Idempotency-Key, in bytes.
@@ -101,10 +113,11 @@ func (a *Agent) lookupIdem(ctx context.Context, idemKey string, now time.Time) (
 		return rec, true, nil
 	}
 	v := a.view.load()
-	pref, err := v.Ring.Preference(idemKey, 3)
+	pref, err := v.Ring.Preference(idemKey, idemCopies)
 	if err != nil {
 		return idemRecord{}, false, nil
 	}
+	var silent []string
 	for _, name := range pref {
 		addr := v.RPC[name]
 		if name == a.cfg.NodeName || addr == "" {
@@ -114,11 +127,135 @@ func (a *Agent) lookupIdem(ctx context.Context, idemKey string, now time.Time) (
 		var resp idemGetResponse
 		err := a.call(cctx, addr, methodIdemGet, &idemGetRequest{Key: idemKey}, &resp)
 		cancel()
-		if err == nil && resp.Found {
+		if err != nil {
+			silent = append(silent, name)
+			continue
+		}
+		if resp.Found {
 			return resp.Record, true, nil
 		}
 	}
+	if len(silent) > 0 {
+		// It may hold the record (it owned the key, or holds a copy):
+		// applying now could apply the write a second time.
+		return idemRecord{}, false, fmt.Errorf("%w: cannot tell whether the write with Idempotency-Key %q was already applied: %s, which may hold its record, did not answer; nothing was applied, retry with the same key", ErrUnavailable, idemKey, strings.Join(silent, " and "))
+	}
 	return idemRecord{}, false, nil
+}
+
+// replicateIdem copies the records of writes this peer just applied to
+// the other peers of each idempotency key's preference list, which own
+// the key after this peer leaves, fails or is passed over by a join, and
+// waits (at most a quarter of the RPC timeout) for them to be durable
+// there. A copy that does not arrive leaves that record on this peer
+// only, as before copies: its retries then apply once as long as this
+// peer owns the key.
+func (a *Agent) replicateIdem(ctx context.Context, puts []idemPut) {
+	v := a.view.load()
+	byPeer := map[string][]idemPut{}
+	for _, p := range puts {
+		pref, err := v.Ring.Preference(p.Key, idemCopies)
+		if err != nil {
+			continue
+		}
+		for _, name := range pref {
+			if name != a.cfg.NodeName && v.RPC[name] != "" {
+				byPeer[name] = append(byPeer[name], p)
+			}
+		}
+	}
+	if len(byPeer) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RPCTimeout/4)
+	defer cancel()
+	var wg sync.WaitGroup
+	for name, ps := range byPeer {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var resp idemPutResponse
+			if err := a.call(cctx, v.RPC[name], methodIdemPut, &idemPutRequest{Records: ps}, &resp); err != nil {
+				a.metrics.idemCopyFailures.Add(float64(len(ps)))
+				a.log.Debug("cannot copy idempotency records", "peer", name, "records", len(ps), "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// idemPut is one idempotency record sent to be kept as a copy.
+type idemPut struct {
+	Key    string     `msgpack:"key"` // the idempotency key
+	Record idemRecord `msgpack:"record"`
+	// TTLMillis is how long the record has left, in milliseconds (peers'
+	// clocks differ, so not an expiry time).
+	TTLMillis int64 `msgpack:"ttl_ms"`
+}
+
+type idemPutRequest struct {
+	Records []idemPut `msgpack:"records"`
+}
+
+type idemPutResponse struct {
+	Stored int `msgpack:"stored"`
+}
+
+// handleIdemPut keeps copies of another peer's idempotency records,
+// durably, before answering. A key that already has a record here keeps
+// it (the first write wins, as on an owner).
+func (a *Agent) handleIdemPut(ctx context.Context, req *idemPutRequest) (*idemPutResponse, error) {
+	c := a.ctr
+	if len(req.Records) > MaxBatchItems {
+		return nil, fmt.Errorf("%d idempotency records, at most %d a call", len(req.Records), MaxBatchItems)
+	}
+	window := a.cfg.Counters.IdempotencyWindow
+	for i, p := range req.Records {
+		if err := validateIdempotencyKey(p.Key); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		if err := ValidateKey(p.Record.Key); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		if p.TTLMillis <= 0 {
+			return nil, fmt.Errorf("record %d: %d ms left; want more than 0", i, p.TTLMillis)
+		}
+		req.Records[i].TTLMillis = min(p.TTLMillis, window.Milliseconds()) // this peer's window bounds what it keeps
+	}
+	unlock := lockIdem(c, req.Records, func(p idemPut) string { return p.Key })
+	defer unlock()
+	now := a.clock.Now()
+	b := c.db.NewBatch()
+	defer b.Close()
+	stored := 0
+	for _, p := range req.Records {
+		_, ok, err := c.db.GetIdempotency(p.Key, now)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			continue
+		}
+		raw, err := msgpack.Marshal(p.Record)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.PutIdempotency(p.Key, raw, now.Add(time.Duration(p.TTLMillis)*time.Millisecond)); err != nil {
+			return nil, err
+		}
+		stored++
+	}
+	if stored == 0 {
+		return &idemPutResponse{}, nil
+	}
+	if n := c.idemCount.Load(); n+int64(stored) > int64(a.cfg.Counters.IdempotencyMaxRecords) {
+		return nil, fmt.Errorf("%w: this peer holds %d idempotency records, its limit", ErrUnavailable, n)
+	}
+	if err := b.Commit(true); err != nil {
+		return nil, commitErr(err)
+	}
+	c.idemCount.Add(int64(stored))
+	return &idemPutResponse{Stored: stored}, nil
 }
 
 type idemGetRequest struct {
@@ -153,22 +290,10 @@ func (a *Agent) handleIdemGet(ctx context.Context, req *idemGetRequest) (*idemGe
 // before it is acknowledged.
 func (a *Agent) applyIdempotent(ctx context.Context, items []CounterItem) ([]CounterResult, []string, error) {
 	c := a.ctr
-	// Lock each idempotency key's stripe, in order, for the whole check,
-	// apply and commit.
-	var stripes []int
-	for _, it := range items {
-		stripes = append(stripes, int(fnv32(it.IdempotencyKey)%uint32(len(c.idemLocks))))
-	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, s := range stripes {
-		c.idemLocks[s].Lock()
-	}
-	defer func() {
-		for _, s := range stripes {
-			c.idemLocks[s].Unlock()
-		}
-	}()
+	// Lock each idempotency key's stripe for the whole check, apply,
+	// commit and copy.
+	unlock := lockIdem(c, items, func(it CounterItem) string { return it.IdempotencyKey })
+	defer unlock()
 
 	now := a.clock.Now()
 	results := make([]CounterResult, len(items))
@@ -212,11 +337,36 @@ func (a *Agent) applyIdempotent(ctx context.Context, items []CounterItem) ([]Cou
 	})
 	c.idemCount.Add(int64(len(applied)))
 	keys := replayed
+	puts := make([]idemPut, 0, len(applied))
+	ttl := a.cfg.Counters.IdempotencyWindow.Milliseconds()
 	for j, r := range applied {
 		results[freshAt[j]] = r
 		keys = append(keys, r.Key)
+		puts = append(puts, idemPut{Key: fresh[j].IdempotencyKey, Record: idemRecord{Key: r.Key, Delta: fresh[j].Delta, Value: r.Value}, TTLMillis: ttl})
+	}
+	if len(puts) > 0 {
+		a.replicateIdem(ctx, puts)
 	}
 	return results, keys, err
+}
+
+// lockIdem locks the stripes of the idempotency keys of xs, in order, and
+// returns the unlock.
+func lockIdem[T any](c *counters, xs []T, key func(T) string) func() {
+	var stripes []int
+	for _, x := range xs {
+		stripes = append(stripes, int(fnv32(key(x))%uint32(len(c.idemLocks))))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, s := range stripes {
+		c.idemLocks[s].Lock()
+	}
+	return func() {
+		for _, s := range stripes {
+			c.idemLocks[s].Unlock()
+		}
+	}
 }
 
 // sweepIdempotency deletes expired idempotency records every few seconds

@@ -33,6 +33,9 @@ type metrics struct {
 	aeRounds       *prometheus.CounterVec
 	aeBytes        *prometheus.CounterVec
 	aeKeysRepaired prometheus.Counter
+	// idemCopyFailures counts idempotency records whose copy to a peer of
+	// their preference list did not arrive.
+	idemCopyFailures prometheus.Counter
 
 	// locks
 	lockGrants           prometheus.Counter
@@ -96,6 +99,7 @@ func newMetrics() *metrics {
 		m.reg.MustRegister(c)
 		return c
 	}
+	m.idemCopyFailures = newCounter("ringleader_idempotency_copy_failures_total", "Copies of idempotency records this peer applied that did not reach a peer of the key's preference list (that record's retries then apply once only while this peer owns the key).")
 	m.lockGrants = newCounter("ringleader_lock_grants_total", "Lock leases this peer granted as the owner of their keys.")
 	m.lockWaits = newCounter("ringleader_lock_waits_total", "Lock requests this peer queued behind a holder (wait > 0).")
 	m.lockExpiries = newCounter("ringleader_lock_expiries_total", "Lock leases that ran out on this peer without being renewed or released.")

@@ -87,6 +87,7 @@ func (a *Agent) serveRPC() error {
 		peerrpc.Handle(server, methodAEDiff, a.handleAEDiff),
 		peerrpc.Handle(server, methodAdd, a.handleAdd),
 		peerrpc.Handle(server, methodIdemGet, a.handleIdemGet),
+		peerrpc.Handle(server, methodIdemPut, a.handleIdemPut),
 		peerrpc.Handle(server, methodLockPromise, a.handleLockPromise),
 		peerrpc.Handle(server, methodLockOp, a.handleLockOp),
 		peerrpc.Handle(server, methodLockHandoff, a.handleLockHandoff),
