@@ -213,7 +213,13 @@ func appendBatchAnswer(b []byte, items []CounterItem, res []CounterResult, errMs
 			b = append(b, ',')
 		}
 		first = false
-		b = append(b, `{"key":`...)
+		b = append(b, '{')
+		if errMsg != "" { // which items were applied: a batch may write a key twice
+			b = append(b, `"index":`...)
+			b = strconv.AppendInt(b, int64(i), 10)
+			b = append(b, ',')
+		}
+		b = append(b, `"key":`...)
 		b = appendJSONString(b, items[i].Key)
 		b = append(b, `,"value":`...)
 		b = strconv.AppendInt(b, r.Value, 10)

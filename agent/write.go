@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/ringleader/ringleader/agent/peerrpc"
 	"github.com/ringleader/ringleader/crdt"
@@ -51,31 +52,38 @@ func (a *Agent) Add(ctx context.Context, items []CounterItem, cons Consistency) 
 }
 
 // add routes items: idempotent ones by their key's owner, the rest here.
+// Each destination (plain items here, idempotent items this peer owns,
+// each other owner) takes its items in one commit; destinations go in the
+// order of their first item, so a batch that writes a key twice sees its
+// items applied in order wherever both go to one place. An item refused
+// for overflow stops the items after it that are not applied yet; the
+// results say which were (a zero result was not).
 func (a *Agent) add(ctx context.Context, items []CounterItem, cons Consistency, hops int) ([]CounterResult, error) {
 	if len(items) == 1 && items[0].IdempotencyKey == "" && cons == Local {
 		return a.ctr.applyLocal(items, nil) // the hot path: one plain local write
 	}
 	v := a.view.load()
+	const plainDest, mineDest = "\x00plain", "\x00mine" // not member names
 	type group struct {
+		dest  string // plainDest, mineDest or the owner's name
 		items []CounterItem
 		at    []int
 	}
-	var plain, mine group
-	remote := map[string]*group{}
+	var groups []*group // in the order of their first item
+	byDest := map[string]*group{}
 	for i, it := range items {
-		if it.IdempotencyKey == "" {
-			plain.items, plain.at = append(plain.items, it), append(plain.at, i)
-			continue
+		dest := plainDest
+		if it.IdempotencyKey != "" {
+			dest = mineDest
+			if owner, err := v.Ring.Owner(it.IdempotencyKey); err == nil && owner != a.cfg.NodeName && hops < maxHops {
+				dest = owner
+			}
 		}
-		owner, err := v.Ring.Owner(it.IdempotencyKey)
-		if err != nil || owner == a.cfg.NodeName || hops >= maxHops {
-			mine.items, mine.at = append(mine.items, it), append(mine.at, i)
-			continue
-		}
-		g := remote[owner]
+		g := byDest[dest]
 		if g == nil {
-			g = &group{}
-			remote[owner] = g
+			g = &group{dest: dest}
+			byDest[dest] = g
+			groups = append(groups, g)
 		}
 		g.items, g.at = append(g.items, it), append(g.at, i)
 	}
@@ -83,33 +91,43 @@ func (a *Agent) add(ctx context.Context, items []CounterItem, cons Consistency, 
 	results := make([]CounterResult, len(items))
 	var keys []string
 	var errs []error
-	if len(plain.items) > 0 {
-		res, err := a.ctr.applyLocal(plain.items, nil)
-		for j, r := range res {
-			results[plain.at[j]] = r
-			keys = append(keys, r.Key)
+	cut := len(items) // items from here on are not to be applied
+	for _, g := range groups {
+		if g.at[0] >= cut {
+			break
 		}
-		if err != nil {
-			errs = append(errs, err)
+		if n := sort.SearchInts(g.at, cut); n < len(g.at) {
+			g.items, g.at = g.items[:n], g.at[:n]
 		}
-	}
-	if len(mine.items) > 0 {
-		res, applied, err := a.applyIdempotent(ctx, mine.items)
-		for j, r := range res {
-			results[mine.at[j]] = r
+		var res []CounterResult
+		var err error
+		switch g.dest {
+		case plainDest:
+			res, err = a.ctr.applyLocal(g.items, nil)
+			for _, r := range res {
+				keys = append(keys, r.Key)
+			}
+		case mineDest:
+			var applied []string
+			res, applied, err = a.applyIdempotent(ctx, g.items)
+			keys = append(keys, applied...)
+		default:
+			res, err = a.forwardAdd(ctx, v, g.dest, g.items, cons, hops+1)
 		}
-		keys = append(keys, applied...)
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for owner, g := range remote {
-		res, err := a.forwardAdd(ctx, v, owner, g.items, cons, hops+1)
 		for j, r := range res { // also with ErrNoMajority: applied at the owner
 			results[g.at[j]] = r
 		}
-		if err != nil {
-			errs = append(errs, err)
+		if err == nil {
+			continue
+		}
+		errs = append(errs, err)
+		if errors.Is(err, ErrBadDelta) { // overflow: stop at the first item not applied
+			for j := range g.items {
+				if j >= len(res) || res[j].Key == "" {
+					cut = g.at[j]
+					break
+				}
+			}
 		}
 	}
 	if len(errs) == 0 && cons == Majority && len(keys) > 0 {

@@ -32,6 +32,10 @@ func (cons Consistency) query() string {
 
 // CounterResult is the answer to one counter write.
 type CounterResult struct {
+	// Index is, in the results AddBatch returns with an error, the
+	// applied item's position in the batch (a batch may write a key
+	// twice); elsewhere it is 0.
+	Index int    `json:"index,omitempty"`
 	Key   string `json:"key"`
 	Value int64  `json:"value"`
 	// Replayed says the answer is the first result of an earlier write with
@@ -172,10 +176,10 @@ type CounterItem struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
-// AddBatch applies items in order (up to 10,000) and returns each one's
-// result. A batch is not all-or-nothing: on an error after some items were
-// applied, the results of those applied come with the *APIError (do not
-// retry the batch as it is).
+// AddBatch applies items (up to 10,000) and returns each one's result. A
+// batch is not all-or-nothing: on an error after some items were applied,
+// the results of those applied, each with its Index, come with the
+// *APIError (do not retry the batch as it is; resend only the others).
 func (c *Client) AddBatch(ctx context.Context, items []CounterItem, cons Consistency) ([]CounterResult, error) {
 	r := request{method: "POST", path: "/v1/counters:batch" + cons.query(), body: struct {
 		Items []CounterItem `json:"items"`
