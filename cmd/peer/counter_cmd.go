@@ -105,13 +105,18 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 			}
 			delta := int64(1)
 			if len(args) == 2 {
-				n, err := strconv.ParseInt(args[1], 10, 64)
-				if err != nil || n <= 0 {
-					return usagef("%s: N %q: want a positive integer up to %d", sub.name, args[1], int64(1<<63-1))
+				// Up to 2^63-1 to add, 2^63 to subtract: the int64 range.
+				most := uint64(1<<63 - 1)
+				if sub.name == "decr" {
+					most++
 				}
-				delta = n
+				n, err := strconv.ParseUint(args[1], 10, 64)
+				if err != nil || n == 0 || n > most {
+					return usagef("%s: N %q: want a positive integer up to %d", sub.name, args[1], most)
+				}
+				delta = int64(n) // 2^63 wraps to -2^63, which decr keeps
 			}
-			if sub.name == "decr" {
+			if sub.name == "decr" && delta > 0 {
 				delta = -delta
 			}
 			return counterIncr(c, args[0], delta, *consistency, *idemKey, fs.Changed("idempotency-key"))
@@ -136,11 +141,12 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 	}
 }
 
-// checkCounterFlags refuses a flag given (on the command line or from the
-// environment) that the subcommand does not use, rather than ignore it.
+// checkCounterFlags refuses a flag given on the command line that the
+// subcommand does not use, rather than ignore it (one from the environment
+// may be meant for the other subcommands, so it is let be).
 func checkCounterFlags(fs *pflag.FlagSet, sub *subcommand) error {
 	for _, name := range []string{"consistency", "idempotency-key", "limit"} {
-		if !fs.Changed(name) {
+		if !onCommandLine(fs, name) {
 			continue
 		}
 		applies := false
@@ -367,7 +373,7 @@ func printFlags(fs *pflag.FlagSet, names []string) {
 			show.AddFlag(fs.Lookup(n))
 		}
 	}
-	fmt.Fprintf(out, "Flags (each also from env PEER_<FLAG>):\n")
+	fmt.Fprint(out, flagsHeader)
 	show.SetOutput(out)
 	show.PrintDefaults()
 	show.SetOutput(io.Discard)

@@ -222,10 +222,7 @@ func lockCommand(fs *pflag.FlagSet) func([]string) error {
 // be meant for another use, so it is let be.
 func checkLockFlags(fs *pflag.FlagSet, what string, applies []string) error {
 	for _, name := range []string{"ttl", "wait", "holder", "grace"} {
-		if !fs.Changed(name) {
-			continue
-		}
-		if _, env := os.LookupEnv(envName(name)); env {
+		if !onCommandLine(fs, name) {
 			continue
 		}
 		ok := false

@@ -159,8 +159,14 @@ func envName(flag string) string {
 // set in a shell would silently apply them to every later command.
 var notFromEnv = map[string]bool{"help": true, "idempotency-key": true}
 
+// flagsHeader heads every list of flags in help texts.
+const flagsHeader = "Flags (each also from env PEER_<FLAG>, except --idempotency-key):\n"
+
+// fromEnvAnnotation marks a flag applyEnv set.
+const fromEnvAnnotation = "peer-from-env"
+
 // applyEnv sets every flag not given on the command line from its
-// environment variable, if set.
+// environment variable, if set, and marks it so (onCommandLine).
 func applyEnv(fs *pflag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -173,9 +179,20 @@ func applyEnv(fs *pflag.FlagSet) error {
 		}
 		if e := fs.Set(f.Name, v); e != nil {
 			err = fmt.Errorf("environment %s=%q: %v", envName(f.Name), v, e)
+			return
 		}
+		_ = fs.SetAnnotation(f.Name, fromEnvAnnotation, []string{"true"})
 	})
 	return err
+}
+
+// onCommandLine reports whether flag name was given on the command line
+// (not left at its default, nor set from the environment). A flag set in
+// the environment may be meant for other commands, so only one given on
+// the command line is refused where it does not apply.
+func onCommandLine(fs *pflag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	return f != nil && f.Changed && f.Annotations[fromEnvAnnotation] == nil
 }
 
 func mainUsage(w io.Writer) {
@@ -191,7 +208,7 @@ func mainUsage(w io.Writer) {
 }
 
 func commandUsage(w io.Writer, c command, fs *pflag.FlagSet) {
-	fmt.Fprintf(w, "Usage: peer %s [flags] %s\n\n%s.\n\nFlags (each also from env PEER_<FLAG>):\n", c.name, c.args, upperFirst(c.summary))
+	fmt.Fprintf(w, "Usage: peer %s [flags] %s\n\n%s.\n\n"+flagsHeader, c.name, c.args, upperFirst(c.summary))
 	if !fs.HasFlags() {
 		fmt.Fprintln(w, "  (none)")
 		return
