@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
 
@@ -63,9 +64,11 @@ var counterSubcommands = []subcommand{
 		name: "list", args: "[PREFIX]",
 		summary: "print the counters whose keys start with PREFIX, as KEY VALUE lines in key order",
 		help: "Reads the local peer's state, page by page, until the end or --limit.\n" +
-			"A counter whose merged value overflowed int64 shows its error in place\n" +
-			"of the value, and the command then exits 1 after the listing.",
-		flags: []string{"limit"},
+			"When --limit stops it before the end, it says which key to give --after\n" +
+			"to go on (with --json, as \"next\"). A counter whose merged value\n" +
+			"overflowed int64 shows its error in place of the value, and the command\n" +
+			"then exits 1 after the listing.",
+		flags: []string{"limit", "after"},
 	},
 }
 
@@ -78,6 +81,7 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 	consistency := fs.String("consistency", "local", "local (answer from this peer's durable state) or majority (a strict majority of the voters); incr, decr and get")
 	idemKey := fs.String("idempotency-key", "", "incr, decr: a retry with the same key (1-255 printable ASCII characters) within the peer's window is applied once")
 	limit := fs.Int("limit", 0, "list: print at most this many counters (0: all)")
+	after := fs.String("after", "", "list: start after this key (to go on from where a --limit stopped)")
 	// Defined here so --help reaches the action, which knows the subcommand.
 	help := fs.BoolP("help", "h", false, "show help for peer counter or one of its subcommands")
 	return func(args []string) error {
@@ -136,7 +140,7 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 			if len(args) == 1 {
 				prefix = args[0]
 			}
-			return counterList(c, prefix, *limit)
+			return counterList(c, prefix, *after, *limit)
 		}
 	}
 }
@@ -145,7 +149,7 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 // subcommand does not use, rather than ignore it (one from the environment
 // may be meant for the other subcommands, so it is let be).
 func checkCounterFlags(fs *pflag.FlagSet, sub *subcommand) error {
-	for _, name := range []string{"consistency", "idempotency-key", "limit"} {
+	for _, name := range []string{"consistency", "idempotency-key", "limit", "after"} {
 		if !onCommandLine(fs, name) {
 			continue
 		}
@@ -240,7 +244,7 @@ func writeJSONLine(b []byte) error {
 // page by page, at most limit of them (0: all). Each page is printed as it
 // comes, so memory stays bounded however many counters there are; a key
 // longer than those of the first page pushes its own page's values right.
-func counterList(c apiClient, prefix string, limit int) error {
+func counterList(c apiClient, prefix, after string, limit int) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -248,10 +252,11 @@ func counterList(c apiClient, prefix string, limit int) error {
 	defer cl.Close()
 	var (
 		tw      = new(tabwriter.Writer)
-		after   string
 		printed int
 		failed  int
 		first   string // the first item error
+		last    string // the last key printed
+		more    bool   // --limit stopped the listing before the end
 	)
 	for pages := 0; ; pages++ {
 		size := counterPageSize
@@ -278,9 +283,11 @@ func counterList(c apiClient, prefix string, limit int) error {
 		}
 		for _, it := range page.Counters {
 			if limit > 0 && printed == limit {
+				more = true
 				break
 			}
 			printed++
+			last = it.Key
 			if it.Value == nil {
 				failed++
 				if first == "" {
@@ -309,7 +316,11 @@ func counterList(c apiClient, prefix string, limit int) error {
 				return err
 			}
 		}
-		if page.Next == "" || (limit > 0 && printed == limit) {
+		if page.Next == "" {
+			break
+		}
+		if limit > 0 && printed == limit {
+			more = true
 			break
 		}
 		// Keys come in order, so each cursor is past the last; a cursor
@@ -320,7 +331,14 @@ func counterList(c apiClient, prefix string, limit int) error {
 		after = page.Next
 	}
 	if *c.json {
-		fmt.Fprintln(out, "]}")
+		fmt.Fprint(out, "]")
+		if more {
+			b, _ := json.Marshal(last)
+			fmt.Fprintf(out, `,"next":%s`, b)
+		}
+		fmt.Fprintln(out, "}")
+	} else if more {
+		fmt.Fprintf(errOut, "stopped at --limit %d; go on with --after %s\n", limit, shellQuote(last))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of the listed counters have no value (first: %s)", failed, first)
@@ -377,4 +395,16 @@ func printFlags(fs *pflag.FlagSet, names []string) {
 	show.SetOutput(out)
 	show.PrintDefaults()
 	show.SetOutput(io.Discard)
+}
+
+// shellQuote quotes s for a POSIX shell unless it needs no quotes.
+func shellQuote(s string) string {
+	plain := s != ""
+	for _, r := range s {
+		plain = plain && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.,:/@%+=", r))
+	}
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -237,6 +237,7 @@ func TestCounterRequests(t *testing.T) {
 				{method: "GET", uri: "/v1/counters?after=user%3A1%2F+xb&limit=1&prefix=user%3A1%2F+x", respBody: `{"counters":[{"key":"user:1/ xc","value":3}],"next":"user:1/ xc"}`},
 			},
 			stdout: "KEY         VALUE\nuser:1/ xa  1\nuser:1/ xb  2\nuser:1/ xc  3\n",
+			stderr: "stopped at --limit 3; go on with --after 'user:1/ xc'\n",
 		},
 		{
 			name: "list limit cuts a longer page",
@@ -245,6 +246,23 @@ func TestCounterRequests(t *testing.T) {
 				{method: "GET", uri: "/v1/counters?limit=1", respBody: `{"counters":[{"key":"a","value":1},{"key":"b","value":2}],"next":"b"}`},
 			},
 			stdout: "KEY  VALUE\na    1\n",
+			stderr: "stopped at --limit 1; go on with --after a\n",
+		},
+		{
+			name: "list --json --limit gives the cursor",
+			args: []string{"list", "--json", "--limit=1"},
+			script: []exchange{
+				{method: "GET", uri: "/v1/counters?limit=1", respBody: `{"counters":[{"key":"a","value":1},{"key":"b","value":2}],"next":"b"}`},
+			},
+			stdout: `{"counters":[{"key":"a","value":1}],"next":"a"}` + "\n",
+		},
+		{
+			name: "list --after goes on",
+			args: []string{"list", "--after", "a", "--limit=1"},
+			script: []exchange{
+				{method: "GET", uri: "/v1/counters?after=a&limit=1", respBody: `{"counters":[{"key":"b","value":2}],"next":""}`},
+			},
+			stdout: "KEY  VALUE\nb    2\n",
 		},
 		{
 			name: "list --json joins the pages",
@@ -359,6 +377,7 @@ func TestCounterCLI(t *testing.T) {
 		{name: "unprintable idempotency key", args: []string{"decr", "k", "--idempotency-key", "a\tb"}, wantCode: 2, stderr: "byte 1 (0x09) is not printable ASCII"},
 		{name: "non-ASCII idempotency key", args: []string{"incr", "k", "--idempotency-key", "é"}, wantCode: 2, stderr: "byte 0 (0xc3)"},
 		{name: "limit on incr", args: []string{"incr", "k", "--limit", "3"}, wantCode: 2, stderr: "--limit does not apply to incr"},
+		{name: "after on get", args: []string{"get", "k", "--after", "a"}, wantCode: 2, stderr: "--after does not apply to get"},
 		{name: "negative limit", args: []string{"list", "--limit", "-1"}, wantCode: 2, stderr: "--limit -1"},
 		{name: "limit not a number", args: []string{"list", "--limit", "many"}, wantCode: 2, stderr: "--limit"},
 		{name: "usage follows the message", args: []string{"incr"}, wantCode: 2, stderr: "Usage: peer counter [flags] incr|decr KEY [N]"},
