@@ -38,13 +38,24 @@ var (
 	// which these errors matched before it existed.
 	ErrBadIdempotencyKey error = badIdempotencyKey{}
 	// ErrUnavailable is returned when a peer this request needs (the owner
-	// of an Idempotency-Key) cannot be reached; the write was not applied,
+	// of an Idempotency-Key, or a peer that may hold its record) cannot be
+	// reached; the write was not applied,
 	// unless that peer got it before the call failed (a timeout, a broken
 	// connection): a retry with the same key that reaches that peer
 	// applies it at most once (one that reaches another owner, across a
 	// partition, applies it again).
 	ErrUnavailable = errors.New("unavailable")
+
+	// ErrBadBatch is returned for a batch with no items or more than
+	// MaxBatchItems. It is a kind of ErrBadDelta (a 400), with its own
+	// text.
+	ErrBadBatch error = badBatch{}
 )
+
+type badBatch struct{}
+
+func (badBatch) Error() string        { return "bad batch" }
+func (badBatch) Is(target error) bool { return target == ErrBadDelta }
 
 // badIdempotencyKey is ErrBadIdempotencyKey: its own text, so that the
 // error does not read as a bad counter key, yet a kind of ErrBadKey.

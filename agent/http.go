@@ -167,6 +167,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // an API answer, not HTML: keep < > & as they are in messages
 	enc.Encode(v)
 }
 

@@ -245,7 +245,7 @@ func writeCounter(w http.ResponseWriter, key string, v int64) {
 	plain := true
 	for i := 0; i < len(key) && plain; i++ {
 		c := key[i]
-		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\'
 	}
 	if !plain {
 		writeJSON(w, http.StatusOK, counterAnswer{Key: key, Value: v})

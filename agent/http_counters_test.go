@@ -85,6 +85,7 @@ func TestCounterHTTPAPI(t *testing.T) {
 		{"no key repaired to U+FFFD", "GET", "/v1/counters/bj%EF%BF%BD", "", "", 200, `"value": 0`},
 		{"batch key with a surrogate pair", "POST", "/v1/counters:batch", `{"items":[{"key":"bj\ud83d\ude00","delta":1}]}`, "", 200, `"key": "bj😀"`},
 		{"batch empty", "POST", "/v1/counters:batch", `{"items":[]}`, "", 400, `no items`},
+		{"error text keeps its angle brackets", "POST", "/v1/counters/hits", `{}`, "", 400, `send {\"delta\": <non-zero integer>}`},
 		{"batch overflow mid-way", "POST", "/v1/counters:batch", `{"items":[{"key":"b2","delta":1},{"key":"hits","delta":9223372036854775807}]}`, "", 400, `"applied":[{"index":0,"key":"b2","value":-2}]`},
 		{"list", "GET", "/v1/counters?prefix=b", "", "", 200, `{"key": "b2", "value": -2}`},
 		{"list page", "GET", "/v1/counters?limit=2", "", "", 200, `"next": "b1"`},

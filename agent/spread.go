@@ -413,7 +413,7 @@ func (a *Agent) replicateMajority(ctx context.Context, keys []string) error {
 	if ok >= need {
 		return nil
 	}
-	return fmt.Errorf("%w: %d of %d voters hold it within %v (%d needed; %v); the increment was applied and made durable on this peer and will spread from there", ErrNoMajority, ok+1, total, a.cfg.Counters.MajorityTimeout, need+1, firstErr(errs))
+	return fmt.Errorf("%w: %d of %d voters confirmed they hold it (%d needed, waited at most %v; %v); the increment was applied and made durable on this peer and will spread from there", ErrNoMajority, ok+1, total, need+1, a.cfg.Counters.MajorityTimeout, firstErr(errs))
 }
 
 // readMajority merges the states of keys held by a strict majority of the
@@ -440,7 +440,7 @@ func (a *Agent) readMajority(ctx context.Context, keys []string) error {
 	if ok >= need {
 		return nil
 	}
-	return fmt.Errorf("%w: %d of %d voters answered within %v (%d needed; %v); read with consistency=local for this peer's value", ErrNoMajority, ok+1, total, a.cfg.Counters.MajorityTimeout, need+1, firstErr(errs))
+	return fmt.Errorf("%w: %d of %d voters answered (%d needed, waited at most %v; %v); read with consistency=local for this peer's value", ErrNoMajority, ok+1, total, need+1, a.cfg.Counters.MajorityTimeout, firstErr(errs))
 }
 
 func firstErr(errs []error) error {

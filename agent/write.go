@@ -27,10 +27,10 @@ func (a *Agent) Add(ctx context.Context, items []CounterItem, cons Consistency) 
 		return nil, ErrNotStarted
 	}
 	if len(items) == 0 {
-		return nil, fmt.Errorf("%w: no items", ErrBadDelta)
+		return nil, fmt.Errorf("%w: no items", ErrBadBatch)
 	}
 	if len(items) > MaxBatchItems {
-		return nil, fmt.Errorf("%w: %d items, at most %d a batch", ErrBadDelta, len(items), MaxBatchItems)
+		return nil, fmt.Errorf("%w: %d items, at most %d a batch", ErrBadBatch, len(items), MaxBatchItems)
 	}
 	if err := validateItems(items); err != nil {
 		return nil, err
