@@ -3,6 +3,8 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"sync"
 	"sync/atomic"
 
@@ -282,11 +284,54 @@ func (c *counters) value(key string) (int64, error) {
 	case errors.Is(err, crdt.ErrNotFound):
 		return 0, nil
 	case errors.Is(err, crdt.ErrValueOverflow):
-		return 0, fmt.Errorf("%w: the replicas of %q together hold a value outside int64 (its writers each stayed in range, e.g. on both sides of a partition); add the opposite amount to bring it back", ErrValueOverflow, key)
+		return 0, fmt.Errorf("%w: the replicas of %q together hold %s (its writers each stayed in range, e.g. on both sides of a partition); %s", ErrValueOverflow, key, c.overflowed(key), c.overflowRepair(key))
 	case errors.Is(err, crdt.ErrBadKey):
 		return 0, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
 	return v, err
+}
+
+// overflowed returns the exact value of key, a sum past int64 that
+// crdt refuses to read: every replica's additions less its subtractions.
+func (c *counters) overflowed(key string) *big.Int {
+	pn, err := c.store.Counter(key)
+	sum := new(big.Int)
+	if err != nil {
+		return sum
+	}
+	var x big.Int
+	for _, r := range pn.Replicas() {
+		p, n := pn.Counts(r)
+		sum.Add(sum, x.SetUint64(p))
+		sum.Sub(sum, x.SetUint64(n))
+	}
+	return sum
+}
+
+// overflowRepair says what to write to bring key back into int64 (to
+// its nearest end): a write of the opposite sign, which one write can do
+// only while the distance fits a delta.
+func (c *counters) overflowRepair(key string) string {
+	v := c.overflowed(key)
+	var edge big.Int
+	op := "subtract"
+	if v.Sign() > 0 {
+		edge.SetInt64(math.MaxInt64)
+	} else {
+		edge.SetInt64(math.MinInt64)
+		op = "add"
+	}
+	var d big.Int
+	d.Sub(v, &edge)
+	d.Abs(&d)
+	most := new(big.Int).SetUint64(1 << 63) // the largest subtraction; an addition takes one less
+	if op == "add" {
+		most.SetInt64(math.MaxInt64)
+	}
+	if d.Cmp(most) > 0 {
+		return fmt.Sprintf("bringing it back takes a write of %s%s, more than one delta can carry (a write that leaves it out of range is refused)", map[string]string{"add": "+", "subtract": "-"}[op], d.String())
+	}
+	return fmt.Sprintf("%s at least %s in one write to bring it back into range (a write that leaves it out of range is refused)", op, d.String())
 }
 
 // dirtySet holds the keys written locally since the last spread round,

@@ -331,3 +331,38 @@ func TestLeaveHandsOverWrites(t *testing.T) {
 		t.Fatalf("right after the leave: %v", err)
 	}
 }
+
+// Two sides of a partition each add up to int64's limit: merged, the value
+// is out of range, and the read says by how much and what one write
+// brings it back; that write does.
+func TestOverflowedValueSaysHowToRepair(t *testing.T) {
+	c := newCluster(t, 2, nil)
+	waitFor(t, 20*time.Second, "cluster", func() error { return agreed(c.agents, allAlive(2)) })
+	waitWritable(t, c.agents...)
+	if err := c.net.Partition([]string{ip(0)}, []string{ip(1)}); err != nil {
+		t.Fatal(err)
+	}
+	add(t, c.agents[0], "big", 1<<63-1, agent.Local)
+	add(t, c.agents[1], "big", 1<<63-1, agent.Local)
+	c.net.Heal()
+	ctx := context.Background()
+	var err error
+	waitFor(t, 20*time.Second, "merged past int64", func() error {
+		_, err = c.agents[0].Value(ctx, "big", agent.Local)
+		if err == nil {
+			return errors.New("still in range")
+		}
+		return nil
+	})
+	if !errors.Is(err, agent.ErrValueOverflow) || !strings.Contains(err.Error(), "hold 18446744073709551614") ||
+		!strings.Contains(err.Error(), "subtract at least 9223372036854775807 in one write") {
+		t.Fatalf("read of the overflowed key: %v", err)
+	}
+	entries, _, err := c.agents[0].ListCounters("big", "", 10)
+	if err != nil || len(entries) != 1 || !strings.Contains(entries[0].Error, "subtract at least 9223372036854775807") {
+		t.Fatalf("listing: %+v, %v", entries, err)
+	}
+	if v := add(t, c.agents[0], "big", -(1<<63 - 1), agent.Local); v != 1<<63-1 {
+		t.Fatalf("after the repair: %d, want %d", v, int64(1<<63-1))
+	}
+}

@@ -303,7 +303,7 @@ func (a *Agent) ListCounters(prefix, after string, limit int) ([]CounterEntry, s
 	for _, k := range keys {
 		e := CounterEntry{Key: k}
 		if v, err := a.ctr.store.Value(k); errors.Is(err, crdt.ErrValueOverflow) {
-			e.Error = "value out of int64 range: its writers together added past the limit; add the opposite amount to bring it back"
+			e.Error = fmt.Sprintf("value out of int64 range: its writers together hold %s; %s", a.ctr.overflowed(k), a.ctr.overflowRepair(k))
 		} else {
 			e.Value = &v
 		}
