@@ -167,7 +167,8 @@ func (a *Agent) replicateIdem(ctx context.Context, puts []idemPut) {
 	if len(byPeer) == 0 {
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, a.cfg.RPCTimeout/4)
+	// The write is applied: copy its records even if the client gave up.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.RPCTimeout/4)
 	defer cancel()
 	var wg sync.WaitGroup
 	for name, ps := range byPeer {
