@@ -200,7 +200,7 @@ func (c *counters) applyLocal(items []CounterItem, rec func([]CounterResult, *st
 		if err != nil {
 			applyErrAt = applyErr(it.Key, it.Delta, err)
 			if len(items) > 1 {
-				applyErrAt = fmt.Errorf("%w; the batch's items after it were not applied, those before it were unless \"applied\" leaves them out (it lists each applied item with its index)", applyErrAt)
+				applyErrAt = fmt.Errorf("%w; nor were the batch's items after it, unless they had gone out before it with earlier items (to the same peer); \"applied\" lists each item that was applied, with its index", applyErrAt)
 			}
 			break
 		}

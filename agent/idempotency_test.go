@@ -157,6 +157,8 @@ func TestBatchOrderAndOverflowAcrossOwners(t *testing.T) {
 	}
 
 	add(t, n1, "full", 1<<63-1, agent.Local)
+	waitFor(t, 20*time.Second, "full everywhere", func() error { return converged(c.agents, map[string]int64{"full": 1<<63 - 1}) })
+	theirs2 := idemKeyOwnedBy(t, n1, c.agents[1].NodeName(), "theirs2")
 	for _, tc := range []struct {
 		name    string
 		items   []agent.CounterItem
@@ -165,6 +167,7 @@ func TestBatchOrderAndOverflowAcrossOwners(t *testing.T) {
 		{"plain overflow stops an idempotent item of this peer", []agent.CounterItem{{Key: "o1", Delta: 1}, {Key: "full", Delta: 1}, {Key: "o2", Delta: 1, IdempotencyKey: mine + "x"}}, []bool{true, false, false}},
 		{"plain overflow stops another owner's item", []agent.CounterItem{{Key: "o3", Delta: 1}, {Key: "full", Delta: 1}, {Key: "o4", Delta: 1, IdempotencyKey: theirs}}, []bool{true, false, false}},
 		{"an earlier idempotent item stays applied", []agent.CounterItem{{Key: "o5", Delta: 1, IdempotencyKey: theirs + "y"}, {Key: "full", Delta: 1}, {Key: "o6", Delta: 1}}, []bool{true, false, false}},
+		{"another owner refuses an item after one it applied", []agent.CounterItem{{Key: "o7", Delta: 1, IdempotencyKey: theirs}, {Key: "full", Delta: 1, IdempotencyKey: theirs2}, {Key: "o8", Delta: 1}}, []bool{true, false, false}},
 	} {
 		res, err := n1.Add(ctx, tc.items, agent.Local)
 		if !errors.Is(err, agent.ErrBadDelta) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/ringleader/ringleader/agent/peerrpc"
@@ -162,6 +163,12 @@ type addResponse struct {
 	// NoMajority, when set, is the owner's ErrNoMajority message: the
 	// items were applied there (Results) but not confirmed by a majority.
 	NoMajority string `msgpack:"nomaj,omitempty"`
+	// Failed, when set, is the owner's error for a call that applied only
+	// some items (an item refused for overflow stops the ones after it):
+	// Results holds those applied, zero for the others. FailedCode is its
+	// peer RPC error code.
+	Failed     string `msgpack:"failed,omitempty"`
+	FailedCode string `msgpack:"failcode,omitempty"`
 }
 
 // forwardAdd sends idempotent items to the owner of their keys.
@@ -178,6 +185,9 @@ func (a *Agent) forwardAdd(ctx context.Context, v *View, owner string, items []C
 	var noMajority error
 	if resp.NoMajority != "" {
 		noMajority = &remoteError{is: ErrNoMajority, msg: fmt.Sprintf("%s (at peer %s, the owner of the Idempotency-Key)", resp.NoMajority, owner)}
+	}
+	if resp.Failed != "" {
+		noMajority = ownerError(resp.FailedCode, resp.Failed, owner)
 	}
 	for _, b := range resp.States {
 		var st crdt.State
@@ -204,6 +214,8 @@ func (a *Agent) handleAdd(ctx context.Context, req *addRequest) (*addResponse, e
 	switch {
 	case err != nil && req.Partial && errors.Is(err, ErrNoMajority) && len(res) == len(req.Items):
 		resp.NoMajority = err.Error()
+	case err != nil && req.Partial && len(res) == len(req.Items) && slices.ContainsFunc(res, func(r CounterResult) bool { return r.Key != "" }):
+		resp.Failed, resp.FailedCode = err.Error(), remoteCode(err)
 	case err != nil:
 		return nil, toRemote(err)
 	}
@@ -219,11 +231,14 @@ func (a *Agent) handleAdd(ctx context.Context, req *addRequest) (*addResponse, e
 	return resp, nil
 }
 
-// Error codes that carry the counter errors over peer RPC.
-var remoteCodes = []struct {
+// remoteCodeOf is the peer RPC error code of a counter error.
+type remoteCodeOf struct {
 	code string
 	err  error
-}{
+}
+
+// Error codes that carry the counter errors over peer RPC.
+var remoteCodes = []remoteCodeOf{
 	{"bad_key", ErrBadKey},
 	{"bad_delta", ErrBadDelta},
 	{"not_ready", ErrNotReady},
@@ -232,25 +247,43 @@ var remoteCodes = []struct {
 	{"unavailable", ErrUnavailable},
 }
 
-func toRemote(err error) error {
+// remoteCode is the code that carries err's kind over peer RPC ("" for
+// none).
+func remoteCode(err error) string {
 	for _, rc := range remoteCodes {
 		if errors.Is(err, rc.err) {
-			return peerrpc.WithCode(rc.code, err)
+			return rc.code
 		}
 	}
+	return ""
+}
+
+func toRemote(err error) error {
+	if code := remoteCode(err); code != "" {
+		return peerrpc.WithCode(code, err)
+	}
 	return err
+}
+
+// ownerError is the error an owner sent with code and msg, as this peer
+// passes it on.
+func ownerError(code, msg, owner string) error {
+	for _, rc := range remoteCodes {
+		if code == rc.code {
+			return &remoteError{is: rc.err, msg: fmt.Sprintf("%s (at peer %s, the owner of the Idempotency-Key)", msg, owner)}
+		}
+	}
+	return fmt.Errorf("agent: peer %s: %s", owner, msg)
 }
 
 // fromRemote turns a forwarded call's failure into the agent's error.
 func fromRemote(err error, owner string) error {
 	var re *peerrpc.RemoteError
 	if errors.As(err, &re) {
-		for _, rc := range remoteCodes {
-			if re.Code == rc.code {
-				return &remoteError{is: rc.err, msg: fmt.Sprintf("%s (at peer %s, the owner of the Idempotency-Key)", re.Message, owner)}
-			}
+		if !slices.ContainsFunc(remoteCodes, func(rc remoteCodeOf) bool { return rc.code == re.Code }) {
+			return fmt.Errorf("agent: peer %s: %w", owner, err)
 		}
-		return fmt.Errorf("agent: peer %s: %w", owner, err)
+		return ownerError(re.Code, re.Message, owner)
 	}
 	return fmt.Errorf("%w: peer %s owns the Idempotency-Key and cannot be reached (%v); the write was not applied unless %s got it before that. A retry with the same key applies it at most once if it reaches %s; one that reaches another owner (a partition splits the ring) applies it again", ErrUnavailable, owner, err, owner, owner)
 }
