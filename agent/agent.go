@@ -203,7 +203,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	} else if err := a.settleIdentity(ctx, false); err != nil {
 		return err
 	}
-	a.wg.Add(7)
+	a.wg.Add(8)
+	go a.moveIdemLoop()
 	go a.locks.voterLoop()
 	go a.locks.runTimers()
 	go a.locks.renewLoop()
@@ -562,6 +563,9 @@ func (a *Agent) Leave(ctx context.Context) error {
 	if a.ctr != nil {
 		sctx, cancel := step(0.35)
 		a.handOff(sctx)
+		cancel()
+		sctx, cancel = step(0.25)
+		a.handOffIdem(sctx)
 		cancel()
 	}
 	if ls, err := a.lockService(); err == nil {

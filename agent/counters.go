@@ -136,6 +136,11 @@ type counters struct {
 
 	// idemLocks serialize requests per idempotency key (by hash).
 	idemLocks [256]sync.Mutex
+	// idemMoveTo are peers that joined since moveIdemLoop last ran, and
+	// idemMoveKick (buffered 1) wakes it.
+	idemMoveMu   sync.Mutex
+	idemMoveTo   map[string]bool
+	idemMoveKick chan struct{}
 	// idemCount estimates the live idempotency records (puts minus
 	// deletes, counted from the store at startup).
 	idemCount atomic.Int64

@@ -29,7 +29,11 @@ import (
 // On a miss it asks those next two peers, which were its owners before a
 // join moved it or hold the copy of the owner before a leave or failure;
 // if one of them does not answer, the write is refused (503), since that
-// peer may hold the record.
+// peer may hold the record. Records follow their keys: a peer leaving
+// gracefully hands its records to the peers that hold them once it is
+// gone (handOffIdem), and the holders copy records to peers that join
+// their keys' preference lists (moveIdemLoop), so a join or a leave of
+// all three holders within the window keeps them.
 //
 // Partitions: when the owner of an idempotency key cannot be reached, the
 // write is refused with 503 and not applied (retry later, or drop the key
@@ -396,6 +400,140 @@ func (a *Agent) sweepIdempotency() {
 		}
 		if a.ctr.idemCount.Load() < 0 {
 			a.ctr.idemCount.Store(0)
+		}
+	}
+}
+
+// copyIdemRecords sends this peer's live idempotency records to peers
+// that should hold them: for each record, targets(key) names them. Each
+// peer gets its records in calls of at most MaxBatchItems, durably kept
+// there before it answers (handleIdemPut; a peer keeps a record it has).
+// It returns how many copies arrived and the first error; a peer that
+// fails a call gets no more calls this time.
+func (a *Agent) copyIdemRecords(ctx context.Context, rpc map[string]string, targets func(key string) []string) (int, error) {
+	now := a.clock.Now()
+	pending := map[string][]idemPut{}
+	failed := map[string]bool{}
+	sent := 0
+	var firstErr error
+	flush := func(name string) {
+		ps := pending[name]
+		delete(pending, name)
+		if len(ps) == 0 || failed[name] {
+			return
+		}
+		var resp idemPutResponse
+		if err := a.call(ctx, rpc[name], methodIdemPut, &idemPutRequest{Records: ps}, &resp); err != nil {
+			failed[name] = true
+			a.metrics.idemCopyFailures.Add(float64(len(ps)))
+			if firstErr == nil {
+				firstErr = fmt.Errorf("copying %d idempotency records to %s: %w", len(ps), name, err)
+			}
+			return
+		}
+		sent += len(ps)
+	}
+	err := a.ctr.db.ScanIdempotency(now, func(key string, value []byte, expires time.Time) bool {
+		var rec idemRecord
+		if msgpack.Unmarshal(value, &rec) != nil {
+			return true // a damaged record stays here; its own reads report it
+		}
+		ttl := expires.Sub(now).Milliseconds()
+		if ttl <= 0 {
+			return true
+		}
+		for _, name := range targets(key) {
+			if name == a.cfg.NodeName || rpc[name] == "" || failed[name] {
+				continue
+			}
+			pending[name] = append(pending[name], idemPut{Key: key, Record: rec, TTLMillis: ttl})
+			if len(pending[name]) == MaxBatchItems {
+				flush(name)
+			}
+		}
+		return ctx.Err() == nil
+	})
+	for name := range pending {
+		flush(name)
+	}
+	if err == nil {
+		err = firstErr
+	}
+	return sent, err
+}
+
+// handOffIdem, on a graceful leave, copies this peer's idempotency
+// records to the peers that hold them once it is gone: the first
+// idemCopies of each key's preference list without this peer.
+func (a *Agent) handOffIdem(ctx context.Context) {
+	v := a.view.load()
+	sent, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
+		pref, _ := v.Ring.Preference(key, idemCopies+1)
+		pref = slices.DeleteFunc(pref, func(n string) bool { return n == a.cfg.NodeName })
+		return pref[:min(len(pref), idemCopies)]
+	})
+	if err != nil {
+		a.log.Warn("leave: not every idempotency record was handed off; retries of those may apply again", "copies", sent, "err", err)
+		return
+	}
+	a.log.Debug("leave: idempotency records handed off", "copies", sent)
+}
+
+// queueIdemMove asks moveIdemLoop to copy the idempotency records whose
+// preference lists now hold the joined peers to them.
+func (c *counters) queueIdemMove(joined []string) {
+	c.idemMoveMu.Lock()
+	if c.idemMoveTo == nil {
+		c.idemMoveTo = map[string]bool{}
+	}
+	for _, n := range joined {
+		c.idemMoveTo[n] = true
+	}
+	c.idemMoveMu.Unlock()
+	select {
+	case c.idemMoveKick <- struct{}{}:
+	default:
+	}
+}
+
+// moveIdemLoop copies idempotency records to peers that joined the
+// preference lists of their keys (queueIdemMove), so a join of as many
+// peers as hold a record (idemCopies) does not leave its new holders
+// without it. A retry that reaches them before the copy does may still
+// apply again. It is counted in a.wg.
+func (a *Agent) moveIdemLoop() {
+	defer a.wg.Done()
+	for {
+		select {
+		case <-a.ctr.idemMoveKick:
+		case <-a.stop:
+			return
+		}
+		a.ctr.idemMoveMu.Lock()
+		joined := a.ctr.idemMoveTo
+		a.ctr.idemMoveTo = nil
+		a.ctr.idemMoveMu.Unlock()
+		if len(joined) == 0 {
+			continue
+		}
+		v := a.view.load()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*a.cfg.RPCTimeout)
+		go func() { // end the copies when the agent stops
+			select {
+			case <-a.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		sent, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
+			pref, _ := v.Ring.Preference(key, idemCopies)
+			return slices.DeleteFunc(pref, func(n string) bool { return !joined[n] })
+		})
+		cancel()
+		if err != nil {
+			a.log.Warn("not every idempotency record reached the peers that joined its preference list; retries of those through them may apply again", "copies", sent, "err", err)
+		} else if sent > 0 {
+			a.log.Debug("idempotency records copied to joined peers", "copies", sent)
 		}
 	}
 }

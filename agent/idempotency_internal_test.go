@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -89,4 +92,129 @@ func FuzzIdemPut(f *testing.F) {
 			t.Fatalf("stored %d but the count went from %d to %d", resp.Stored, before, after)
 		}
 	})
+}
+
+// holdsIdem reports whether a holds a live record of idempotency key k.
+func holdsIdem(a *Agent, k string) bool {
+	_, ok, err := a.ctr.db.GetIdempotency(k, a.clock.Now())
+	return err == nil && ok
+}
+
+// byName finds the agent named name among as.
+func byName(as []*Agent, name string) *Agent {
+	for _, a := range as {
+		if a.cfg.NodeName == name {
+			return a
+		}
+	}
+	return nil
+}
+
+// Idempotency records follow their keys when peers join or leave: a join
+// of as many peers as hold a record (3) leaves it on its new holders, and
+// so does a graceful leave of all 3. Before, each applied the retries of
+// those keys a second time.
+func TestIdempotencyRecordsFollowJoinsAndLeaves(t *testing.T) {
+	net, as, ips := startInternalCluster(t, 3, nil)
+	defer net.Close()
+	defer func() {
+		for _, a := range as {
+			a.Shutdown()
+		}
+	}()
+	waitBench(t, 20*time.Second, "3 alive, ready", func() bool {
+		return allSeeAlive(as, 3) && as[0].ctr.id.Load() != nil && as[1].ctr.id.Load() != nil && as[2].ctr.id.Load() != nil
+	})
+	ctx := context.Background()
+	first := map[string]int64{}
+	for i := range 40 {
+		k := fmt.Sprintf("join-%d", i)
+		res, err := as[0].Add(ctx, []CounterItem{{Key: "moved", Delta: 1, IdempotencyKey: k}}, Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[k] = res[0].Value
+	}
+	for i := 3; i < 6; i++ {
+		a, ip := startInternalAgent(t, net, i, ips, nil)
+		as, ips = append(as, a), append(ips, ip)
+	}
+	waitBench(t, 30*time.Second, "6 alive in every ring", func() bool {
+		if !allSeeAlive(as, 6) {
+			return false
+		}
+		for _, a := range as {
+			if a.view.load().Ring.Len() != 6 || a.ctr.id.Load() == nil {
+				return false
+			}
+		}
+		return true
+	})
+	// Every peer of each key's new preference list holds its record.
+	waitBench(t, 20*time.Second, "records on their new holders", func() bool {
+		for k := range first {
+			pref, _ := as[0].view.load().Ring.Preference(k, idemCopies)
+			for _, name := range pref {
+				if !holdsIdem(byName(as, name), k) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for k, v := range first {
+		res, err := as[5].Add(ctx, []CounterItem{{Key: "moved", Delta: 1, IdempotencyKey: k}}, Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res[0].Replayed || res[0].Value != v {
+			t.Fatalf("retry of %s after the joins: %+v, first value %d", k, res[0], v)
+		}
+	}
+
+	// Keys held only by the three that joined, then all three leave.
+	newcomers := map[string]bool{"n4": true, "n5": true, "n6": true}
+	var theirs []string
+	for i := 0; len(theirs) < 4 && i < 100000; i++ {
+		k := fmt.Sprintf("leave-%d", i)
+		pref, _ := as[0].view.load().Ring.Preference(k, idemCopies)
+		if !slices.ContainsFunc(pref, func(n string) bool { return !newcomers[n] }) {
+			theirs = append(theirs, k)
+		}
+	}
+	firstLeave := map[string]int64{}
+	for _, k := range theirs {
+		res, err := as[0].Add(ctx, []CounterItem{{Key: "left", Delta: 1, IdempotencyKey: k}}, Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		firstLeave[k] = res[0].Value
+	}
+	for _, a := range as[3:] {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := a.Leave(lctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		a.Shutdown()
+		rest := as[:3]
+		waitBench(t, 20*time.Second, a.cfg.NodeName+" out of every ring", func() bool {
+			for _, r := range rest {
+				if r.view.load().Ring.Has(a.cfg.NodeName) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	as = as[:3]
+	for k, v := range firstLeave {
+		res, err := as[1].Add(ctx, []CounterItem{{Key: "left", Delta: 1, IdempotencyKey: k}}, Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res[0].Replayed || res[0].Value != v {
+			t.Fatalf("retry of %s after its 3 holders left: %+v, first value %d", k, res[0], v)
+		}
+	}
 }

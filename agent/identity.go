@@ -79,7 +79,7 @@ func (a *Agent) openCounters() error {
 		// 1,000,000 keys, BenchmarkRestartMillionKeys).
 		debug.FreeOSMemory()
 	}
-	c := &counters{a: a, store: cs, db: db}
+	c := &counters{a: a, store: cs, db: db, idemMoveKick: make(chan struct{}, 1)}
 	c.idemCount.Store(int64(idem))
 	a.ctr = c
 	a.log.Info("counters loaded", "keys", n, "idempotency_records", idem, "took", time.Since(start).Round(time.Millisecond))

@@ -106,36 +106,43 @@ func startInternalCluster(tb testing.TB, n int, mutate func(i int, cfg *Config))
 	var as []*Agent
 	var ips []string
 	for i := range n {
-		ip := fmt.Sprintf("10.1.0.%d", i+1)
-		ips = append(ips, ip)
-		h, err := net.AddHost(ip)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		gossip, err := h.GossipTransport(7946)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cfg := DefaultConfig()
-		cfg.NodeName = fmt.Sprintf("n%d", i+1)
-		cfg.BindAddr, cfg.RPCAddr, cfg.HTTPAddr, cfg.DataDir = ip+":7946", ip+":7947", "", ""
-		cfg.GossipTransport, cfg.RPCTransport = gossip, h
-		if i > 0 {
-			cfg.StartJoin = []string{ips[0]}
-		}
-		if mutate != nil {
-			mutate(i, &cfg)
-		}
-		a, err := New(cfg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := a.Start(context.Background()); err != nil {
-			tb.Fatal(err)
-		}
-		as = append(as, a)
+		a, ip := startInternalAgent(tb, net, i, ips, mutate)
+		as, ips = append(as, a), append(ips, ip)
 	}
 	return net, as, ips
+}
+
+// startInternalAgent starts agent i (named n<i+1>, at 10.1.0.<i+1>) on
+// net, joined through ips[0] if there is one.
+func startInternalAgent(tb testing.TB, net *memnet.Network, i int, ips []string, mutate func(i int, cfg *Config)) (*Agent, string) {
+	tb.Helper()
+	ip := fmt.Sprintf("10.1.0.%d", i+1)
+	h, err := net.AddHost(ip)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	gossip, err := h.GossipTransport(7946)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.NodeName = fmt.Sprintf("n%d", i+1)
+	cfg.BindAddr, cfg.RPCAddr, cfg.HTTPAddr, cfg.DataDir = ip+":7946", ip+":7947", "", ""
+	cfg.GossipTransport, cfg.RPCTransport = gossip, h
+	if len(ips) > 0 {
+		cfg.StartJoin = []string{ips[0]}
+	}
+	if mutate != nil {
+		mutate(i, &cfg)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return a, ip
 }
 
 func waitBench(b testing.TB, timeout time.Duration, what string, cond func() bool) {

@@ -170,6 +170,19 @@ func (a *Agent) rebuildView(members []serf.Member) {
 	if old != nil && old.Ring != nil && old.Ring.Checksum() == v.Ring.Checksum() && mapsEqual(old.RPC, v.RPC) {
 		return
 	}
+	if a.ctr != nil && old != nil && len(old.RPC) > 1 {
+		// Peers that joined a cluster this peer was already part of (not
+		// the others it finds when it starts) may now hold records.
+		var joined []string
+		for name := range v.RPC {
+			if _, ok := old.RPC[name]; !ok && name != a.cfg.NodeName {
+				joined = append(joined, name)
+			}
+		}
+		if len(joined) > 0 {
+			a.ctr.queueIdemMove(joined)
+		}
+	}
 	a.metrics.ringRebuilds.Inc()
 	if ls, err := a.lockService(); err == nil {
 		ls.ringChanged()

@@ -179,3 +179,44 @@ func (db *DB) CountIdempotency() (int, error) {
 	}
 	return n, nil
 }
+
+// ScanIdempotency calls fn, in key order, with every idempotency record live at now: its key,
+// its value and its expiry. fn must not keep value past its return. It stops early, returning
+// nil, when fn returns false. A record it cannot decode ends the scan with an error naming it.
+func (db *DB) ScanIdempotency(now time.Time, fn func(key string, value []byte, expires time.Time) bool) error {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	iter, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixIdempotency}, UpperBound: keyspaceEnd(prefixIdempotency)})
+	if err != nil {
+		return db.readError("scan idempotency records", err)
+	}
+	var scanErr error
+	for valid := iter.First(); valid; valid = iter.Next() {
+		key := string(iter.Key()[1:])
+		expires, value, err := decodeIdempotencyValue(iter.Value())
+		if err != nil {
+			scanErr = db.readError(fmt.Sprintf("read idempotency record %q", key), err)
+			break
+		}
+		if sortableNanos(now) >= expires {
+			continue
+		}
+		if !fn(key, value, fromSortableNanos(expires)) {
+			break
+		}
+	}
+	err = iter.Error()
+	if cerr := iter.Close(); err == nil {
+		err = cerr
+	}
+	if scanErr != nil {
+		return scanErr
+	}
+	if err != nil {
+		return db.readError("scan idempotency records", err)
+	}
+	return nil
+}

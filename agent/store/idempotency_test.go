@@ -310,3 +310,29 @@ func TestBatchDone(t *testing.T) {
 		t.Fatal("a closed batch was committed")
 	}
 }
+
+// ScanIdempotency gives the live records, in key order, with their
+// expiries, and stops when asked.
+func TestScanIdempotency(t *testing.T) {
+	db := openMem(t, vfs.NewMem())
+	defer db.Close()
+	now := testNow
+	for i, k := range []string{"b", "a", "c"} {
+		putIdem(t, db, k, "v"+k, now.Add(time.Duration(i)*time.Minute))
+	}
+	var got []string
+	err := db.ScanIdempotency(now.Add(30*time.Second), func(key string, value []byte, expires time.Time) bool {
+		got = append(got, fmt.Sprintf("%s=%s@%d", key, value, expires.Sub(now)/time.Minute))
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "a=va@1 c=vc@2"; strings.Join(got, " ") != want { // b expired at now
+		t.Fatalf("scan: %q, want %q", strings.Join(got, " "), want)
+	}
+	n := 0
+	if err := db.ScanIdempotency(now, func(string, []byte, time.Time) bool { n++; return false }); err != nil || n != 1 {
+		t.Fatalf("early stop: %d calls, %v", n, err)
+	}
+}
