@@ -105,7 +105,11 @@ func counterCommand(fs *pflag.FlagSet) func([]string) error {
 		switch sub.name {
 		case "incr", "decr":
 			if len(args) < 1 || len(args) > 2 {
-				return usagef("%s: want KEY [N]", sub.name)
+				hint := ""
+				if fs.ArgsLenAtDash() >= 0 {
+					hint = " (after --, flags are arguments too)"
+				}
+				return usagef("%s: want KEY [N], got %d arguments %q%s", sub.name, len(args), args, hint)
 			}
 			delta := int64(1)
 			if len(args) == 2 {

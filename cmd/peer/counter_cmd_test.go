@@ -369,6 +369,7 @@ func TestCounterCLI(t *testing.T) {
 		{name: "majority from env is let be by list", args: []string{"list"}, env: map[string]string{"PEER_CONSISTENCY": "majority"}, wantCode: 1, stderr: "cannot reach the peer"},
 		{name: "limit from env is let be by incr", args: []string{"incr", "k"}, env: map[string]string{"PEER_LIMIT": "3"}, wantCode: 1, stderr: "cannot reach the peer"},
 		{name: "decr by 2^63", args: []string{"decr", "k", "9223372036854775808"}, wantCode: 1, stderr: "cannot reach the peer"},
+		{name: "flags after --", args: []string{"decr", "k", "--", "-5", "--json"}, wantCode: 2, stderr: `got 3 arguments ["k" "-5" "--json"] (after --, flags are arguments too)`},
 		{name: "decr past 2^63", args: []string{"decr", "k", "9223372036854775809"}, wantCode: 2, stderr: "want a positive integer up to 9223372036854775808"},
 		{name: "idempotency key on get", args: []string{"get", "k", "--idempotency-key", "x"}, wantCode: 2, stderr: "--idempotency-key does not apply to get"},
 		{name: "idempotency key on list", args: []string{"list", "--idempotency-key", "x"}, wantCode: 2, stderr: "--idempotency-key does not apply to list"},
