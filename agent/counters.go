@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringleader/ringleader/agent/store"
 	"github.com/ringleader/ringleader/crdt"
+	"github.com/ringleader/ringleader/ring"
 )
 
 // Errors of the counter API (wrapped with detail; match with errors.Is).
@@ -136,10 +137,10 @@ type counters struct {
 
 	// idemLocks serialize requests per idempotency key (by hash).
 	idemLocks [256]sync.Mutex
-	// idemMoveTo are peers that joined since moveIdemLoop last ran, and
-	// idemMoveKick (buffered 1) wakes it.
+	// idemMoveFrom is the ring before the ring changes moveIdemLoop has
+	// not yet handled, and idemMoveKick (buffered 1) wakes it.
 	idemMoveMu   sync.Mutex
-	idemMoveTo   map[string]bool
+	idemMoveFrom *ring.Ring
 	idemMoveKick chan struct{}
 	// idemCount estimates the live idempotency records (puts minus
 	// deletes, counted from the store at startup).

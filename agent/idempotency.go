@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ringleader/ringleader/agent/store"
+	"github.com/ringleader/ringleader/ring"
 )
 
 // Idempotent writes.
@@ -31,9 +32,10 @@ import (
 // if one of them does not answer, the write is refused (503), since that
 // peer may hold the record. Records follow their keys: a peer leaving
 // gracefully hands its records to the peers that hold them once it is
-// gone (handOffIdem), and the holders copy records to peers that join
-// their keys' preference lists (moveIdemLoop), so a join or a leave of
-// all three holders within the window keeps them.
+// gone (handOffIdem), and after any ring change the holders copy records
+// to the peers that entered their keys' preference lists (moveIdemLoop),
+// so joins, leaves (also several at once) and failures of holders within
+// the window keep each record on its key's list while one holder lives.
 //
 // Partitions: when the owner of an idempotency key cannot be reached, the
 // write is refused with 503 and not applied (retry later, or drop the key
@@ -479,15 +481,13 @@ func (a *Agent) handOffIdem(ctx context.Context) {
 	a.log.Debug("leave: idempotency records handed off", "copies", sent)
 }
 
-// queueIdemMove asks moveIdemLoop to copy the idempotency records whose
-// preference lists now hold the joined peers to them.
-func (c *counters) queueIdemMove(joined []string) {
+// queueIdemMove asks moveIdemLoop to copy the idempotency records this
+// peer holds to the peers that their keys' preference lists name now but
+// did not in old, the ring before the change.
+func (c *counters) queueIdemMove(old *ring.Ring) {
 	c.idemMoveMu.Lock()
-	if c.idemMoveTo == nil {
-		c.idemMoveTo = map[string]bool{}
-	}
-	for _, n := range joined {
-		c.idemMoveTo[n] = true
+	if c.idemMoveFrom == nil {
+		c.idemMoveFrom = old // the oldest ring not yet compared
 	}
 	c.idemMoveMu.Unlock()
 	select {
@@ -496,11 +496,13 @@ func (c *counters) queueIdemMove(joined []string) {
 	}
 }
 
-// moveIdemLoop copies idempotency records to peers that joined the
-// preference lists of their keys (queueIdemMove), so a join of as many
-// peers as hold a record (idemCopies) does not leave its new holders
-// without it. A retry that reaches them before the copy does may still
-// apply again. It is counted in a.wg.
+// moveIdemLoop keeps each idempotency record on the peers its key's
+// preference list names as the ring changes (queueIdemMove): after a ring
+// change it copies every record this peer holds to the peers of its
+// key's list that were not on it before. So peers that join a key's list
+// get its record, and when holders leave or fail, those that remain copy
+// it to the peers that take their places. A retry that reaches a peer
+// before its copy does may still apply again. It is counted in a.wg.
 func (a *Agent) moveIdemLoop() {
 	defer a.wg.Done()
 	for {
@@ -510,13 +512,13 @@ func (a *Agent) moveIdemLoop() {
 			return
 		}
 		a.ctr.idemMoveMu.Lock()
-		joined := a.ctr.idemMoveTo
-		a.ctr.idemMoveTo = nil
+		from := a.ctr.idemMoveFrom
+		a.ctr.idemMoveFrom = nil
 		a.ctr.idemMoveMu.Unlock()
-		if len(joined) == 0 {
+		v := a.view.load()
+		if from == nil || v.Ring == nil {
 			continue
 		}
-		v := a.view.load()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*a.cfg.RPCTimeout)
 		go func() { // end the copies when the agent stops
 			select {
@@ -525,15 +527,17 @@ func (a *Agent) moveIdemLoop() {
 			case <-ctx.Done():
 			}
 		}()
+		var before []string
 		sent, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
 			pref, _ := v.Ring.Preference(key, idemCopies)
-			return slices.DeleteFunc(pref, func(n string) bool { return !joined[n] })
+			before, _ = from.AppendPreference(before[:0], key, idemCopies)
+			return slices.DeleteFunc(pref, func(n string) bool { return slices.Contains(before, n) })
 		})
 		cancel()
 		if err != nil {
-			a.log.Warn("not every idempotency record reached the peers that joined its preference list; retries of those through them may apply again", "copies", sent, "err", err)
+			a.log.Warn("not every idempotency record reached the peers its key's preference list names now; retries of those through them may apply again", "copies", sent, "err", err)
 		} else if sent > 0 {
-			a.log.Debug("idempotency records copied to joined peers", "copies", sent)
+			a.log.Debug("idempotency records copied after a ring change", "copies", sent)
 		}
 	}
 }

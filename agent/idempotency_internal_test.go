@@ -112,8 +112,8 @@ func byName(as []*Agent, name string) *Agent {
 
 // Idempotency records follow their keys when peers join or leave: a join
 // of as many peers as hold a record (3) leaves it on its new holders, and
-// so does a graceful leave of all 3. Before, each applied the retries of
-// those keys a second time.
+// so does a graceful leave of all 3 at once. Before, each applied the
+// retries of those keys a second time.
 func TestIdempotencyRecordsFollowJoinsAndLeaves(t *testing.T) {
 	net, as, ips := startInternalCluster(t, 3, nil)
 	defer net.Close()
@@ -190,24 +190,45 @@ func TestIdempotencyRecordsFollowJoinsAndLeaves(t *testing.T) {
 		}
 		firstLeave[k] = res[0].Value
 	}
+	// All three leave at once: each hands its records to the first three
+	// of the list without it, which names the other two leavers, so only
+	// the one remaining peer on each list gets them from the hand-off;
+	// it copies them on to the others once the ring changes.
+	errs := make(chan error, 3)
 	for _, a := range as[3:] {
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := a.Leave(lctx); err != nil {
+		go func() {
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			errs <- a.Leave(lctx)
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
-		cancel()
+	}
+	for _, a := range as[3:] {
 		a.Shutdown()
-		rest := as[:3]
-		waitBench(t, 20*time.Second, a.cfg.NodeName+" out of every ring", func() bool {
-			for _, r := range rest {
-				if r.view.load().Ring.Has(a.cfg.NodeName) {
+	}
+	as = as[:3]
+	waitBench(t, 20*time.Second, "the leavers out of every ring", func() bool {
+		for _, r := range as {
+			if r.view.load().Ring.Len() != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	waitBench(t, 20*time.Second, "records on all three remaining", func() bool {
+		for k := range firstLeave {
+			for _, a := range as {
+				if !holdsIdem(a, k) {
 					return false
 				}
 			}
-			return true
-		})
-	}
-	as = as[:3]
+		}
+		return true
+	})
 	for k, v := range firstLeave {
 		res, err := as[1].Add(ctx, []CounterItem{{Key: "left", Delta: 1, IdempotencyKey: k}}, Local)
 		if err != nil {

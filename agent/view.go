@@ -170,18 +170,11 @@ func (a *Agent) rebuildView(members []serf.Member) {
 	if old != nil && old.Ring != nil && old.Ring.Checksum() == v.Ring.Checksum() && mapsEqual(old.RPC, v.RPC) {
 		return
 	}
-	if a.ctr != nil && old != nil && len(old.RPC) > 1 {
-		// Peers that joined a cluster this peer was already part of (not
-		// the others it finds when it starts) may now hold records.
-		var joined []string
-		for name := range v.RPC {
-			if _, ok := old.RPC[name]; !ok && name != a.cfg.NodeName {
-				joined = append(joined, name)
-			}
-		}
-		if len(joined) > 0 {
-			a.ctr.queueIdemMove(joined)
-		}
+	if a.ctr != nil && old != nil && old.Ring != nil && len(old.RPC) > 1 {
+		// Keys' preference lists changed in a cluster this peer was already
+		// part of (not the others it finds when it starts): the records
+		// it holds go to the peers that entered them.
+		a.ctr.queueIdemMove(old.Ring)
 	}
 	a.metrics.ringRebuilds.Inc()
 	if ls, err := a.lockService(); err == nil {
