@@ -141,6 +141,7 @@ type counters struct {
 	// not yet handled, and idemMoveKick (buffered 1) wakes it.
 	idemMoveMu   sync.Mutex
 	idemMoveFrom *ring.Ring
+	idemMoveFor  map[string]bool // peers that asked for their records
 	idemMoveKick chan struct{}
 	// idemCount estimates the live idempotency records (puts minus
 	// deletes, counted from the store at startup).

@@ -32,7 +32,8 @@ import (
 // if one of them does not answer, the write is refused (503), since that
 // peer may hold the record. Records follow their keys: a peer leaving
 // gracefully hands its records to the peers that hold them once it is
-// gone (handOffIdem), and after any ring change the holders copy records
+// gone (handOffIdem), a starting peer asks the others for the records it
+// should hold (pullIdem), and after any ring change the holders copy records
 // to the peers that entered their keys' preference lists (moveIdemLoop),
 // so joins, leaves (also several at once) and failures of holders within
 // the window keep each record on its key's list while one holder lives.
@@ -55,9 +56,10 @@ import (
 // expire, rather than shortening the window.
 
 const (
-	methodAdd     = "counter.add"
-	methodIdemGet = "counter.idem-get"
-	methodIdemPut = "counter.idem-put"
+	methodAdd      = "counter.add"
+	methodIdemGet  = "counter.idem-get"
+	methodIdemPut  = "counter.idem-put"
+	methodIdemPull = "counter.idem-pull"
 	// idemCopies is how many peers of an idempotency key's preference
 	// list hold its record: the owner and the next two.
 	idemCopies = 3
@@ -483,11 +485,18 @@ func (a *Agent) handOffIdem(ctx context.Context) {
 
 // queueIdemMove asks moveIdemLoop to copy the idempotency records this
 // peer holds to the peers that their keys' preference lists name now but
-// did not in old, the ring before the change.
-func (c *counters) queueIdemMove(old *ring.Ring) {
+// did not in old, the ring before the change (if old is not nil), and to
+// peer for (if not ""), wherever the list names it.
+func (c *counters) queueIdemMove(old *ring.Ring, peer string) {
 	c.idemMoveMu.Lock()
 	if c.idemMoveFrom == nil {
 		c.idemMoveFrom = old // the oldest ring not yet compared
+	}
+	if peer != "" {
+		if c.idemMoveFor == nil {
+			c.idemMoveFor = map[string]bool{}
+		}
+		c.idemMoveFor[peer] = true
 	}
 	c.idemMoveMu.Unlock()
 	select {
@@ -512,11 +521,11 @@ func (a *Agent) moveIdemLoop() {
 			return
 		}
 		a.ctr.idemMoveMu.Lock()
-		from := a.ctr.idemMoveFrom
-		a.ctr.idemMoveFrom = nil
+		from, forPeers := a.ctr.idemMoveFrom, a.ctr.idemMoveFor
+		a.ctr.idemMoveFrom, a.ctr.idemMoveFor = nil, nil
 		a.ctr.idemMoveMu.Unlock()
 		v := a.view.load()
-		if from == nil || v.Ring == nil {
+		if (from == nil && len(forPeers) == 0) || v.Ring == nil {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*a.cfg.RPCTimeout)
@@ -530,14 +539,61 @@ func (a *Agent) moveIdemLoop() {
 		var before []string
 		sent, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
 			pref, _ := v.Ring.Preference(key, idemCopies)
-			before, _ = from.AppendPreference(before[:0], key, idemCopies)
-			return slices.DeleteFunc(pref, func(n string) bool { return slices.Contains(before, n) })
+			before = before[:0]
+			if from != nil {
+				before, _ = from.AppendPreference(before, key, idemCopies)
+			}
+			return slices.DeleteFunc(pref, func(n string) bool { return slices.Contains(before, n) && !forPeers[n] })
 		})
 		cancel()
 		if err != nil {
 			a.log.Warn("not every idempotency record reached the peers its key's preference list names now; retries of those through them may apply again", "copies", sent, "err", err)
 		} else if sent > 0 {
 			a.log.Debug("idempotency records copied after a ring change", "copies", sent)
+		}
+	}
+}
+
+// idemPullRequest asks a peer to copy its idempotency records to Name
+// wherever their keys' preference lists name it: sent by a peer that has
+// just started, which may have lost its records (an empty data dir) with
+// no ring change to bring them back.
+type idemPullRequest struct {
+	Name string `msgpack:"name"`
+}
+
+type idemPullResponse struct{}
+
+// handleIdemPull queues the copies for moveIdemLoop and answers at once.
+func (a *Agent) handleIdemPull(ctx context.Context, req *idemPullRequest) (*idemPullResponse, error) {
+	if a.view.load().RPC[req.Name] == "" || req.Name == a.cfg.NodeName {
+		return nil, fmt.Errorf("%q is not another member of this peer's ring", req.Name)
+	}
+	a.ctr.queueIdemMove(nil, req.Name)
+	return &idemPullResponse{}, nil
+}
+
+// pullIdem asks every other peer of v to copy this peer the idempotency
+// records it should hold (handleIdemPull); once, when it first sees the
+// others after it starts. It is counted in a.wg.
+func (a *Agent) pullIdem(v *View) {
+	defer a.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RPCTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for name, addr := range v.RPC {
+		if name == a.cfg.NodeName || addr == "" {
+			continue
+		}
+		var resp idemPullResponse
+		if err := a.call(ctx, addr, methodIdemPull, &idemPullRequest{Name: a.cfg.NodeName}, &resp); err != nil {
+			a.log.Debug("cannot ask a peer for the idempotency records this peer should hold", "peer", name, "err", err)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,4 +190,65 @@ func TestCrashMidLoadLosesNothingAcknowledged(t *testing.T) {
 	wg.Wait()
 	waitFor(t, 20*time.Second, "exact sums everywhere", func() error { return converged(r.agents, want) })
 	checkExact(t, r.agents, want)
+}
+
+// idemRecords reads a's ringleader_idempotency_records gauge.
+func idemRecords(a *agent.Agent) string {
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, "ringleader_idempotency_records ") {
+			return strings.TrimPrefix(line, "ringleader_idempotency_records ")
+		}
+	}
+	return ""
+}
+
+// A peer that comes back with an empty data dir before the others saw it
+// fail changes no ring, so nothing would copy it the idempotency records
+// it held: it asks for them when it first sees the others. Then, even
+// with the other two holders gone, its retries replay.
+func TestEmptyDirRestartGetsIdempotencyRecordsBack(t *testing.T) {
+	r := newRestartable(t, 3)
+	ctx := context.Background()
+	first := map[string]int64{}
+	for i := range 20 {
+		k := fmt.Sprintf("back-%d", i)
+		res, err := r.agents[0].Add(ctx, []agent.CounterItem{{Key: "back", Delta: 1, IdempotencyKey: k}}, agent.Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[k] = res[0].Value
+	}
+	waitFor(t, 10*time.Second, "20 records on n3", func() error {
+		if got := idemRecords(r.agents[2]); got != "20" {
+			return fmt.Errorf("n3 holds %q records", got)
+		}
+		return nil
+	})
+	r.crash(2)
+	r.start(2, vfs.NewCrashableMem()) // at once, with an empty store
+	waitFor(t, 20*time.Second, "n3 holds its records again", func() error {
+		if got := idemRecords(r.agents[2]); got != "20" {
+			return fmt.Errorf("n3 holds %q records", got)
+		}
+		return nil
+	})
+	r.agents[0].Shutdown()
+	r.agents[1].Shutdown()
+	waitFor(t, 30*time.Second, "n3 alone in its ring", func() error {
+		if n := r.agents[2].View().Ring.Len(); n != 1 {
+			return fmt.Errorf("%d in its ring", n)
+		}
+		return nil
+	})
+	for k, v := range first {
+		res, err := r.agents[2].Add(ctx, []agent.CounterItem{{Key: "back", Delta: 1, IdempotencyKey: k}}, agent.Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res[0].Replayed || res[0].Value != v {
+			t.Fatalf("retry of %s on the restarted peer: %+v, first value %d", k, res[0], v)
+		}
+	}
 }

@@ -88,6 +88,7 @@ func (a *Agent) serveRPC() error {
 		peerrpc.Handle(server, methodAdd, a.handleAdd),
 		peerrpc.Handle(server, methodIdemGet, a.handleIdemGet),
 		peerrpc.Handle(server, methodIdemPut, a.handleIdemPut),
+		peerrpc.Handle(server, methodIdemPull, a.handleIdemPull),
 		peerrpc.Handle(server, methodLockPromise, a.handleLockPromise),
 		peerrpc.Handle(server, methodLockOp, a.handleLockOp),
 		peerrpc.Handle(server, methodLockHandoff, a.handleLockHandoff),

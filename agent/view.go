@@ -170,11 +170,19 @@ func (a *Agent) rebuildView(members []serf.Member) {
 	if old != nil && old.Ring != nil && old.Ring.Checksum() == v.Ring.Checksum() && mapsEqual(old.RPC, v.RPC) {
 		return
 	}
-	if a.ctr != nil && old != nil && old.Ring != nil && len(old.RPC) > 1 {
+	switch {
+	case a.ctr == nil || old == nil || old.Ring == nil:
+	case len(old.RPC) > 1:
 		// Keys' preference lists changed in a cluster this peer was already
 		// part of (not the others it finds when it starts): the records
 		// it holds go to the peers that entered them.
-		a.ctr.queueIdemMove(old.Ring)
+		a.ctr.queueIdemMove(old.Ring, "")
+	case len(v.RPC) > 1:
+		// The first view with others since this peer started: it may have
+		// come back before they saw it fail, with no ring change to bring
+		// it the records it lost with its data dir.
+		a.wg.Add(1)
+		go a.pullIdem(v)
 	}
 	a.metrics.ringRebuilds.Inc()
 	if ls, err := a.lockService(); err == nil {
