@@ -528,14 +528,7 @@ func (a *Agent) moveIdemLoop() {
 		if (from == nil && len(forPeers) == 0) || v.Ring == nil {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*a.cfg.RPCTimeout)
-		go func() { // end the copies when the agent stops
-			select {
-			case <-a.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		ctx, cancel := a.runContext(5 * a.cfg.RPCTimeout)
 		var before []string
 		sent, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
 			pref, _ := v.Ring.Preference(key, idemCopies)
@@ -578,15 +571,8 @@ func (a *Agent) handleIdemPull(ctx context.Context, req *idemPullRequest) (*idem
 // others after it starts. It is counted in a.wg.
 func (a *Agent) pullIdem(v *View) {
 	defer a.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RPCTimeout)
+	ctx, cancel := a.runContext(a.cfg.RPCTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-a.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for name, addr := range v.RPC {
 		if name == a.cfg.NodeName || addr == "" {
 			continue

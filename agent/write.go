@@ -182,12 +182,13 @@ func (a *Agent) forwardAdd(ctx context.Context, v *View, owner string, items []C
 	if len(resp.Results) != len(items) {
 		return nil, fmt.Errorf("agent: peer %s answered %d results for %d items", owner, len(resp.Results), len(items))
 	}
-	var noMajority error
+	// The owner applied what Results holds, and says why not more.
+	var partial error
 	if resp.NoMajority != "" {
-		noMajority = &remoteError{is: ErrNoMajority, msg: fmt.Sprintf("%s (at peer %s, the owner of the Idempotency-Key)", resp.NoMajority, owner)}
+		partial = ownerError(remoteCode(ErrNoMajority), resp.NoMajority, owner)
 	}
 	if resp.Failed != "" {
-		noMajority = ownerError(resp.FailedCode, resp.Failed, owner)
+		partial = ownerError(resp.FailedCode, resp.Failed, owner)
 	}
 	for _, b := range resp.States {
 		var st crdt.State
@@ -198,7 +199,7 @@ func (a *Agent) forwardAdd(ctx context.Context, v *View, owner string, items []C
 			break
 		}
 	}
-	return resp.Results, noMajority
+	return resp.Results, partial
 }
 
 func (a *Agent) handleAdd(ctx context.Context, req *addRequest) (*addResponse, error) {
