@@ -32,7 +32,7 @@ func startNoop(t *testing.T) (*noopServer, string) {
 	s := &noopServer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.serve(ctx, l) }()
+	go func() { done <- serveHTTP(ctx, l, s.handler()) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -427,6 +427,8 @@ func TestFlags(t *testing.T) {
 		{name: "remote target", args: []string{"--target", "10.1.2.3:80"}, wantCode: 2, stderr: "not a loopback address"},
 		{name: "remote redis", args: []string{"--mode", "redis", "--redis-addr", "example.com:6379"}, wantCode: 2, stderr: "--redis-addr"},
 		{name: "remote no-op server", args: []string{"--serve-noop", "0.0.0.0:0"}, wantCode: 2, stderr: "--serve-noop"},
+		{name: "store floor without dir", args: []string{"--serve-store", "127.0.0.1:0"}, wantCode: 2, stderr: "--store-dir"},
+		{name: "remote store floor", args: []string{"--serve-store", "0.0.0.0:0", "--store-dir", t.TempDir()}, wantCode: 2, stderr: "--serve-store"},
 		{name: "no port", args: []string{"--target", "127.0.0.1"}, wantCode: 2, stderr: "want host:port"},
 		{name: "bad mode", args: []string{"--mode", "set"}, wantCode: 2, stderr: `--mode "set"`},
 		{name: "no connections", args: []string{"--connections", "0"}, wantCode: 2, stderr: "--connections 0"},

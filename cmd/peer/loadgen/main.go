@@ -6,6 +6,7 @@
 //	go run ./cmd/peer/loadgen --serve-noop 127.0.0.1:18080      (another shell)
 //	go run ./cmd/peer/loadgen --mode noop --target 127.0.0.1:18080
 //	go run ./cmd/peer/loadgen --mode redis --redis-addr 127.0.0.1:16379
+//	go run ./cmd/peer/loadgen --serve-store 127.0.0.1:18081 --store-dir /var/tmp/floor
 //
 // Each of --connections goroutines keeps one keep-alive connection and
 // issues one request at a time on it, until --duration passes or
@@ -41,7 +42,7 @@ func main() {
 
 // run is main without the process: it returns the exit code (0 ok, 1 the
 // run failed or had errors, 2 bad flags). Ending ctx stops a run early (it
-// still reports) or stops --serve-noop.
+// still reports) or stops --serve-noop and --serve-store.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("loadgen", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.allowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	serveNoop := fs.String("serve-noop", "", "instead of generating load, serve the no-op handler on this host:port until SIGINT/SIGTERM")
+	serveStore := fs.String("serve-store", "", "instead of generating load, serve the storage floor on this host:port until SIGINT/SIGTERM: POST /v1/counters/{key} makes one synced store write (needs --store-dir)")
+	storeDir := fs.String("store-dir", "", "data dir of --serve-store (created if missing; pebble, fsync on)")
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: go run ./cmd/peer/loadgen [flags]\n\nLoad generator for the counter API, a no-op handler and redis-server.\n\nFlags:\n")
 		fs.SetOutput(w)
@@ -95,13 +98,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		var s noopServer
 		fmt.Fprintf(stderr, "loadgen: no-op handler on http://%s (any path); SIGINT or SIGTERM stops it\n", l.Addr())
-		err = s.serve(ctx, l)
+		err = serveHTTP(ctx, l, s.handler())
 		fmt.Fprintf(stderr, "loadgen: served %d requests\n", s.served.Load())
 		if err != nil {
 			fmt.Fprintf(stderr, "loadgen: %v\n", err)
 			return 1
 		}
 		return 0
+	}
+
+	if *serveStore != "" {
+		return runStoreServer(ctx, stderr, *serveStore, *storeDir, cfg.allowRemote)
 	}
 
 	if err := cfg.validate(); err != nil {

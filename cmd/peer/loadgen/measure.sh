@@ -3,6 +3,10 @@
 #   (a) the no-op handler on the peer's HTTP stack (loadgen --serve-noop, in
 #       its own process), with loadgen --mode noop, loadgen --mode incr, and
 #       wrk running wrk-incr.lua (the same requests as --mode incr);
+#   (a2) the storage floor (loadgen --serve-store, data dir on disk under
+#       /var/tmp), warmed with ${secs}s of increments, with loadgen --mode
+#       incr and wrk-incr.lua: the no-op handler plus one crdt apply and one
+#       synced store commit per request, the least a durable increment costs;
 #   (b) only if PEER=host:port is set: a running peer, with loadgen --mode
 #       incr, loadgen --mode batch and wrk-incr.lua (start it first, see
 #       README.md; set PEER_PID=its pid to see its CPU use);
@@ -27,6 +31,7 @@ runs=${1:-3}
 secs=${2:-10}
 conns=64
 noop_port=${NOOP_PORT:-18080}
+store_port=${STORE_PORT:-18081}
 redis_port=${REDIS_PORT:-16379}
 here=$(dirname "$0")
 hz=$(getconf CLK_TCK)
@@ -160,6 +165,17 @@ wrkrun noop/wrk-incr "http://127.0.0.1:$noop_port"
 kill "$srv_pid" && wait "$srv_pid" 2>/dev/null || true
 unset 'pids[-1]'
 
+"$work/loadgen" --serve-store "127.0.0.1:$store_port" --store-dir "$work/floor" 2>"$work/floor.log" &
+srv_pid=$!
+pids+=("$srv_pid")
+wait_port "$store_port"
+echo "(a2) storage floor: loadgen --serve-store 127.0.0.1:$store_port --store-dir $work/floor"
+"$work/loadgen" --mode incr --target "127.0.0.1:$store_port" --duration "${secs}s" >/dev/null || true
+lg floor/loadgen-incr --mode incr --target "127.0.0.1:$store_port"
+wrkrun floor/wrk-incr "http://127.0.0.1:$store_port"
+kill "$srv_pid" && wait "$srv_pid" 2>/dev/null || true
+unset 'pids[-1]'
+
 if [ -n "${PEER:-}" ]; then
   srv_pid=${PEER_PID:-}
   echo "(b) peer at $PEER"
@@ -191,4 +207,12 @@ dd if=/dev/zero of="$work/dsync" bs=1M count=4 conv=fsync 2>/dev/null
 echo "(d) the disk under $work, idle: 4 KiB write + fdatasync (dd oflag=dsync) $(dsync_us) us each"
 if [ -n "${PEER:-}" ]; then
   echo "  the peer's own log fsyncs during its single-increment runs: $(fsync_stats)"
+fi
+
+# ratio A B: median req/s of run file A over that of run file B, in %
+ratio() { awk -v a="$(cut -d' ' -f1 "$work/$1.runs" | median)" -v b="$(cut -d' ' -f1 "$work/$2.runs" | median)" 'BEGIN { printf "%.1f %%", 100 * a / b }'; }
+echo "(e) single increments against the no-op, medians (the issue's target: 60 %)"
+echo "  storage floor: loadgen $(ratio floor_loadgen-incr noop_loadgen-noop) (of the no-op serving the same requests: $(ratio floor_loadgen-incr noop_loadgen-incr)), wrk $(ratio floor_wrk-incr noop_wrk-incr)"
+if [ -n "${PEER:-}" ]; then
+  echo "  peer:          loadgen $(ratio peer_loadgen-incr noop_loadgen-noop) (of the no-op serving the same requests: $(ratio peer_loadgen-incr noop_loadgen-incr)), wrk $(ratio peer_wrk-incr noop_wrk-incr)"
 fi

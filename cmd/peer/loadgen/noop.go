@@ -45,11 +45,11 @@ func (s *noopServer) handler() http.Handler {
 	return mux
 }
 
-// serve answers on l until ctx ends, then shuts down gracefully (at most
-// 5 s) and returns.
-func (s *noopServer) serve(ctx context.Context, l net.Listener) error {
+// serveHTTP answers on l with h, with the peer's server settings, until
+// ctx ends, then shuts down gracefully (at most 5 s) and returns.
+func serveHTTP(ctx context.Context, l net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second, // as the peer's
 		IdleTimeout:       2 * time.Minute,
 	}
