@@ -142,6 +142,9 @@ type counters struct {
 	idemMoveMu   sync.Mutex
 	idemMoveFrom *ring.Ring
 	idemMoveFor  map[string]bool // peers that asked for their records
+	// idemRetryFor are peers a copy of a record did not reach; moveIdemLoop
+	// copies them their records again after a back-off.
+	idemRetryFor map[string]bool
 	idemMoveKick chan struct{}
 	// idemCount estimates the live idempotency records (puts minus
 	// deletes, counted from the store at startup).

@@ -155,9 +155,9 @@ func (a *Agent) lookupIdem(ctx context.Context, idemKey string, now time.Time) (
 // the other peers of each idempotency key's preference list, which own
 // the key after this peer leaves, fails or is passed over by a join, and
 // waits (at most a quarter of the RPC timeout) for them to be durable
-// there. A copy that does not arrive leaves that record on this peer
-// only, as before copies: its retries then apply once as long as this
-// peer owns the key.
+// there. A copy that does not arrive is sent again by moveIdemLoop, with
+// every other record that peer should hold (queueIdemRetry); until then
+// the record has fewer holders.
 func (a *Agent) replicateIdem(ctx context.Context, puts []idemPut) {
 	v := a.view.load()
 	byPeer := map[string][]idemPut{}
@@ -186,7 +186,8 @@ func (a *Agent) replicateIdem(ctx context.Context, puts []idemPut) {
 			var resp idemPutResponse
 			if err := a.call(cctx, v.RPC[name], methodIdemPut, &idemPutRequest{Records: ps}, &resp); err != nil {
 				a.metrics.idemCopyFailures.Add(float64(len(ps)))
-				a.log.Debug("cannot copy idempotency records", "peer", name, "records", len(ps), "err", err)
+				a.log.Debug("cannot copy idempotency records; will try again", "peer", name, "records", len(ps), "err", err)
+				a.ctr.queueIdemRetry(name)
 			}
 		}()
 	}
@@ -412,9 +413,9 @@ func (a *Agent) sweepIdempotency() {
 // that should hold them: for each record, targets(key) names them. Each
 // peer gets its records in calls of at most MaxBatchItems, durably kept
 // there before it answers (handleIdemPut; a peer keeps a record it has).
-// It returns how many copies arrived and the first error; a peer that
-// fails a call gets no more calls this time.
-func (a *Agent) copyIdemRecords(ctx context.Context, rpc map[string]string, targets func(key string) []string) (int, error) {
+// It returns how many copies arrived, the peers a call failed to (they
+// get no more calls this time), and the first error.
+func (a *Agent) copyIdemRecords(ctx context.Context, rpc map[string]string, targets func(key string) []string) (int, map[string]bool, error) {
 	now := a.clock.Now()
 	pending := map[string][]idemPut{}
 	failed := map[string]bool{}
@@ -463,7 +464,7 @@ func (a *Agent) copyIdemRecords(ctx context.Context, rpc map[string]string, targ
 	if err == nil {
 		err = firstErr
 	}
-	return sent, err
+	return sent, failed, err
 }
 
 // handOffIdem, on a graceful leave, copies this peer's idempotency
@@ -471,7 +472,7 @@ func (a *Agent) copyIdemRecords(ctx context.Context, rpc map[string]string, targ
 // idemCopies of each key's preference list without this peer.
 func (a *Agent) handOffIdem(ctx context.Context) {
 	v := a.view.load()
-	sent, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
+	sent, _, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
 		pref, _ := v.Ring.Preference(key, idemCopies+1)
 		pref = slices.DeleteFunc(pref, func(n string) bool { return n == a.cfg.NodeName })
 		return pref[:min(len(pref), idemCopies)]
@@ -499,6 +500,22 @@ func (c *counters) queueIdemMove(old *ring.Ring, peer string) {
 		c.idemMoveFor[peer] = true
 	}
 	c.idemMoveMu.Unlock()
+	c.kickIdemMove()
+}
+
+// queueIdemRetry asks moveIdemLoop to copy peer, after a back-off, every
+// record its keys' preference lists name it for: a copy to it failed.
+func (c *counters) queueIdemRetry(peer string) {
+	c.idemMoveMu.Lock()
+	if c.idemRetryFor == nil {
+		c.idemRetryFor = map[string]bool{}
+	}
+	c.idemRetryFor[peer] = true
+	c.idemMoveMu.Unlock()
+	c.kickIdemMove()
+}
+
+func (c *counters) kickIdemMove() {
 	select {
 	case c.idemMoveKick <- struct{}{}:
 	default:
@@ -511,26 +528,60 @@ func (c *counters) queueIdemMove(old *ring.Ring, peer string) {
 // key's list that were not on it before. So peers that join a key's list
 // get its record, and when holders leave or fail, those that remain copy
 // it to the peers that take their places. A retry that reaches a peer
-// before its copy does may still apply again. It is counted in a.wg.
+// before its copy does may still apply again.
+//
+// A peer that a copy failed to (here or in replicateIdem) and that is
+// still on the ring gets all its records again after a back-off: 1 s,
+// doubling to 30 s while the copies keep failing. One that leaves the
+// ring is dropped: the ring change moves its records to its successors.
+// It is counted in a.wg.
 func (a *Agent) moveIdemLoop() {
 	defer a.wg.Done()
+	const minBackoff, maxBackoff = time.Second, 30 * time.Second
+	backoff := minBackoff
+	var retry Timer // armed while there are peers to retry
+	var retryC <-chan time.Time
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
+		retryNow := false
 		select {
 		case <-a.ctr.idemMoveKick:
+		case <-retryC:
+			retry, retryC, retryNow = nil, nil, true
 		case <-a.stop:
 			return
 		}
 		a.ctr.idemMoveMu.Lock()
 		from, forPeers := a.ctr.idemMoveFrom, a.ctr.idemMoveFor
 		a.ctr.idemMoveFrom, a.ctr.idemMoveFor = nil, nil
-		a.ctr.idemMoveMu.Unlock()
 		v := a.view.load()
+		for name := range a.ctr.idemRetryFor {
+			if v.RPC[name] == "" {
+				delete(a.ctr.idemRetryFor, name) // off the ring: its successors get the records
+			} else if retryNow {
+				if forPeers == nil {
+					forPeers = map[string]bool{}
+				}
+				forPeers[name] = true
+				delete(a.ctr.idemRetryFor, name)
+			}
+		}
+		waiting := len(a.ctr.idemRetryFor) > 0
+		a.ctr.idemMoveMu.Unlock()
+		if waiting && retry == nil {
+			retry = a.clock.NewTimer(backoff)
+			retryC = retry.C()
+		}
 		if (from == nil && len(forPeers) == 0) || v.Ring == nil {
 			continue
 		}
 		ctx, cancel := a.runContext(5 * a.cfg.RPCTimeout)
 		var before []string
-		sent, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
+		sent, failed, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
 			pref, _ := v.Ring.Preference(key, idemCopies)
 			before = before[:0]
 			if from != nil {
@@ -540,9 +591,20 @@ func (a *Agent) moveIdemLoop() {
 		})
 		cancel()
 		if err != nil {
-			a.log.Warn("not every idempotency record reached the peers its key's preference list names now; retries of those through them may apply again", "copies", sent, "err", err)
+			a.log.Warn("not every idempotency record reached the peers its key's preference list names now; will try again while they are on the ring; until then retries through them may apply again", "copies", sent, "err", err)
 		} else if sent > 0 {
-			a.log.Debug("idempotency records copied after a ring change", "copies", sent)
+			a.log.Debug("idempotency records copied", "copies", sent)
+		}
+		switch {
+		case len(failed) > 0:
+			for name := range failed {
+				a.ctr.queueIdemRetry(name)
+			}
+			if retryNow {
+				backoff = min(2*backoff, maxBackoff)
+			}
+		case retryNow:
+			backoff = minBackoff
 		}
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -238,4 +239,72 @@ func TestIdempotencyRecordsFollowJoinsAndLeaves(t *testing.T) {
 			t.Fatalf("retry of %s after its 3 holders left: %+v, first value %d", k, res[0], v)
 		}
 	}
+}
+
+// A copy of a record that does not reach a holder is sent again once
+// the holder can be reached, with no ring change to trigger it.
+func TestFailedIdemCopyIsSentAgain(t *testing.T) {
+	net, as, ips := startInternalCluster(t, 3, nil)
+	defer net.Close()
+	defer func() {
+		for _, a := range as {
+			a.Shutdown()
+		}
+	}()
+	waitBench(t, 20*time.Second, "3 alive, ready", func() bool {
+		return allSeeAlive(as, 3) && as[0].ctr.id.Load() != nil && as[1].ctr.id.Load() != nil && as[2].ctr.id.Load() != nil
+	})
+	// As the write path does: the record is committed on n1, then copied.
+	n1, n3 := as[0], as[2]
+	const k = "copy-again"
+	rec := idemRecord{Key: "c", Delta: 2, Value: 2}
+	raw, err := msgpack.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := n1.ctr.db.NewBatch()
+	if err := b.PutIdempotency(k, raw, n1.clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// n1 and n3 lose each other; n2 still reaches both, so each stays
+	// alive in the other's ring while their calls fail.
+	before := viewsSince(as)
+	if err := net.Cut(ips[0], ips[2]); err != nil {
+		t.Fatal(err)
+	}
+	n1.replicateIdem(context.Background(), []idemPut{{Key: k, Record: rec, TTLMillis: time.Minute.Milliseconds()}})
+	if !holdsIdem(as[1], k) {
+		t.Fatal("n2, reachable, did not get its copy")
+	}
+	if holdsIdem(n3, k) {
+		t.Fatal("n3 got a copy through a cut link")
+	}
+	// The first retry (after 1 s) fails too; the next comes after 2 s.
+	failures := func() float64 { return sumMetric(as[:1], "ringleader_idempotency_copy_failures_total") }
+	waitBench(t, 10*time.Second, "a retry that fails", func() bool { return failures() >= 2 })
+	if holdsIdem(n3, k) {
+		t.Fatal("n3 got a copy through a cut link")
+	}
+	net.Heal()
+	waitBench(t, 20*time.Second, "the copy to reach n3 after the heal", func() bool { return holdsIdem(n3, k) })
+	if after := viewsSince(as); !maps.Equal(before, after) {
+		t.Fatalf("a peer left a ring and came back (%v, then %v): the copy may have come from that ring change", before, after)
+	}
+}
+
+// viewsSince gives, for each agent's view of each peer, since when the
+// peer has been in it: a peer that left a view and came back has a new
+// time.
+func viewsSince(as []*Agent) map[string]time.Time {
+	m := map[string]time.Time{}
+	for _, a := range as {
+		for name, t := range a.view.load().since {
+			m[a.cfg.NodeName+" sees "+name] = t
+		}
+	}
+	return m
 }

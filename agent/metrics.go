@@ -99,7 +99,7 @@ func newMetrics() *metrics {
 		m.reg.MustRegister(c)
 		return c
 	}
-	m.idemCopyFailures = newCounter("ringleader_idempotency_copy_failures_total", "Copies of idempotency records this peer applied that did not reach a peer of the key's preference list (that record's retries then apply once only while this peer owns the key).")
+	m.idemCopyFailures = newCounter("ringleader_idempotency_copy_failures_total", "Copies of idempotency records this peer applied that did not reach a peer of the key's preference list (each is sent again after a back-off while that peer is on the ring).")
 	m.lockGrants = newCounter("ringleader_lock_grants_total", "Lock leases this peer granted as the owner of their keys.")
 	m.lockWaits = newCounter("ringleader_lock_waits_total", "Lock requests this peer queued behind a holder (wait > 0).")
 	m.lockExpiries = newCounter("ringleader_lock_expiries_total", "Lock leases that ran out on this peer without being renewed or released.")
