@@ -4,7 +4,7 @@
 #       its own process), with loadgen --mode noop, loadgen --mode incr, and
 #       wrk running wrk-incr.lua (the same requests as --mode incr);
 #   (a2) the storage floor (loadgen --serve-store, data dir on disk under
-#       /var/tmp), warmed with ${secs}s of increments, with loadgen --mode
+#       /var/tmp), warmed with 20 s of increments, with loadgen --mode
 #       incr and wrk-incr.lua: the no-op handler plus one crdt apply and one
 #       synced store commit per request, the least a durable increment costs;
 #   (b) only if PEER=host:port is set: a running peer, with loadgen --mode
@@ -170,7 +170,7 @@ srv_pid=$!
 pids+=("$srv_pid")
 wait_port "$store_port"
 echo "(a2) storage floor: loadgen --serve-store 127.0.0.1:$store_port --store-dir $work/floor"
-"$work/loadgen" --mode incr --target "127.0.0.1:$store_port" --duration "${secs}s" >/dev/null || true
+"$work/loadgen" --mode incr --target "127.0.0.1:$store_port" --duration 20s >/dev/null || true
 lg floor/loadgen-incr --mode incr --target "127.0.0.1:$store_port"
 wrkrun floor/wrk-incr "http://127.0.0.1:$store_port"
 kill "$srv_pid" && wait "$srv_pid" 2>/dev/null || true
