@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -89,6 +91,29 @@ func (a *Agent) keyRoutes() []keyRoute {
 	}
 }
 
+// requestShapeError refuses, with its status code, what the API would
+// otherwise misread: a query string that does not parse (the pair that
+// does not would be dropped), a query parameter given more than once
+// (which one counts would be a guess), and a body in an encoding the API
+// does not decode.
+func requestShapeError(r *http.Request) (int, error) {
+	if r.URL.RawQuery != "" {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return http.StatusBadRequest, fmt.Errorf("bad query string %q: %v", r.URL.RawQuery, err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(q)) {
+			if n := len(q[name]); n > 1 {
+				return http.StatusBadRequest, fmt.Errorf("query parameter %q is given %d times; give it once", name, n)
+			}
+		}
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported; send the body uncompressed", ce)
+	}
+	return 0, nil
+}
+
 // instrument limits bodies, answers wrong methods with a JSON 405, serves
 // the key routes, and records durations by route and code.
 func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
@@ -120,7 +145,10 @@ func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
 		if slices.Contains(allowed, http.MethodGet) {
 			allowed = append(allowed, http.MethodHead)
 		}
+		shapeCode, shapeErr := requestShapeError(r)
 		switch {
+		case shapeErr != nil:
+			writeError(rec, shapeCode, shapeErr.Error())
 		case r.ContentLength > MaxRequestBody:
 			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxRequestBody))
 		case kr == nil && len(allowed) > 0 && !slices.Contains(allowed, r.Method):

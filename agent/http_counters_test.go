@@ -44,6 +44,8 @@ func TestCounterHTTPAPI(t *testing.T) {
 		{"read majority alone", "GET", "/v1/counters/hits?consistency=majority", "", "", 200, `"value":3`},
 		{"write majority alone", "POST", "/v1/counters/hits?consistency=majority", `{"delta":1}`, "", 200, `"value":4`},
 		{"bad consistency", "GET", "/v1/counters/hits?consistency=all", "", "", 400, `local or majority`},
+		{"repeated query parameter", "POST", "/v1/counters/hits?consistency=local&consistency=majority", `{"delta":1}`, "", 400, `query parameter \"consistency\" is given 2 times`},
+		{"bad query escape", "GET", "/v1/counters?prefix=%zz", "", "", 400, `bad query string`},
 		{"zero delta", "POST", "/v1/counters/hits", `{"delta":0}`, "", 400, `must not be 0`},
 		{"absent delta", "POST", "/v1/counters/hits", `{}`, "", 400, `no \"delta\"`},
 		{"fractional delta", "POST", "/v1/counters/hits", `{"delta":1.5}`, "", 400, `not an integer`},
@@ -215,5 +217,38 @@ func TestCounterIdempotencyKeyRefused(t *testing.T) {
 				t.Fatalf("the error calls a bad Idempotency-Key a bad key: %s", b)
 			}
 		})
+	}
+}
+
+// A body in an encoding the API does not decode is refused as such, not
+// misread as bad JSON, and nothing is applied.
+func TestCompressedBodyRefused(t *testing.T) {
+	srv := onePeerServer(t)
+	for _, enc := range []string{"gzip", "br, gzip"} {
+		req, err := http.NewRequest("POST", srv.URL+"/v1/counters/enc", strings.NewReader(`{"delta":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Encoding", enc)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(b), "send the body uncompressed") {
+			t.Fatalf("Content-Encoding %q: %d %s; want 415 saying to send it uncompressed", enc, resp.StatusCode, b)
+		}
+	}
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/counters/enc", strings.NewReader(`{"delta":1}`))
+	req.Header.Set("Content-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"value":1`) {
+		t.Fatalf("Content-Encoding identity: %d %s; want 200 with value 1 (nothing applied before)", resp.StatusCode, b)
 	}
 }
