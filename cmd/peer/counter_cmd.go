@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/pflag"
@@ -67,7 +68,8 @@ var counterSubcommands = []subcommand{
 			"When --limit stops it before the end, it says which key to give --after\n" +
 			"to go on (with --json, as \"next\"). A counter whose merged value\n" +
 			"overflowed int64 shows its error in place of the value, and the command\n" +
-			"then exits 1 after the listing.",
+			"then exits 1 after the listing. A key with a space, a quote or a character\n" +
+			"that does not print is shown quoted (\"a b\"); scripts should use --json.",
 		flags: []string{"limit", "after"},
 	},
 }
@@ -248,6 +250,18 @@ func writeJSONLine(b []byte) error {
 // page by page, at most limit of them (0: all). Each page is printed as it
 // comes, so memory stays bounded however many counters there are; a key
 // longer than those of the first page pushes its own page's values right.
+// listedKey is how the list table shows a key: as it is, or, if it has a
+// space, a quote or a character that does not print (which would make the
+// columns ambiguous), quoted as a Go string ("a b", "say \"hi\"").
+func listedKey(k string) string {
+	for _, r := range k {
+		if r == ' ' || r == '"' || !unicode.IsPrint(r) {
+			return strconv.Quote(k)
+		}
+	}
+	return k
+}
+
 func counterList(c apiClient, prefix, after string, limit int) error {
 	cl, err := c.client()
 	if err != nil {
@@ -279,7 +293,7 @@ func counterList(c apiClient, prefix, after string, limit int) error {
 				// first's, so short pages stay aligned under the header.
 				width := len("KEY")
 				for _, it := range page.Counters {
-					width = max(width, utf8.RuneCountInString(it.Key))
+					width = max(width, utf8.RuneCountInString(listedKey(it.Key)))
 				}
 				tw.Init(out, width+2, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "KEY\tVALUE")
@@ -313,7 +327,7 @@ func counterList(c apiClient, prefix, after string, limit int) error {
 			if it.Value != nil {
 				v = strconv.FormatInt(*it.Value, 10)
 			}
-			fmt.Fprintf(tw, "%s\t%s\n", it.Key, v)
+			fmt.Fprintf(tw, "%s\t%s\n", listedKey(it.Key), v)
 		}
 		if !*c.json {
 			if err := tw.Flush(); err != nil {

@@ -236,8 +236,16 @@ func TestCounterRequests(t *testing.T) {
 				{method: "GET", uri: "/v1/counters?limit=3&prefix=user%3A1%2F+x", respBody: `{"counters":[{"key":"user:1/ xa","value":1},{"key":"user:1/ xb","value":2}],"next":"user:1/ xb"}`},
 				{method: "GET", uri: "/v1/counters?after=user%3A1%2F+xb&limit=1&prefix=user%3A1%2F+x", respBody: `{"counters":[{"key":"user:1/ xc","value":3}],"next":"user:1/ xc"}`},
 			},
-			stdout: "KEY         VALUE\nuser:1/ xa  1\nuser:1/ xb  2\nuser:1/ xc  3\n",
+			stdout: "KEY           VALUE\n\"user:1/ xa\"  1\n\"user:1/ xb\"  2\n\"user:1/ xc\"  3\n",
 			stderr: "stopped at --limit 3; go on with --after 'user:1/ xc'\n",
+		},
+		{
+			name: "list quotes keys that would blur the columns",
+			args: []string{"list"},
+			script: []exchange{
+				{method: "GET", uri: "/v1/counters?limit=1000", respBody: `{"counters":[{"key":"a b","value":1},{"key":"say \"hi\"","value":2},{"key":"zero\u200bwidth","value":3},{"key":"plain/é","value":4}],"next":""}`},
+			},
+			stdout: "KEY                VALUE\n\"a b\"              1\n\"say \\\"hi\\\"\"       2\n\"zero\\u200bwidth\"  3\nplain/é            4\n",
 		},
 		{
 			name: "list limit cuts a longer page",
