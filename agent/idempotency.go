@@ -438,19 +438,26 @@ func (a *Agent) copyIdemRecords(ctx context.Context, rpc map[string]string, targ
 		}
 		sent += len(ps)
 	}
+	var to []string
 	err := a.ctr.db.ScanIdempotency(now, func(key string, value []byte, expires time.Time) bool {
-		var rec idemRecord
-		if msgpack.Unmarshal(value, &rec) != nil {
-			return true // a damaged record stays here; its own reads report it
-		}
 		ttl := expires.Sub(now).Milliseconds()
 		if ttl <= 0 {
 			return true
 		}
+		to = to[:0]
 		for _, name := range targets(key) {
-			if name == a.cfg.NodeName || rpc[name] == "" || failed[name] {
-				continue
+			if name != a.cfg.NodeName && rpc[name] != "" && !failed[name] {
+				to = append(to, name)
 			}
+		}
+		if len(to) == 0 {
+			return ctx.Err() == nil // most records, after a ring change: decode only those to send
+		}
+		var rec idemRecord
+		if msgpack.Unmarshal(value, &rec) != nil {
+			return true // a damaged record stays here; its own reads report it
+		}
+		for _, name := range to {
 			pending[name] = append(pending[name], idemPut{Key: key, Record: rec, TTLMillis: ttl})
 			if len(pending[name]) == MaxBatchItems {
 				flush(name)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringleader/ringleader/ring"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -307,4 +308,71 @@ func viewsSince(as []*Agent) map[string]time.Time {
 		}
 	}
 	return m
+}
+
+// BenchmarkIdemMoveScan: what one pass of moveIdemLoop costs a peer
+// holding 1,000,000 idempotency records (the default cap) after a sixth
+// peer joined five: every record is looked at and its key's preference
+// lists before and after compared, as moveIdemLoop does; the copies to
+// the joined peer are left out (it is not reachable here), so this is
+// the scan alone.
+//
+//	go test ./agent -run '^$' -bench BenchmarkIdemMoveScan -benchtime 3x -count 3
+func BenchmarkIdemMoveScan(b *testing.B) {
+	a := startOneForIdem(b)
+	const n = 1_000_000
+	raw, err := msgpack.Marshal(idemRecord{Key: "counter-key", Delta: 1, Value: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	exp := a.clock.Now().Add(time.Hour)
+	for i := 0; i < n; {
+		batch := a.ctr.db.NewBatch()
+		for j := 0; j < 10_000; j, i = j+1, i+1 {
+			if err := batch.PutIdempotency(fmt.Sprintf("req-%08d", i), raw, exp); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := batch.Commit(false); err != nil {
+			b.Fatal(err)
+		}
+		batch.Close()
+	}
+	var five, six []ring.Member
+	for i := range 6 {
+		m := ring.Member{Name: fmt.Sprintf("n%d", i+1), Weight: 1}
+		six = append(six, m)
+		if i < 5 {
+			five = append(five, m)
+		}
+	}
+	from, err := ring.New(five, ring.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	to, err := ring.NewFrom(from, six, ring.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rpc := map[string]string{a.cfg.NodeName: a.cfg.RPCAddr} // n1 only: nothing is sent
+	b.ResetTimer()
+	moved := 0
+	for b.Loop() {
+		seen := 0
+		moved = 0
+		var before []string
+		sent, _, err := a.copyIdemRecords(context.Background(), rpc, func(key string) []string {
+			seen++
+			pref, _ := to.Preference(key, idemCopies)
+			before, _ = from.AppendPreference(before[:0], key, idemCopies)
+			pref = slices.DeleteFunc(pref, func(n string) bool { return slices.Contains(before, n) })
+			moved += len(pref)
+			return pref
+		})
+		if err != nil || sent != 0 || seen != n {
+			b.Fatalf("sent %d, saw %d of %d records: %v", sent, seen, n, err)
+		}
+	}
+	b.ReportMetric(float64(moved)/n, "moved/record")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
 }
