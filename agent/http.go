@@ -145,12 +145,16 @@ func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
 		if slices.Contains(allowed, http.MethodGet) {
 			allowed = append(allowed, http.MethodHead)
 		}
+		refuse := writeError
+		if r.Method == http.MethodPost && r.URL.Path == batchPath {
+			refuse = writeBatchRefusal
+		}
 		shapeCode, shapeErr := requestShapeError(r)
 		switch {
 		case shapeErr != nil:
-			writeError(rec, shapeCode, shapeErr.Error())
+			refuse(rec, shapeCode, shapeErr.Error())
 		case r.ContentLength > MaxRequestBody:
-			writeError(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxRequestBody))
+			refuse(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxRequestBody))
 		case kr == nil && len(allowed) > 0 && !slices.Contains(allowed, r.Method):
 			rec.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))

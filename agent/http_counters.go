@@ -94,12 +94,29 @@ func decodeJSON(body []byte, v any) error {
 }
 
 func writeBodyError(w http.ResponseWriter, err error) {
+	code, msg := bodyError(err)
+	writeError(w, code, msg)
+}
+
+// bodyError gives the status and message for a request body that could
+// not be read or parsed.
+func bodyError(err error) (int, string) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", tooBig.Limit))
-		return
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", tooBig.Limit)
 	}
-	writeError(w, http.StatusBadRequest, err.Error())
+	return http.StatusBadRequest, err.Error()
+}
+
+// batchPath is the batch route; its error answers all carry "applied".
+const batchPath = "/v1/counters:batch"
+
+// writeBatchRefusal answers a batch refused before any item was applied:
+// {"error": msg, "applied": []}, the shape of every batch error answer.
+func writeBatchRefusal(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(appendBatchAnswer(nil, nil, nil, msg))
 }
 
 type counterAnswer struct {
@@ -309,27 +326,28 @@ func (a *Agent) handleListCounters(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) handleBatch(w http.ResponseWriter, r *http.Request) {
 	cons, err := consistencyOf(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeBatchRefusal(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if _, ok := r.Header["Idempotency-Key"]; ok {
-		writeError(w, http.StatusBadRequest, `a batch takes no Idempotency-Key header, not even an empty one (it would not make the batch idempotent); give each item its own "idempotency_key"`)
+		writeBatchRefusal(w, http.StatusBadRequest, `a batch takes no Idempotency-Key header, not even an empty one (it would not make the batch idempotent); give each item its own "idempotency_key"`)
 		return
 	}
+	var items []CounterItem
 	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeBodyError(w, err)
-		return
-	}
-	items, ok := parseBatchFast(body)
-	if !ok {
-		if items, err = parseBatchStrict(body); err != nil {
-			writeBodyError(w, err)
-			return
+	if err == nil {
+		var ok bool
+		if items, ok = parseBatchFast(body); !ok {
+			items, err = parseBatchStrict(body)
 		}
 	}
+	if err != nil {
+		code, msg := bodyError(err)
+		writeBatchRefusal(w, code, msg)
+		return
+	}
 	if len(items) == 0 {
-		writeError(w, http.StatusBadRequest, `no items; send {"items": [{"key": "k", "delta": 1}, ...]}`)
+		writeBatchRefusal(w, http.StatusBadRequest, `no items; send {"items": [{"key": "k", "delta": 1}, ...]}`)
 		return
 	}
 	res, err := a.Add(r.Context(), items, cons)
