@@ -6,7 +6,10 @@
 #   (a2) the storage floor (loadgen --serve-store, data dir on disk under
 #       /var/tmp), warmed with 20 s of increments, with loadgen --mode
 #       incr and wrk-incr.lua: the no-op handler plus one crdt apply and one
-#       synced store commit per request, the least a durable increment costs;
+#       synced store commit per request, the least a durable increment costs
+#       (FLOOR_DIR=/dev/shm/floor puts its data dir there instead, say on
+#       tmpfs to see it with free fsyncs; the dir must not exist yet, and is
+#       removed at the end);
 #   (b) only if PEER=host:port is set: a running peer, with loadgen --mode
 #       incr, loadgen --mode batch and wrk-incr.lua (start it first, see
 #       README.md; set PEER_PID=its pid to see its CPU use);
@@ -32,6 +35,11 @@ secs=${2:-10}
 conns=64
 noop_port=${NOOP_PORT:-18080}
 store_port=${STORE_PORT:-18081}
+floor_dir=${FLOOR_DIR:-}
+if [ -n "$floor_dir" ] && [ -e "$floor_dir" ]; then
+  echo "FLOOR_DIR $floor_dir exists; give a path measure.sh may create and remove" >&2
+  exit 2
+fi
 redis_port=${REDIS_PORT:-16379}
 here=$(dirname "$0")
 hz=$(getconf CLK_TCK)
@@ -43,6 +51,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
+  if [ -n "$floor_dir" ]; then rm -rf "$floor_dir"; fi
 }
 trap cleanup EXIT
 go build -o "$work/loadgen" ./cmd/peer/loadgen
@@ -165,11 +174,12 @@ wrkrun noop/wrk-incr "http://127.0.0.1:$noop_port"
 kill "$srv_pid" && wait "$srv_pid" 2>/dev/null || true
 unset 'pids[-1]'
 
-"$work/loadgen" --serve-store "127.0.0.1:$store_port" --store-dir "$work/floor" 2>"$work/floor.log" &
+floor_dir=${floor_dir:-$work/floor}
+"$work/loadgen" --serve-store "127.0.0.1:$store_port" --store-dir "$floor_dir" 2>"$work/floor.log" &
 srv_pid=$!
 pids+=("$srv_pid")
 wait_port "$store_port"
-echo "(a2) storage floor: loadgen --serve-store 127.0.0.1:$store_port --store-dir $work/floor"
+echo "(a2) storage floor: loadgen --serve-store 127.0.0.1:$store_port --store-dir $floor_dir ($(stat -f -c %T "$(dirname "$floor_dir")"))"
 "$work/loadgen" --mode incr --target "127.0.0.1:$store_port" --duration 20s >/dev/null || true
 lg floor/loadgen-incr --mode incr --target "127.0.0.1:$store_port"
 wrkrun floor/wrk-incr "http://127.0.0.1:$store_port"
