@@ -584,17 +584,17 @@ func (a *Agent) moveIdemLoop() {
 			retryC = retry.C()
 		}
 		if (from == nil && len(forPeers) == 0) || v.Ring == nil {
+			if retryNow {
+				backoff = minBackoff // what failed is off the ring now
+			}
 			continue
 		}
 		ctx, cancel := a.runContext(5 * a.cfg.RPCTimeout)
 		var before []string
 		sent, failed, err := a.copyIdemRecords(ctx, v.RPC, func(key string) []string {
-			pref, _ := v.Ring.Preference(key, idemCopies)
-			before = before[:0]
-			if from != nil {
-				before, _ = from.AppendPreference(before, key, idemCopies)
-			}
-			return slices.DeleteFunc(pref, func(n string) bool { return slices.Contains(before, n) && !forPeers[n] })
+			var pref []string
+			pref, before = idemMoveTargets(v.Ring, from, forPeers, key, before)
+			return pref
 		})
 		cancel()
 		if err != nil {
@@ -614,6 +614,21 @@ func (a *Agent) moveIdemLoop() {
 			backoff = minBackoff
 		}
 	}
+}
+
+// idemMoveTargets names the peers moveIdemLoop copies key's record to:
+// those of its preference list on cur that forPeers names, and, if from
+// (the ring before a change) is not nil, those that are on the list now
+// but were not on from's. scratch is reused for from's list and returned.
+func idemMoveTargets(cur, from *ring.Ring, forPeers map[string]bool, key string, scratch []string) (targets, _ []string) {
+	pref, _ := cur.Preference(key, idemCopies)
+	scratch = scratch[:0]
+	if from != nil {
+		scratch, _ = from.AppendPreference(scratch, key, idemCopies)
+	}
+	return slices.DeleteFunc(pref, func(n string) bool {
+		return !forPeers[n] && (from == nil || slices.Contains(scratch, n))
+	}), scratch
 }
 
 // idemPullRequest asks a peer to copy its idempotency records to Name

@@ -363,9 +363,8 @@ func BenchmarkIdemMoveScan(b *testing.B) {
 		var before []string
 		sent, _, err := a.copyIdemRecords(context.Background(), rpc, func(key string) []string {
 			seen++
-			pref, _ := to.Preference(key, idemCopies)
-			before, _ = from.AppendPreference(before[:0], key, idemCopies)
-			pref = slices.DeleteFunc(pref, func(n string) bool { return slices.Contains(before, n) })
+			var pref []string
+			pref, before = idemMoveTargets(to, from, nil, key, before)
 			moved += len(pref)
 			return pref
 		})
@@ -375,4 +374,53 @@ func BenchmarkIdemMoveScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(moved)/n, "moved/record")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
+}
+
+// A copy asked for one peer (a retry, or a starting peer's pull) goes to
+// that peer only, not to every holder again; after a ring change, copies
+// go to the peers that entered each key's list, and to those asked for.
+func TestIdemMoveTargets(t *testing.T) {
+	members := func(n int) []ring.Member {
+		var ms []ring.Member
+		for i := range n {
+			ms = append(ms, ring.Member{Name: fmt.Sprintf("n%d", i+1), Weight: 1})
+		}
+		return ms
+	}
+	five, err := ring.New(members(5), ring.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	six, err := ring.NewFrom(five, members(6), ring.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, asked := 0, 0
+	for i := range 2000 {
+		key := fmt.Sprintf("k%d", i)
+		now, _ := six.Preference(key, idemCopies)
+		was, _ := five.Preference(key, idemCopies)
+
+		got, _ := idemMoveTargets(six, nil, map[string]bool{"n6": true}, key, nil)
+		want := slices.DeleteFunc(slices.Clone(now), func(n string) bool { return n != "n6" })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s, asked for n6 only: %v, want %v (list %v)", key, got, want, now)
+		}
+		asked += len(got)
+
+		got, _ = idemMoveTargets(six, five, nil, key, nil)
+		want = slices.DeleteFunc(slices.Clone(now), func(n string) bool { return slices.Contains(was, n) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s after n6 joined: %v, want the peers that entered, %v (was %v, now %v)", key, got, want, was, now)
+		}
+		entered += len(got)
+
+		got, _ = idemMoveTargets(six, five, map[string]bool{now[0]: true}, key, nil)
+		if !slices.Contains(got, now[0]) {
+			t.Fatalf("%s: %v lacks %s, which was asked for", key, got, now[0])
+		}
+	}
+	if entered == 0 || asked == 0 {
+		t.Fatalf("no key's list changed (%d) or named n6 (%d): the test tests nothing", entered, asked)
+	}
 }
