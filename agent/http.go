@@ -91,25 +91,53 @@ func (a *Agent) keyRoutes() []keyRoute {
 	}
 }
 
-// requestShapeError refuses, with its status code, what the API would
-// otherwise misread: a query string that does not parse (the pair that
-// does not would be dropped), a query parameter given more than once
-// (which one counts would be a guess), and a body in an encoding the API
-// does not decode.
-func requestShapeError(r *http.Request) (int, error) {
+// queryParams names the query parameters each route of the API reads. A
+// request to a /v1/ route that names another is refused: a misspelled
+// parameter (?consistancy=majority) would be ignored, and the write
+// would not be what the client meant.
+var queryParams = map[string][]string{
+	"GET /v1/ring/owner/{key...}":         {"n"},
+	"GET /v1/counters/{key...}":           {"consistency"},
+	"POST /v1/counters/{key...}":          {"consistency"},
+	"GET /v1/counters":                    {"prefix", "limit", "after", "consistency"},
+	"POST /v1/counters:batch":             {"consistency"},
+	"DELETE /v1/locks/{key...}":           {"lease"},
+	"POST /v1/members/{name}/force-leave": {"prune"},
+}
+
+// requestShapeError refuses, with its status code, what the route
+// (pattern) would otherwise misread: a query string that does not parse
+// (the pair that does not would be dropped), a query parameter given more
+// than once (which one counts would be a guess) or that a /v1/ route does
+// not read, and a body in an encoding the API does not decode.
+func requestShapeError(r *http.Request, pattern string) (int, error) {
 	if r.URL.RawQuery != "" {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
 			return http.StatusBadRequest, fmt.Errorf("bad query string %q: %v", r.URL.RawQuery, err)
 		}
+		_, path, _ := strings.Cut(pattern, " ")
 		for _, name := range slices.Sorted(maps.Keys(q)) {
 			if n := len(q[name]); n > 1 {
 				return http.StatusBadRequest, fmt.Errorf("query parameter %q is given %d times; give it once", name, n)
 			}
+			known := queryParams[pattern]
+			if strings.HasPrefix(path, "/v1/") && !slices.Contains(known, name) {
+				if len(known) == 0 {
+					return http.StatusBadRequest, fmt.Errorf("unknown query parameter %q: %s takes none", name, path)
+				}
+				return http.StatusBadRequest, fmt.Errorf("unknown query parameter %q: %s takes %s", name, path, strings.Join(known, ", "))
+			}
 		}
 	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported; send the body uncompressed", ce)
+	if r.ContentLength != 0 { // a body, or one of unknown length
+		for _, v := range r.Header.Values("Content-Encoding") {
+			for enc := range strings.SplitSeq(v, ",") {
+				if enc = strings.TrimSpace(enc); enc != "" && !strings.EqualFold(enc, "identity") {
+					return http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported; send the body uncompressed", strings.TrimSpace(v))
+				}
+			}
+		}
 	}
 	return 0, nil
 }
@@ -149,18 +177,32 @@ func (a *Agent) instrument(mux *http.ServeMux) http.Handler {
 		if r.Method == http.MethodPost && r.URL.Path == batchPath {
 			refuse = writeBatchRefusal
 		}
-		shapeCode, shapeErr := requestShapeError(r)
+		// The route, once the method is one it serves: what the checks
+		// below refuse depends on it, and an unknown path stays a 404.
+		var pattern string
+		wrongMethod := kr == nil && len(allowed) > 0 && !slices.Contains(allowed, r.Method)
 		switch {
+		case kr != nil:
+			pattern = kr.method + " " + kr.prefix + "{key...}"
+		case len(allowed) > 0 && !wrongMethod:
+			_, pattern = mux.Handler(r)
+		}
+		var shapeCode int
+		var shapeErr error
+		if pattern != "" {
+			shapeCode, shapeErr = requestShapeError(r, pattern)
+		}
+		switch {
+		case wrongMethod:
+			rec.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
 		case shapeErr != nil:
 			refuse(rec, shapeCode, shapeErr.Error())
 		case r.ContentLength > MaxRequestBody:
 			refuse(rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is %d bytes, limit %d", r.ContentLength, MaxRequestBody))
-		case kr == nil && len(allowed) > 0 && !slices.Contains(allowed, r.Method):
-			rec.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeError(rec, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
 		case kr != nil:
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxRequestBody)
-			r.Pattern = kr.method + " " + kr.prefix + "{key...}"
+			r.Pattern = pattern
 			kr.serve(rec, r, strings.TrimPrefix(r.URL.Path, kr.prefix))
 		default:
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxRequestBody)

@@ -46,6 +46,11 @@ func TestCounterHTTPAPI(t *testing.T) {
 		{"bad consistency", "GET", "/v1/counters/hits?consistency=all", "", "", 400, `local or majority`},
 		{"repeated query parameter", "POST", "/v1/counters/hits?consistency=local&consistency=majority", `{"delta":1}`, "", 400, `query parameter \"consistency\" is given 2 times`},
 		{"bad query escape", "GET", "/v1/counters?prefix=%zz", "", "", 400, `bad query string`},
+		{"misspelled query parameter", "POST", "/v1/counters/hits?consistancy=majority", `{"delta":1}`, "", 400, `unknown query parameter \"consistancy\": /v1/counters/{key...} takes consistency`},
+		{"query parameter of another route", "GET", "/v1/counters?n=3", "", "", 400, `/v1/counters takes prefix, limit, after, consistency`},
+		{"query parameter on a route that takes none", "GET", "/v1/health?verbose=1", "", "", 400, `/v1/health takes none`},
+		{"wrong method before a bad query", "PATCH", "/v1/counters/hits?x=%zz", "", "", 405, `use GET or POST`},
+		{"unknown path before a bad query", "GET", "/v1/nope?x=%zz", "", "", 404, `no route`},
 		{"zero delta", "POST", "/v1/counters/hits", `{"delta":0}`, "", 400, `must not be 0`},
 		{"absent delta", "POST", "/v1/counters/hits", `{}`, "", 400, `no \"delta\"`},
 		{"fractional delta", "POST", "/v1/counters/hits", `{"delta":1.5}`, "", 400, `not an integer`},
@@ -244,9 +249,32 @@ func TestCompressedBodyRefused(t *testing.T) {
 			t.Fatalf("Content-Encoding %q: %d %s; want 415 saying to send it uncompressed", enc, resp.StatusCode, b)
 		}
 	}
+	// Two headers: each counts.
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/counters/enc", strings.NewReader(`{"delta":1}`))
-	req.Header.Set("Content-Encoding", "identity")
+	req.Header.Add("Content-Encoding", "identity")
+	req.Header.Add("Content-Encoding", "gzip")
 	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("Content-Encoding identity then gzip: %d, want 415", resp.StatusCode)
+	}
+	// No body, nothing to decode: the header does not matter.
+	req, _ = http.NewRequest("GET", srv.URL+"/v1/health", nil)
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/health with Content-Encoding gzip and no body: %d, want 200", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("POST", srv.URL+"/v1/counters/enc", strings.NewReader(`{"delta":1}`))
+	req.Header.Set("Content-Encoding", "identity")
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
