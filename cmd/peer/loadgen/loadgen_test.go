@@ -427,6 +427,8 @@ func TestFlags(t *testing.T) {
 		{name: "remote target", args: []string{"--target", "10.1.2.3:80"}, wantCode: 2, stderr: "not a loopback address"},
 		{name: "remote redis", args: []string{"--mode", "redis", "--redis-addr", "example.com:6379"}, wantCode: 2, stderr: "--redis-addr"},
 		{name: "remote no-op server", args: []string{"--serve-noop", "0.0.0.0:0"}, wantCode: 2, stderr: "--serve-noop"},
+		{name: "both servers", args: []string{"--serve-noop", "127.0.0.1:0", "--serve-store", "127.0.0.1:0", "--store-dir", t.TempDir()}, wantCode: 2, stderr: "not both"},
+		{name: "store dir alone", args: []string{"--store-dir", t.TempDir()}, wantCode: 2, stderr: "give --serve-store ADDR too"},
 		{name: "store floor without dir", args: []string{"--serve-store", "127.0.0.1:0"}, wantCode: 2, stderr: "--store-dir"},
 		{name: "remote store floor", args: []string{"--serve-store", "0.0.0.0:0", "--store-dir", t.TempDir()}, wantCode: 2, stderr: "--serve-store"},
 		{name: "no port", args: []string{"--target", "127.0.0.1"}, wantCode: 2, stderr: "want host:port"},

@@ -86,6 +86,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	switch {
+	case *serveNoop != "" && *serveStore != "":
+		fmt.Fprintln(stderr, "loadgen: give --serve-noop or --serve-store, not both (run each in its own process)")
+		return 2
+	case *storeDir != "" && *serveStore == "":
+		fmt.Fprintln(stderr, "loadgen: --store-dir is the data dir of --serve-store; give --serve-store ADDR too")
+		return 2
+	}
 	if *serveNoop != "" {
 		if err := checkAddr("--serve-noop", *serveNoop, cfg.allowRemote); err != nil {
 			fmt.Fprintf(stderr, "loadgen: %v\n", err)

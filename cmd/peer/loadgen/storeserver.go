@@ -45,6 +45,12 @@ func newStoreServer(dir string) (*storeServer, error) {
 		db.Close()
 		return nil, err
 	}
+	// A data dir used before: go on from its counts, as a peer restarted
+	// on its data dir does.
+	if _, err := db.LoadCounters(cs); err != nil {
+		db.Close()
+		return nil, err
+	}
 	id, err := crdt.NewReplicaID("loadgen", 1)
 	if err != nil {
 		db.Close()
@@ -56,7 +62,8 @@ func newStoreServer(dir string) (*storeServer, error) {
 func (s *storeServer) Close() error { return s.db.Close() }
 
 // handler answers POST /v1/counters/{key} {"delta":N} with the key's new
-// value, as the peer does, once the write is synced.
+// value, as the peer does, once the write is synced; any other request
+// gets a JSON 404.
 func (s *storeServer) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/counters/{key...}", func(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +97,9 @@ func (s *storeServer) handler() http.Handler {
 			Value int64  `json:"value"`
 		}{key, v})
 		s.served.Add(1)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		storeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s: the storage floor answers only POST /v1/counters/{key} {\"delta\": N}", r.Method, r.URL.Path))
 	})
 	return mux
 }

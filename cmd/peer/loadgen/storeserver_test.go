@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/ringleader/ringleader/agent/store"
@@ -46,7 +49,6 @@ func TestStoreFloorMakesEveryIncrementDurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
 	cs, err := crdt.New(crdt.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -54,17 +56,38 @@ func TestStoreFloorMakesEveryIncrementDurable(t *testing.T) {
 	if _, err := db.LoadCounters(cs); err != nil {
 		t.Fatal(err)
 	}
-	var sum int64
-	keys := 0
+	var sum, last int64
+	keys, lastKey := 0, ""
 	if err := db.ScanCounters(func(key string, _ []byte) error {
 		keys++
 		v, err := cs.Value(key)
 		sum += v
+		last, lastKey = v, key
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if sum != 800 || keys == 0 || keys > 50 {
 		t.Fatalf("reopened store: %d keys summing to %d, want at most 50 keys summing to 800", keys, sum)
+	}
+
+	// Restarted on the same dir, it goes on from the counts there.
+	s2, err := newStoreServer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	rec := httptest.NewRecorder()
+	s2.handler().ServeHTTP(rec, httptest.NewRequest("POST", "/v1/counters/"+lastKey, strings.NewReader(`{"delta":1}`)))
+	if want := fmt.Sprintf(`"value":%d`, last+1); rec.Code != 200 || !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("after a restart, +1 on %q (was %d): %d %s, want %s", lastKey, last, rec.Code, rec.Body, want)
+	}
+	rec = httptest.NewRecorder()
+	s2.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/counters/"+lastKey, nil))
+	if rec.Code != 404 || !strings.Contains(rec.Body.String(), "answers only POST") {
+		t.Fatalf("GET: %d %s, want a JSON 404 saying what it answers", rec.Code, rec.Body)
 	}
 }
