@@ -409,7 +409,7 @@ func printFlags(fs *pflag.FlagSet, names []string) {
 			show.AddFlag(fs.Lookup(n))
 		}
 	}
-	fmt.Fprint(out, flagsHeader)
+	fmt.Fprint(out, flagsHeader(show))
 	show.SetOutput(out)
 	show.PrintDefaults()
 	show.SetOutput(io.Discard)
@@ -417,12 +417,35 @@ func printFlags(fs *pflag.FlagSet, names []string) {
 
 // shellQuote quotes s for a POSIX shell unless it needs no quotes.
 func shellQuote(s string) string {
-	plain := s != ""
+	plain, printable := s != "", true
 	for _, r := range s {
 		plain = plain && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.,:/@%+=", r))
+		printable = printable && unicode.IsPrint(r)
 	}
-	if plain {
+	switch {
+	case plain:
 		return s
+	case printable:
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	// A character that does not show (U+200B, U+00A0) would be lost in
+	// copying the hint: bash's $'...' names its UTF-8 bytes instead (\x,
+	// which unlike \u does not depend on the locale).
+	var b strings.Builder
+	b.WriteString("$'")
+	for _, r := range s {
+		switch {
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case !unicode.IsPrint(r):
+			for _, c := range []byte(string(r)) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
 }

@@ -5,9 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
+	"unicode"
 )
 
 // exchange is one request the CLI must make and the answer it gets.
@@ -413,5 +415,27 @@ func TestCounterCLI(t *testing.T) {
 				t.Fatalf("stderr lacks %q:\n%s", tc.stderr, stderr.String())
 			}
 		})
+	}
+}
+
+// The --after hint can be pasted back into bash and names the same key,
+// including keys whose characters do not show.
+func TestShellQuoteRoundTrips(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash here to paste into")
+	}
+	for _, key := range []string{"plain/key:1", "a b", `it's "x"`, "zw\u200bsp", "nb\u00a0sp'\\", "tag\U000e0001end", "-dash"} {
+		q := shellQuote(key)
+		out, err := exec.Command(bash, "-c", "printf %s "+q).Output()
+		if err != nil {
+			t.Fatalf("bash on %s: %v", q, err)
+		}
+		if string(out) != key {
+			t.Errorf("shellQuote(%q) = %s, which bash reads as %q", key, q, out)
+		}
+		if strings.ContainsFunc(q, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			t.Errorf("shellQuote(%q) = %q has a character that does not show", key, q)
+		}
 	}
 }

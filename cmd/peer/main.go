@@ -159,8 +159,13 @@ func envName(flag string) string {
 // set in a shell would silently apply them to every later command.
 var notFromEnv = map[string]bool{"help": true, "idempotency-key": true}
 
-// flagsHeader heads every list of flags in help texts.
-const flagsHeader = "Flags (each also from env PEER_<FLAG>, except --idempotency-key):\n"
+// flagsHeader heads a list of flags in help texts; fs's flags are listed.
+func flagsHeader(fs *pflag.FlagSet) string {
+	if fs.Lookup("idempotency-key") != nil {
+		return "Flags (each also from env PEER_<FLAG>, except --idempotency-key):\n"
+	}
+	return "Flags (each also from env PEER_<FLAG>):\n"
+}
 
 // fromEnvAnnotation marks a flag applyEnv set.
 const fromEnvAnnotation = "peer-from-env"
@@ -208,7 +213,7 @@ func mainUsage(w io.Writer) {
 }
 
 func commandUsage(w io.Writer, c command, fs *pflag.FlagSet) {
-	fmt.Fprintf(w, "Usage: peer %s [flags] %s\n\n%s.\n\n"+flagsHeader, c.name, c.args, upperFirst(c.summary))
+	fmt.Fprintf(w, "Usage: peer %s [flags] %s\n\n%s.\n\n%s", c.name, c.args, upperFirst(c.summary), flagsHeader(fs))
 	if !fs.HasFlags() {
 		fmt.Fprintln(w, "  (none)")
 		return
