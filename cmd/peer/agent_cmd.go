@@ -48,7 +48,7 @@ func agentCommand(fs *pflag.FlagSet) func([]string) error {
 	antiEntropy := fs.Duration("anti-entropy-interval", dc.AntiEntropyInterval, "how often this peer compares counters with a random peer and repairs what differs")
 	majorityTimeout := fs.Duration("majority-timeout", dc.MajorityTimeout, "how long a consistency=majority write or read waits for a majority of the voters before answering 503")
 	identityTimeout := fs.Duration("identity-timeout", dc.IdentityTimeout, "how long a starting peer waits to confirm its counter replica identity with its peers before taking a new one (writes wait for it)")
-	idemWindow := fs.Duration("idempotency-window", dc.IdempotencyWindow, "how long the first answer to a write with an Idempotency-Key is kept and replayed to retries")
+	idemWindow := fs.Duration("idempotency-window", dc.IdempotencyWindow, "how long the first answer to a write with an Idempotency-Key is kept and replayed to retries; set it the same on every peer (copies held for others last no longer than this)")
 	idemMax := fs.Int("idempotency-max-records", dc.IdempotencyMaxRecords, "most idempotency records kept; past it, idempotent writes are refused (503) until old ones expire")
 	minSync := fs.Duration("store-min-sync-interval", def.StoreMinSyncInterval, "shortest time between two fsyncs of the data dir's write-ahead log; writes are still acknowledged only once synced, and under load they share fsyncs (0: sync as soon as the last sync ended; at most 10ms)")
 	dl := def.Locks
