@@ -111,18 +111,18 @@ var queryParams = map[string][]string{
 // than once (which one counts would be a guess) or that a /v1/ route does
 // not read, and a body in an encoding the API does not decode.
 func requestShapeError(r *http.Request, pattern string) (int, error) {
-	if r.URL.RawQuery != "" {
+	// /metrics and /debug/pprof/ read their own (Prometheus's name[] may
+	// repeat).
+	if _, path, _ := strings.Cut(pattern, " "); r.URL.RawQuery != "" && strings.HasPrefix(path, "/v1/") {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
 			return http.StatusBadRequest, fmt.Errorf("bad query string %q: %v", r.URL.RawQuery, err)
 		}
-		_, path, _ := strings.Cut(pattern, " ")
 		for _, name := range slices.Sorted(maps.Keys(q)) {
 			if n := len(q[name]); n > 1 {
 				return http.StatusBadRequest, fmt.Errorf("query parameter %q is given %d times; give it once", name, n)
 			}
-			known := queryParams[pattern]
-			if strings.HasPrefix(path, "/v1/") && !slices.Contains(known, name) {
+			if known := queryParams[pattern]; !slices.Contains(known, name) {
 				if len(known) == 0 {
 					return http.StatusBadRequest, fmt.Errorf("unknown query parameter %q: %s takes none", name, path)
 				}

@@ -103,6 +103,7 @@ func TestCounterHTTPAPI(t *testing.T) {
 		{"list after", "GET", "/v1/counters?prefix=b&after=b1", "", "", 200, `"next": ""`},
 		{"list bad limit", "GET", "/v1/counters?limit=0", "", "", 400, `from 1 to 10000`},
 		{"metrics", "GET", "/metrics", "", "", 200, `ringleader_counter_increments_total`},
+		{"metrics reads its own repeated parameters", "GET", "/metrics?name%5B%5D=ringleader_counter_keys&name%5B%5D=ringleader_members", "", "", 200, `ringleader_counter_keys`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))

@@ -99,7 +99,7 @@ func newMetrics() *metrics {
 		m.reg.MustRegister(c)
 		return c
 	}
-	m.idemCopyFailures = newCounter("ringleader_idempotency_copy_failures_total", "Copies of idempotency records this peer applied that did not reach a peer of the key's preference list (each is sent again after a back-off while that peer is on the ring).")
+	m.idemCopyFailures = newCounter("ringleader_idempotency_copy_failures_total", "Copies of idempotency records that did not reach a peer of the key's preference list, counted per record in each failed call (a peer that keeps failing is sent all its records again after a back-off while it is on the ring, and each resend counts them again).")
 	m.lockGrants = newCounter("ringleader_lock_grants_total", "Lock leases this peer granted as the owner of their keys.")
 	m.lockWaits = newCounter("ringleader_lock_waits_total", "Lock requests this peer queued behind a holder (wait > 0).")
 	m.lockExpiries = newCounter("ringleader_lock_expiries_total", "Lock leases that ran out on this peer without being renewed or released.")
