@@ -164,15 +164,7 @@ func TestIdempotencyRecordsFollowJoinsAndLeaves(t *testing.T) {
 		}
 		return true
 	})
-	for k, v := range first {
-		res, err := as[5].Add(ctx, []CounterItem{{Key: "moved", Delta: 1, IdempotencyKey: k}}, Local)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res[0].Replayed || res[0].Value != v {
-			t.Fatalf("retry of %s after the joins: %+v, first value %d", k, res[0], v)
-		}
-	}
+	checkReplays(t, as[5], "moved", first, "after the joins")
 
 	// Keys held only by the three that joined, then all three leave.
 	newcomers := map[string]bool{"n4": true, "n5": true, "n6": true}
@@ -231,15 +223,7 @@ func TestIdempotencyRecordsFollowJoinsAndLeaves(t *testing.T) {
 		}
 		return true
 	})
-	for k, v := range firstLeave {
-		res, err := as[1].Add(ctx, []CounterItem{{Key: "left", Delta: 1, IdempotencyKey: k}}, Local)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res[0].Replayed || res[0].Value != v {
-			t.Fatalf("retry of %s after its 3 holders left: %+v, first value %d", k, res[0], v)
-		}
-	}
+	checkReplays(t, as[1], "left", firstLeave, "after its 3 holders left")
 }
 
 // A copy of a record that does not reach a holder is sent again once
@@ -422,5 +406,21 @@ func TestIdemMoveTargets(t *testing.T) {
 	}
 	if entered == 0 || asked == 0 {
 		t.Fatalf("no key's list changed (%d) or named n6 (%d): the test tests nothing", entered, asked)
+	}
+}
+
+// checkReplays retries +1 on key through a under each idempotency key of
+// first, and wants each answered from its record: replayed, with the
+// first value.
+func checkReplays(t *testing.T, a *Agent, key string, first map[string]int64, when string) {
+	t.Helper()
+	for k, v := range first {
+		res, err := a.Add(context.Background(), []CounterItem{{Key: key, Delta: 1, IdempotencyKey: k}}, Local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res[0].Replayed || res[0].Value != v {
+			t.Fatalf("retry of %s %s: %+v, first value %d", k, when, res[0], v)
+		}
 	}
 }
